@@ -1,0 +1,202 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// namePattern is Supabase's rule for function names.
+var namePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]*$`)
+
+// ValidName reports whether name can be a function name.
+func ValidName(name string) bool { return namePattern.MatchString(name) }
+
+// indexFiles are the entrypoints looked for in a function folder, in order.
+var indexFiles = []string{"index.ts", "index.tsx", "index.js", "index.mjs"}
+
+// Function is one routable function found on disk.
+type Function struct {
+	Name       string
+	Dir        string // absolute folder of the function
+	Entrypoint string // absolute path of the module to run
+	Config     FunctionConfig
+}
+
+// Layout is the result of scanning a functions folder.
+type Layout struct {
+	Root      string   // absolute functions folder
+	Shared    []string // absolute `_*` folders, readable by every function
+	Functions []Function
+}
+
+// Lookup returns the function called name, or nil.
+func (l *Layout) Lookup(name string) *Function {
+	for i := range l.Functions {
+		if l.Functions[i].Name == name {
+			return &l.Functions[i]
+		}
+	}
+	return nil
+}
+
+type supabaseConfig struct {
+	Functions map[string]supabaseFunction `toml:"functions"`
+}
+
+type supabaseFunction struct {
+	Enabled     *bool    `toml:"enabled"`
+	VerifyJWT   *bool    `toml:"verify_jwt"`
+	ImportMap   string   `toml:"import_map"`
+	Entrypoint  string   `toml:"entrypoint"`
+	StaticFiles []string `toml:"static_files"`
+}
+
+// Discover scans dir for functions and shared folders and reads every
+// function.json and the Supabase config.toml next to dir.
+func Discover(dir string, o Options) (*Layout, error) {
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("functions folder %s: %w", dir, err)
+	}
+	st, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("functions folder %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("functions folder %s: not a directory", dir)
+	}
+	sb, sbPath, err := readSupabaseConfig(filepath.Join(filepath.Dir(root), "config.toml"))
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("functions folder %s: %w", dir, err)
+	}
+	l := &Layout{Root: root}
+	base := DefaultFunctionConfig(o)
+	seen := map[string]bool{}
+	for _, e := range entries {
+		name := e.Name()
+		full := filepath.Join(root, name)
+		if !isDir(full) {
+			continue
+		}
+		if strings.HasPrefix(name, "_") {
+			l.Shared = append(l.Shared, full)
+			continue
+		}
+		if !ValidName(name) {
+			continue
+		}
+		sf := sb.Functions[name]
+		if sf.Enabled != nil && !*sf.Enabled {
+			seen[name] = true
+			continue
+		}
+		entry := ""
+		if sf.Entrypoint != "" {
+			entry = resolveEntrypoint(sbPath, sf.Entrypoint)
+			if !isFile(entry) {
+				return nil, fmt.Errorf("%s: field \"functions.%s.entrypoint\": no such file %s", sbPath, name, entry)
+			}
+		} else {
+			entry = findIndex(full)
+		}
+		if entry == "" {
+			continue
+		}
+		f, err := newFunction(name, full, entry, base)
+		if err != nil {
+			return nil, err
+		}
+		l.Functions = append(l.Functions, f)
+		seen[name] = true
+	}
+	// Functions declared only in config.toml, with an entrypoint elsewhere.
+	for name, sf := range sb.Functions {
+		if seen[name] || sf.Entrypoint == "" || (sf.Enabled != nil && !*sf.Enabled) {
+			continue
+		}
+		if !ValidName(name) {
+			return nil, fmt.Errorf("%s: section [functions.%s]: name must match %s", sbPath, name, namePattern)
+		}
+		entry := resolveEntrypoint(sbPath, sf.Entrypoint)
+		if !isFile(entry) {
+			return nil, fmt.Errorf("%s: field \"functions.%s.entrypoint\": no such file %s", sbPath, name, entry)
+		}
+		f, err := newFunction(name, filepath.Dir(entry), entry, base)
+		if err != nil {
+			return nil, err
+		}
+		l.Functions = append(l.Functions, f)
+	}
+	sort.Slice(l.Functions, func(i, j int) bool { return l.Functions[i].Name < l.Functions[j].Name })
+	return l, nil
+}
+
+func newFunction(name, dir, entry string, base FunctionConfig) (Function, error) {
+	cfg, err := LoadFunctionConfig(filepath.Join(dir, "function.json"), base)
+	if err != nil {
+		return Function{}, err
+	}
+	return Function{Name: name, Dir: dir, Entrypoint: entry, Config: cfg}, nil
+}
+
+func readSupabaseConfig(path string) (supabaseConfig, string, error) {
+	var c supabaseConfig
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return c, path, nil
+	}
+	if err != nil {
+		return c, path, fmt.Errorf("%s: %w", path, err)
+	}
+	md, err := toml.Decode(string(data), &c)
+	if err != nil {
+		return c, path, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, key := range md.Undecoded() {
+		if len(key) >= 3 && key[0] == "functions" {
+			return c, path, fmt.Errorf("%s: unknown field %q", path, key.String())
+		}
+	}
+	return c, path, nil
+}
+
+// resolveEntrypoint resolves an entrypoint relative to config.toml's folder,
+// as the Supabase CLI does.
+func resolveEntrypoint(configPath, entry string) string {
+	entry = strings.TrimPrefix(entry, "file://")
+	if filepath.IsAbs(entry) {
+		return filepath.Clean(entry)
+	}
+	return filepath.Join(filepath.Dir(configPath), entry)
+}
+
+func findIndex(dir string) string {
+	for _, f := range indexFiles {
+		p := filepath.Join(dir, f)
+		if isFile(p) {
+			return p
+		}
+	}
+	return ""
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}

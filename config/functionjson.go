@@ -1,0 +1,167 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// FunctionConfig is the effective per-function configuration: the server
+// defaults with <function>/function.json applied on top.
+type FunctionConfig struct {
+	MinWorkers               int
+	MaxWorkers               int
+	EagerSpawn               bool
+	MaxConcurrency           int // 0 = unlimited
+	MaxQueue                 int
+	QueueTimeout             time.Duration
+	IdleTimeout              time.Duration // 0 = never
+	WorkerMaxDuration        time.Duration // 0 = never
+	MemoryLimitMB            int           // 0 = Deno's default
+	Timeout                  time.Duration
+	HealthCheckInterval      time.Duration // 0 = off
+	HealthCheckTimeout       time.Duration
+	HealthCheckMaxFailures   int
+	BackgroundTaskKeepsAlive bool
+	BackgroundTaskTimeout    time.Duration
+}
+
+// functionFile mirrors function.json. Pointers tell "absent" from zero.
+// Durations are milliseconds, as in the peers' manifests.
+type functionFile struct {
+	MinWorkers               *int  `json:"minWorkers"`
+	MaxWorkers               *int  `json:"maxWorkers"`
+	EagerSpawn               *bool `json:"eagerSpawn"`
+	MaxConcurrency           *int  `json:"maxConcurrency"`
+	MaxQueue                 *int  `json:"maxQueue"`
+	QueueTimeoutMs           *int  `json:"queueTimeoutMs"`
+	IdleTimeout              *int  `json:"idleTimeout"`
+	WorkerMaxDuration        *int  `json:"workerMaxDuration"`
+	MemoryLimitMb            *int  `json:"memoryLimitMb"`
+	TimeoutMs                *int  `json:"timeoutMs"`
+	HealthCheckInterval      *int  `json:"healthCheckInterval"`
+	HealthCheckTimeout       *int  `json:"healthCheckTimeout"`
+	HealthCheckMaxFailures   *int  `json:"healthCheckMaxFailures"`
+	BackgroundTaskKeepsAlive *bool `json:"backgroundTaskKeepsAlive"`
+	BackgroundTaskTimeout    *int  `json:"backgroundTaskTimeout"`
+}
+
+// DefaultFunctionConfig is the per-function configuration implied by o.
+func DefaultFunctionConfig(o Options) FunctionConfig {
+	return FunctionConfig{
+		MinWorkers:               o.MinWorkers,
+		MaxWorkers:               o.MaxWorkers,
+		MaxConcurrency:           o.MaxConcurrency,
+		MaxQueue:                 o.MaxQueue,
+		QueueTimeout:             o.QueueTimeout,
+		IdleTimeout:              o.IdleTimeout,
+		WorkerMaxDuration:        o.WorkerMaxDuration,
+		MemoryLimitMB:            o.MemoryLimitMB,
+		Timeout:                  o.Timeout,
+		HealthCheckInterval:      o.HealthCheckInterval,
+		HealthCheckTimeout:       o.HealthCheckTimeout,
+		HealthCheckMaxFailures:   o.HealthCheckMaxFailures,
+		BackgroundTaskKeepsAlive: o.BackgroundTaskKeepsAlive,
+		BackgroundTaskTimeout:    o.BackgroundTaskTimeout,
+	}
+}
+
+// LoadFunctionConfig applies the function.json at path (if it exists) to
+// base. Unknown fields, wrong types and out-of-range values are errors that
+// name the file and the field.
+func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return base, nil
+	}
+	if err != nil {
+		return base, fmt.Errorf("%s: %w", path, err)
+	}
+	var f functionFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return base, fmt.Errorf("%s: %s", path, describeJSONError(err))
+	}
+	if dec.More() {
+		return base, fmt.Errorf("%s: unexpected data after the JSON object", path)
+	}
+	c := base
+	type intField struct {
+		name string
+		src  *int
+		min  int
+		dst  *int
+	}
+	for _, fld := range []intField{
+		{"minWorkers", f.MinWorkers, 0, &c.MinWorkers},
+		{"maxWorkers", f.MaxWorkers, 1, &c.MaxWorkers},
+		{"maxConcurrency", f.MaxConcurrency, 0, &c.MaxConcurrency},
+		{"maxQueue", f.MaxQueue, 0, &c.MaxQueue},
+		{"memoryLimitMb", f.MemoryLimitMb, 0, &c.MemoryLimitMB},
+		{"healthCheckMaxFailures", f.HealthCheckMaxFailures, 1, &c.HealthCheckMaxFailures},
+	} {
+		if fld.src == nil {
+			continue
+		}
+		if *fld.src < fld.min {
+			return base, fmt.Errorf("%s: field %q must be at least %d, got %d", path, fld.name, fld.min, *fld.src)
+		}
+		*fld.dst = *fld.src
+	}
+	type msField struct {
+		name string
+		src  *int
+		dst  *time.Duration
+	}
+	for _, fld := range []msField{
+		{"queueTimeoutMs", f.QueueTimeoutMs, &c.QueueTimeout},
+		{"idleTimeout", f.IdleTimeout, &c.IdleTimeout},
+		{"workerMaxDuration", f.WorkerMaxDuration, &c.WorkerMaxDuration},
+		{"timeoutMs", f.TimeoutMs, &c.Timeout},
+		{"healthCheckInterval", f.HealthCheckInterval, &c.HealthCheckInterval},
+		{"healthCheckTimeout", f.HealthCheckTimeout, &c.HealthCheckTimeout},
+		{"backgroundTaskTimeout", f.BackgroundTaskTimeout, &c.BackgroundTaskTimeout},
+	} {
+		if fld.src == nil {
+			continue
+		}
+		if *fld.src < 0 {
+			return base, fmt.Errorf("%s: field %q must not be negative, got %d", path, fld.name, *fld.src)
+		}
+		*fld.dst = time.Duration(*fld.src) * time.Millisecond
+	}
+	if f.EagerSpawn != nil {
+		c.EagerSpawn = *f.EagerSpawn
+	}
+	if f.BackgroundTaskKeepsAlive != nil {
+		c.BackgroundTaskKeepsAlive = *f.BackgroundTaskKeepsAlive
+	}
+	if c.MinWorkers > c.MaxWorkers {
+		return base, fmt.Errorf("%s: field \"minWorkers\" (%d) is above \"maxWorkers\" (%d)", path, c.MinWorkers, c.MaxWorkers)
+	}
+	if c.Timeout <= 0 {
+		return base, fmt.Errorf("%s: field \"timeoutMs\" must be positive", path)
+	}
+	return c, nil
+}
+
+// describeJSONError rewrites encoding/json errors so they name the field.
+func describeJSONError(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q: expected %s, got JSON %s", typeErr.Field, typeErr.Type, typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, syntaxErr)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	default:
+		return err.Error()
+	}
+}

@@ -1,0 +1,293 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options is the server-wide configuration after flags and environment.
+type Options struct {
+	Functions     string
+	Host          string
+	Port          int
+	Deno          string
+	Timeout       time.Duration
+	BootTimeout   time.Duration
+	ShutdownGrace time.Duration
+	LogLevel      string
+	LogFormat     string
+
+	// Worker pools (per-function defaults, overridable in function.json).
+	MinWorkers               int
+	MaxWorkers               int
+	IdleTimeout              time.Duration
+	WorkerMaxDuration        time.Duration
+	MaxConcurrency           int
+	MaxQueue                 int
+	QueueTimeout             time.Duration
+	MemoryLimitMB            int
+	HealthCheckInterval      time.Duration
+	HealthCheckTimeout       time.Duration
+	HealthCheckMaxFailures   int
+	BackgroundTaskKeepsAlive bool
+	BackgroundTaskTimeout    time.Duration
+
+	// Crash handling.
+	CrashLoopThreshold int
+	CrashLoopWindow    time.Duration
+	CrashLoopCooldown  time.Duration
+
+	// Upstream (gateway -> worker) connections.
+	UpstreamMaxIdleConns int
+	UpstreamDialTimeout  time.Duration
+	UpstreamBufferSize   int
+
+	// Front door.
+	MaxBody          int64
+	MaxHeaderBytes   int
+	ReadHeaderTimeout time.Duration
+	IdleConnTimeout  time.Duration
+	MaxClientConns   int
+	WorkerLogLine    int
+}
+
+// spec describes one flag: its name, default, help text and where it lands.
+type spec struct {
+	name  string
+	def   string
+	usage string
+	set   func(o *Options, v string) error
+}
+
+func durationSpec(name, def, usage string, dst func(*Options) *time.Duration) spec {
+	return spec{name, def, usage, func(o *Options, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration (e.g. 150s, 500ms): %q", v)
+		}
+		if d < 0 {
+			return fmt.Errorf("must not be negative: %q", v)
+		}
+		*dst(o) = d
+		return nil
+	}}
+}
+
+func intSpec(name, def, usage string, min int, dst func(*Options) *int) spec {
+	return spec{name, def, usage, func(o *Options, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		if n < min {
+			return fmt.Errorf("must be at least %d: %q", min, v)
+		}
+		*dst(o) = n
+		return nil
+	}}
+}
+
+func stringSpec(name, def, usage string, allowed []string, dst func(*Options) *string) spec {
+	return spec{name, def, usage, func(o *Options, v string) error {
+		if len(allowed) > 0 && !contains(allowed, v) {
+			return fmt.Errorf("must be one of %s: %q", strings.Join(allowed, "|"), v)
+		}
+		*dst(o) = v
+		return nil
+	}}
+}
+
+func boolSpec(name, def, usage string, dst func(*Options) *bool) spec {
+	return spec{name, def, usage, func(o *Options, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		*dst(o) = b
+		return nil
+	}}
+}
+
+func sizeSpec(name, def, usage string, dst func(*Options) *int64) spec {
+	return spec{name, def, usage, func(o *Options, v string) error {
+		n, err := ParseSize(v)
+		if err != nil {
+			return err
+		}
+		*dst(o) = n
+		return nil
+	}}
+}
+
+// specs is the single source of truth for flags, defaults and help.
+var specs = []spec{
+	stringSpec("functions", "./supabase/functions", "functions folder to serve", nil, func(o *Options) *string { return &o.Functions }),
+	stringSpec("host", "127.0.0.1", "address to listen on (loopback unless told otherwise)", nil, func(o *Options) *string { return &o.Host }),
+	intSpec("port", "3100", "port to listen on (PORT is honoured too)", 0, func(o *Options) *int { return &o.Port }),
+	stringSpec("deno", "deno", "Deno executable (name on PATH or a path)", nil, func(o *Options) *string { return &o.Deno }),
+	durationSpec("timeout", "150s", "wall-clock limit per request", func(o *Options) *time.Duration { return &o.Timeout }),
+	durationSpec("boot-timeout", "15s", "limit from spawning a worker to it being ready", func(o *Options) *time.Duration { return &o.BootTimeout }),
+	durationSpec("shutdown-grace", "10s", "time in-flight requests get to finish on SIGTERM/SIGINT", func(o *Options) *time.Duration { return &o.ShutdownGrace }),
+	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
+	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
+
+	intSpec("min-workers", "0", "default minWorkers: workers kept running per function", 0, func(o *Options) *int { return &o.MinWorkers }),
+	intSpec("max-workers", "1", "default maxWorkers: most workers per function", 1, func(o *Options) *int { return &o.MaxWorkers }),
+	durationSpec("idle-timeout", "0s", "default idleTimeout: stop a worker idle this long (0 = never)", func(o *Options) *time.Duration { return &o.IdleTimeout }),
+	durationSpec("worker-max-duration", "0s", "default workerMaxDuration: replace workers older than this (0 = never)", func(o *Options) *time.Duration { return &o.WorkerMaxDuration }),
+	intSpec("max-concurrency", "0", "default maxConcurrency: requests in flight per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxConcurrency }),
+	intSpec("max-queue", "100", "default maxQueue: requests waiting for a worker slot per function", 0, func(o *Options) *int { return &o.MaxQueue }),
+	durationSpec("queue-timeout", "10s", "default queueTimeoutMs: longest wait for a worker slot", func(o *Options) *time.Duration { return &o.QueueTimeout }),
+	intSpec("memory-limit-mb", "0", "default memoryLimitMb: V8 heap limit per worker (0 = Deno's default)", 0, func(o *Options) *int { return &o.MemoryLimitMB }),
+	durationSpec("health-check-interval", "0s", "default healthCheckInterval (0 = off)", func(o *Options) *time.Duration { return &o.HealthCheckInterval }),
+	durationSpec("health-check-timeout", "5s", "default healthCheckTimeout", func(o *Options) *time.Duration { return &o.HealthCheckTimeout }),
+	intSpec("health-check-max-failures", "3", "default healthCheckMaxFailures before a worker is replaced", 1, func(o *Options) *int { return &o.HealthCheckMaxFailures }),
+	boolSpec("background-task-keeps-alive", "true", "default backgroundTaskKeepsAlive: pending waitUntil tasks keep a worker up", func(o *Options) *bool { return &o.BackgroundTaskKeepsAlive }),
+	durationSpec("background-task-timeout", "30s", "default backgroundTaskTimeout after a worker's last response", func(o *Options) *time.Duration { return &o.BackgroundTaskTimeout }),
+
+	intSpec("crash-loop-threshold", "5", "crashes within --crash-loop-window that put a function in a crash loop", 1, func(o *Options) *int { return &o.CrashLoopThreshold }),
+	durationSpec("crash-loop-window", "30s", "window over which crashes are counted", func(o *Options) *time.Duration { return &o.CrashLoopWindow }),
+	durationSpec("crash-loop-cooldown", "30s", "how long a crash-looping function answers 503 CRASH_LOOP", func(o *Options) *time.Duration { return &o.CrashLoopCooldown }),
+
+	intSpec("upstream-max-idle-conns", "64", "idle keep-alive connections kept per worker", 1, func(o *Options) *int { return &o.UpstreamMaxIdleConns }),
+	durationSpec("upstream-dial-timeout", "2s", "limit for connecting to a worker's socket", func(o *Options) *time.Duration { return &o.UpstreamDialTimeout }),
+	intSpec("upstream-buffer-size", "16384", "read/write buffer per worker connection; caps response header size", 4096, func(o *Options) *int { return &o.UpstreamBufferSize }),
+
+	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),
+	intSpec("max-header-bytes", "16384", "largest request header block", 1024, func(o *Options) *int { return &o.MaxHeaderBytes }),
+	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
+	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
+	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),
+	intSpec("worker-log-line", "8192", "longest worker stdout/stderr line logged; longer lines are cut", 256, func(o *Options) *int { return &o.WorkerLogLine }),
+}
+
+// EnvName is the environment variable that sets a flag: EDGEWAY_<UPPER_SNAKE>.
+func EnvName(flagName string) string {
+	return "EDGEWAY_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Defaults returns the options with every default applied.
+func Defaults() Options {
+	var o Options
+	for _, s := range specs {
+		if err := s.set(&o, s.def); err != nil {
+			panic(fmt.Sprintf("BUG: default of --%s: %v", s.name, err))
+		}
+	}
+	return o
+}
+
+// ErrHelp is returned by Parse when -h/--help was given.
+var ErrHelp = flag.ErrHelp
+
+// Parse reads the serve flags from args and fills unset ones from the
+// environment (getenv), then from the defaults. Errors name the flag or
+// variable at fault.
+func Parse(args []string, getenv func(string) string) (Options, error) {
+	o := Defaults()
+	fs := flag.NewFlagSet("edgeway serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	values := make(map[string]*string, len(specs))
+	for _, s := range specs {
+		v := new(string)
+		values[s.name] = v
+		fs.StringVar(v, s.name, s.def, s.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, ErrHelp
+		}
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (flags only; see `edgeway help`)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range specs {
+		if given[s.name] {
+			if err := s.set(&o, *values[s.name]); err != nil {
+				return o, fmt.Errorf("flag --%s: %w", s.name, err)
+			}
+			continue
+		}
+		env := EnvName(s.name)
+		if v := getenv(env); v != "" {
+			if err := s.set(&o, v); err != nil {
+				return o, fmt.Errorf("environment %s: %w", env, err)
+			}
+			continue
+		}
+		if s.name == "port" {
+			if v := getenv("PORT"); v != "" {
+				if err := s.set(&o, v); err != nil {
+					return o, fmt.Errorf("environment PORT: %w", err)
+				}
+			}
+		}
+	}
+	if o.MinWorkers > o.MaxWorkers {
+		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)
+	}
+	return o, nil
+}
+
+// PrintHelp writes every flag with its environment variable and default.
+func PrintHelp(w io.Writer) {
+	for _, s := range specs {
+		def := s.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  --%-28s %s\n  %-30s env %s, default %s\n", s.name, s.usage, "", EnvName(s.name), def)
+	}
+}
+
+// ParseSize reads a byte size such as 1048576, 30MiB or 10MB.
+func ParseSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s = strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+			mult = u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size (e.g. 1048576, 30MiB): %q", v)
+	}
+	return n * mult, nil
+}
+
+func contains(list []string, v string) bool {
+	for _, s := range list {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// PrintMarkdown writes the configuration table the README embeds.
+func PrintMarkdown(w io.Writer) {
+	fmt.Fprintln(w, "| flag | environment | default | meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, s := range specs {
+		def := s.def
+		if def == "" {
+			def = "(auto)"
+		}
+		fmt.Fprintf(w, "| `--%s` | `%s` | `%s` | %s |\n", s.name, EnvName(s.name), def, s.usage)
+	}
+}

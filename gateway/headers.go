@@ -1,0 +1,178 @@
+package gateway
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/valyala/fasthttp"
+)
+
+// InternalPrefix marks headers the gateway uses itself. Clients can never
+// send them to a function, and functions can never send them to clients.
+const InternalPrefix = "x-edgeway-"
+
+// claimsHeader carries verified JWT claims to functions; a client-sent copy
+// is always removed.
+const claimsHeader = "x-auth-claims"
+
+var (
+	hdrXForwardedFor   = []byte("X-Forwarded-For")
+	hdrXForwardedHost  = []byte("X-Forwarded-Host")
+	hdrXForwardedProto = []byte("X-Forwarded-Proto")
+	hdrRetryAfter      = []byte("Retry-After")
+	valHTTP            = []byte("http")
+	defaultHost        = []byte("localhost")
+)
+
+// hopByHop lists headers that describe one connection, not the message
+// (RFC 9110 §7.6.1). Transfer-Encoding and Content-Length are re-framed by
+// fasthttp itself; Connection: close is a flag handled in the proxy.
+var hopByHop = []string{"connection", "keep-alive", "proxy-connection", "te", "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}
+
+// expectHeader is answered by the gateway itself (100 Continue), so it is
+// not forwarded.
+const expectHeader = "expect"
+
+// equalFold compares an ASCII header name with a lower-case constant.
+func equalFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func hasPrefixFold(b []byte, lower string) bool {
+	return len(b) >= len(lower) && equalFold(b[:len(lower)], lower)
+}
+
+// mustDropRequestHeader reports headers a client may not pass to a function.
+func mustDropRequestHeader(key []byte) bool {
+	if hasPrefixFold(key, InternalPrefix) || equalFold(key, claimsHeader) || equalFold(key, expectHeader) {
+		return true
+	}
+	for _, h := range hopByHop {
+		if equalFold(key, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// sanitizeRequest removes internal and hop-by-hop headers, and every header
+// a Connection header names, without allocating. It walks the raw header
+// block (AllInOrder) while deleting from the parsed headers, which that
+// iterator does not read (fasthttp v1.74.0).
+func sanitizeRequest(h *fasthttp.RequestHeader) {
+	closeConn := h.ConnectionClose()
+	touched := false
+	for k, v := range h.AllInOrder() {
+		if !mustDropRequestHeader(k) {
+			continue
+		}
+		touched = true
+		if equalFold(k, "connection") {
+			forEachToken(v, func(tok []byte) {
+				if !equalFold(tok, "close") && !equalFold(tok, "keep-alive") {
+					h.DelBytes(tok)
+				}
+			})
+		}
+		h.DelBytes(k)
+	}
+	if touched && closeConn {
+		h.SetConnectionClose()
+	}
+}
+
+// sanitizeResponse removes internal and hop-by-hop headers a function set.
+// Such headers are rare, so it simply rescans after each deletion.
+func sanitizeResponse(h *fasthttp.ResponseHeader) {
+	for {
+		var name [64]byte
+		var key []byte
+		for k := range h.All() {
+			if mustDropResponseHeader(k) {
+				key = append(name[:0], k...)
+				break
+			}
+		}
+		if key == nil {
+			return
+		}
+		h.DelBytes(key)
+	}
+}
+
+func mustDropResponseHeader(key []byte) bool {
+	if hasPrefixFold(key, InternalPrefix) {
+		return true
+	}
+	for _, h := range hopByHop {
+		if h != "connection" && equalFold(key, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// forEachToken calls f with each comma-separated, trimmed token of v.
+func forEachToken(v []byte, f func([]byte)) {
+	start := 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && v[i] != ',' {
+			continue
+		}
+		tok := v[start:i]
+		for len(tok) > 0 && (tok[0] == ' ' || tok[0] == '\t') {
+			tok = tok[1:]
+		}
+		for len(tok) > 0 && (tok[len(tok)-1] == ' ' || tok[len(tok)-1] == '\t') {
+			tok = tok[:len(tok)-1]
+		}
+		if len(tok) > 0 {
+			f(tok)
+		}
+		start = i + 1
+	}
+}
+
+// setForwarded sets X-Forwarded-For/-Host/-Proto from what the gateway saw,
+// replacing anything the client sent.
+func setForwarded(ctx *fasthttp.RequestCtx) {
+	h := &ctx.Request.Header
+	var buf [64]byte
+	h.SetBytesKV(hdrXForwardedFor, appendClientIP(buf[:0], ctx.RemoteAddr()))
+	host := h.Host()
+	if len(host) == 0 {
+		h.SetHostBytes(defaultHost)
+		host = defaultHost
+	}
+	h.SetBytesKV(hdrXForwardedHost, host)
+	h.SetBytesKV(hdrXForwardedProto, valHTTP)
+}
+
+// appendClientIP appends the peer's IP without allocating.
+func appendClientIP(dst []byte, addr net.Addr) []byte {
+	var ip net.IP
+	switch a := addr.(type) {
+	case *net.TCPAddr:
+		ip = a.IP
+	case *net.UDPAddr:
+		ip = a.IP
+	default:
+		return dst
+	}
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		return a.Unmap().AppendTo(dst)
+	}
+	return dst
+}

@@ -1,0 +1,20 @@
+module edgeway
+
+go 1.26.8
+
+require (
+	github.com/BurntSushi/toml v1.5.0
+	github.com/fasthttp/router v1.5.4
+	github.com/mattn/go-isatty v0.0.20
+	github.com/rs/zerolog v1.35.1
+	github.com/valyala/fasthttp v1.74.0
+)
+
+require (
+	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/mattn/go-colorable v0.1.14 // indirect
+	github.com/molecule-man/go-brrr v1.0.1 // indirect
+	github.com/savsgio/gotils v0.0.0-20240704082632-aef3928b8a38 // indirect
+	github.com/valyala/bytebufferpool v1.0.0 // indirect
+	golang.org/x/sys v0.47.0 // indirect
+)

@@ -1,0 +1,90 @@
+package lifecycle
+
+import (
+	"bytes"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+)
+
+// bootTailLines is how many recent stderr lines are kept to explain a boot
+// failure in the log.
+const bootTailLines = 20
+
+// lineWriter turns a worker's stdout or stderr into one log event per line,
+// tagged with the function, pid and stream. It never blocks the worker: the
+// pipe is always drained (an undrained pipe freezes Deno after 64 KiB).
+type lineWriter struct {
+	log     zerolog.Logger
+	level   zerolog.Level
+	maxLine int
+	buf     []byte
+	mask    func(string) string // secret masking; identity when nil
+
+	mu   sync.Mutex
+	tail []string // last lines, for boot errors
+	oom  *atomic.Bool
+}
+
+func (lw *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			room := lw.maxLine - len(lw.buf)
+			if room > 0 {
+				lw.buf = append(lw.buf, p[:min(room, len(p))]...)
+			}
+			break
+		}
+		room := lw.maxLine - len(lw.buf)
+		if room > 0 {
+			lw.buf = append(lw.buf, p[:min(room, i)]...)
+		}
+		lw.emit()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Flush logs a last unterminated line.
+func (lw *lineWriter) Flush() {
+	if len(lw.buf) > 0 {
+		lw.emit()
+	}
+}
+
+func (lw *lineWriter) emit() {
+	line := strings.TrimRight(string(lw.buf), "\r")
+	lw.buf = lw.buf[:0]
+	if lw.mask != nil {
+		line = lw.mask(line)
+	}
+	if lw.oom != nil && isOutOfMemory(line) {
+		lw.oom.Store(true)
+	}
+	lw.mu.Lock()
+	if len(lw.tail) == bootTailLines {
+		copy(lw.tail, lw.tail[1:])
+		lw.tail = lw.tail[:bootTailLines-1]
+	}
+	lw.tail = append(lw.tail, line)
+	lw.mu.Unlock()
+	lw.log.WithLevel(lw.level).Msg(line)
+}
+
+// Tail returns the last lines written, oldest first.
+func (lw *lineWriter) Tail() string {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return strings.Join(lw.tail, "\n")
+}
+
+// isOutOfMemory recognises V8's fatal heap-limit messages.
+func isOutOfMemory(line string) bool {
+	return strings.Contains(line, "Reached heap limit") ||
+		strings.Contains(line, "JavaScript heap out of memory") ||
+		strings.Contains(line, "Fatal JavaScript out of memory")
+}

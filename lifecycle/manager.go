@@ -1,0 +1,421 @@
+package lifecycle
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"edgeway/config"
+	"edgeway/upstream"
+
+	"github.com/rs/zerolog"
+)
+
+// Stop reasons, as logged and shown in the function's status.
+const (
+	ReasonIdle        = "idle"
+	ReasonMaxDuration = "max duration"
+	ReasonCrash       = "crash"
+	ReasonMemory      = "memory"
+	ReasonHealth      = "health"
+	ReasonShutdown    = "shutdown"
+	ReasonBackground  = "background task timeout"
+)
+
+// Manager is one function's lifecycle goroutine and its state. Only run
+// (and the functions it calls) touch the fields below the channels.
+type Manager struct {
+	s    *Supervisor
+	fn   *config.Function
+	cfg  config.FunctionConfig
+	pool *upstream.Pool
+	log  zerolog.Logger
+
+	events chan any
+	stopCh chan chan struct{}
+	done   chan struct{}
+	status atomic.Pointer[FunctionStatus]
+
+	// start launches a worker process; tests replace it with a fake.
+	start func(id uint64) (*process, error)
+	now   func() time.Time
+
+	ready          []*process // routable, in the published snapshot
+	stopping       []*process // drained or draining, not yet exited
+	starting       int
+	replacing      map[*process]bool // old workers whose replacement is starting
+	crashes        []time.Time
+	bootFailures   uint64
+	crashLoopUntil time.Time
+	restarts       uint64
+	lastStop       string
+	closed         bool
+	stopReply      chan struct{}
+	timer          *time.Timer
+}
+
+type evSpawned struct {
+	p        *process
+	err      error
+	replaces *process
+}
+
+type evExited struct{ p *process }
+
+type evDrained struct{ p *process }
+
+type evControl struct {
+	p    *process
+	kind string // "bg" or "pong"
+	id   uint64
+	n    int
+}
+
+func newManager(s *Supervisor, fn *config.Function) *Manager {
+	m := &Manager{
+		s:   s,
+		fn:  fn,
+		cfg: fn.Config,
+		pool: upstream.NewPool(upstream.PoolOptions{
+			MaxWorkers:     fn.Config.MaxWorkers,
+			MaxConcurrency: fn.Config.MaxConcurrency,
+			MaxQueue:       fn.Config.MaxQueue,
+			QueueTimeout:   fn.Config.QueueTimeout,
+		}),
+		log:       s.log.With().Str("function", fn.Name).Logger(),
+		events:    make(chan any, 16),
+		stopCh:    make(chan chan struct{}),
+		done:      make(chan struct{}),
+		replacing: map[*process]bool{},
+		now:       time.Now,
+	}
+	m.start = func(id uint64) (*process, error) { return startProcess(s, fn, m.pool, id, m.log) }
+	m.publish()
+	return m
+}
+
+// send delivers an event unless the manager has finished.
+func (m *Manager) send(ev any) {
+	select {
+	case m.events <- ev:
+	case <-m.done:
+	}
+}
+
+// stop closes the function and waits until every worker has exited.
+func (m *Manager) stop() {
+	reply := make(chan struct{})
+	select {
+	case m.stopCh <- reply:
+		<-reply
+	case <-m.done:
+	}
+}
+
+func (m *Manager) run() {
+	defer close(m.done)
+	m.timer = time.NewTimer(time.Hour)
+	m.timer.Stop()
+	if m.cfg.EagerSpawn {
+		for m.total() < max(m.cfg.MinWorkers, 1) {
+			m.spawn(nil)
+		}
+	}
+	m.ensureMin()
+	for {
+		select {
+		case <-m.pool.Nudges():
+			m.scale()
+		case ev := <-m.events:
+			m.handle(ev)
+		case reply := <-m.stopCh:
+			m.beginShutdown(reply)
+		case <-m.timer.C:
+		}
+		m.tick()
+		if m.closed && len(m.ready) == 0 && len(m.stopping) == 0 && m.starting == 0 {
+			m.publish()
+			close(m.stopReply)
+			return
+		}
+		m.publish()
+		m.armTimer()
+	}
+}
+
+func (m *Manager) total() int { return len(m.ready) + m.starting }
+
+func (m *Manager) crashLooping() bool {
+	return !m.crashLoopUntil.IsZero() && m.now().Before(m.crashLoopUntil)
+}
+
+// spawn starts a worker in the background; replaces names the worker it is
+// to replace once ready (make-before-break), or nil.
+func (m *Manager) spawn(replaces *process) {
+	m.starting++
+	id := m.s.nextID.Add(1)
+	if replaces != nil {
+		m.replacing[replaces] = true
+	}
+	go func() {
+		p, err := m.start(id)
+		m.send(evSpawned{p: p, err: err, replaces: replaces})
+	}()
+}
+
+// scale answers a nudge from a request that found no free worker.
+func (m *Manager) scale() {
+	if m.closed || m.crashLooping() || m.starting > 0 || m.total() >= m.cfg.MaxWorkers {
+		return
+	}
+	m.spawn(nil)
+}
+
+func (m *Manager) ensureMin() {
+	for !m.closed && !m.crashLooping() && m.total() < m.cfg.MinWorkers {
+		m.spawn(nil)
+	}
+}
+
+func (m *Manager) handle(ev any) {
+	switch ev := ev.(type) {
+	case evSpawned:
+		m.onSpawned(ev)
+	case evExited:
+		m.onExited(ev.p)
+	case evDrained:
+		m.onDrained(ev.p)
+	case evControl:
+		m.onControl(ev)
+	}
+}
+
+func (m *Manager) onSpawned(ev evSpawned) {
+	m.starting--
+	if ev.replaces != nil {
+		delete(m.replacing, ev.replaces)
+	}
+	if ev.err != nil {
+		m.bootFailures++
+		if ev.replaces != nil {
+			ev.replaces.recycleAfter = m.now().Add(m.s.opts.BootTimeout)
+		}
+		var be *errBoot
+		if errors.As(ev.err, &be) {
+			m.log.Error().Str("reason", be.reason).Str("deno_output", be.tail).Msg("worker failed to boot")
+		} else {
+			m.log.Error().Err(ev.err).Msg("worker failed to start")
+		}
+		return
+	}
+	p := ev.p
+	go m.watch(p)
+	if m.closed {
+		m.stopping = append(m.stopping, p)
+		p.stopping, p.stopReason = true, ReasonShutdown
+		p.terminate()
+		go m.killAfterGrace(p)
+		return
+	}
+	m.ready = append(m.ready, p)
+	m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Dur("boot", time.Since(p.started)).Int("running", len(m.ready)).Msg("worker ready")
+	if ev.replaces != nil && !ev.replaces.stopping {
+		m.stopProcess(ev.replaces, ReasonMaxDuration, false)
+	}
+}
+
+// watch reports the worker's control messages and its exit.
+func (m *Manager) watch(p *process) {
+	go func() {
+		<-p.exited
+		m.send(evExited{p})
+	}()
+	for {
+		line, err := p.ctlr.ReadString('\n')
+		if err != nil {
+			return
+		}
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) == 2 && fields[0] == "bg":
+			n, _ := strconv.Atoi(fields[1])
+			m.send(evControl{p: p, kind: "bg", n: n})
+		case len(fields) == 3 && fields[0] == "pong":
+			id, _ := strconv.ParseUint(fields[1], 10, 64)
+			n, _ := strconv.Atoi(fields[2])
+			m.send(evControl{p: p, kind: "pong", id: id, n: n})
+		}
+	}
+}
+
+func (m *Manager) onControl(ev evControl) {
+	p := ev.p
+	p.bgTasks = ev.n
+	if ev.kind == "pong" && ev.id == p.pingSent {
+		p.pingAt = time.Time{}
+		p.healthFails = 0
+		if ev.n == 0 && p.worker.InFlight() == 0 {
+			p.idleConfirmed = p.worker.LastActive().UnixNano()
+		}
+	}
+}
+
+func (m *Manager) onExited(p *process) {
+	if p.worker != nil {
+		p.worker.MarkGone(p.oom.Load())
+	}
+	if p.ctl != nil {
+		p.ctl.Close()
+	}
+	if p.stopping {
+		m.stopping = remove(m.stopping, p)
+		m.lastStop = p.stopReason
+		m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Str("reason", p.stopReason).Msg("worker stopped")
+		m.ensureMin()
+		return
+	}
+	m.ready = remove(m.ready, p)
+	reason := ReasonCrash
+	if p.oom.Load() {
+		reason = ReasonMemory
+	}
+	m.lastStop = reason
+	m.restarts++
+	m.log.Warn().Int("pid", p.pid).Uint64("worker", p.id).Str("reason", reason).Str("exit", exitString(p.exitErr)).Msg("worker died")
+	m.recordCrash()
+	m.ensureMin()
+}
+
+func (m *Manager) recordCrash() {
+	now := m.now()
+	keep := m.crashes[:0]
+	for _, t := range m.crashes {
+		if now.Sub(t) < m.s.opts.CrashLoopWindow {
+			keep = append(keep, t)
+		}
+	}
+	m.crashes = append(keep, now)
+	if len(m.crashes) > m.s.opts.CrashLoopThreshold {
+		m.crashLoopUntil = now.Add(m.s.opts.CrashLoopCooldown)
+		m.crashes = m.crashes[:0]
+		m.log.Error().Int("crashes", m.s.opts.CrashLoopThreshold+1).Dur("window", m.s.opts.CrashLoopWindow).Time("until", m.crashLoopUntil).Msg("function is in a crash loop; refusing requests until it cools down")
+	}
+}
+
+// stopProcess takes p out of routing, lets its in-flight requests finish and
+// then terminates it. kill skips the drain (a blocked or broken worker).
+func (m *Manager) stopProcess(p *process, reason string, kill bool) {
+	m.ready = remove(m.ready, p)
+	m.stopping = append(m.stopping, p)
+	p.stopping, p.stopReason = true, reason
+	if reason != ReasonShutdown && reason != ReasonCrash {
+		m.restartsIfReplaced(reason)
+	}
+	m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Str("reason", reason).Msg("stopping worker")
+	if kill {
+		p.kill()
+		return
+	}
+	drained := p.worker.Drain()
+	limit := m.cfg.Timeout
+	if reason == ReasonShutdown {
+		limit = m.s.opts.ShutdownGrace
+	}
+	go func() {
+		t := time.NewTimer(limit)
+		defer t.Stop()
+		select {
+		case <-drained:
+		case <-t.C:
+		case <-p.exited:
+		}
+		m.send(evDrained{p})
+	}()
+}
+
+func (m *Manager) restartsIfReplaced(reason string) {
+	if reason == ReasonMaxDuration || reason == ReasonHealth || reason == ReasonMemory {
+		m.restarts++
+	}
+}
+
+// onDrained terminates a worker once its requests are done; with pending
+// background tasks it waits for them, up to backgroundTaskTimeout.
+func (m *Manager) onDrained(p *process) {
+	p.drained = true
+	if p.bgTasks > 0 && m.cfg.BackgroundTaskKeepsAlive && p.stopReason != ReasonShutdown &&
+		m.now().Sub(p.worker.LastActive()) < m.cfg.BackgroundTaskTimeout {
+		return // tick terminates it when the tasks end or time runs out
+	}
+	m.terminate(p)
+}
+
+func (m *Manager) terminate(p *process) {
+	if p.terminated {
+		return
+	}
+	p.terminated = true
+	p.terminate()
+	go m.killAfterGrace(p)
+}
+
+func (m *Manager) killAfterGrace(p *process) {
+	t := time.NewTimer(m.s.opts.ShutdownGrace)
+	defer t.Stop()
+	select {
+	case <-p.exited:
+	case <-t.C:
+		p.kill()
+	}
+}
+
+func (m *Manager) beginShutdown(reply chan struct{}) {
+	m.closed = true
+	m.stopReply = reply
+	for _, p := range append([]*process(nil), m.ready...) {
+		m.stopProcess(p, ReasonShutdown, false)
+	}
+	for _, p := range m.stopping {
+		if p.drained {
+			m.terminate(p)
+		}
+	}
+}
+
+func remove(list []*process, p *process) []*process {
+	for i, q := range list {
+		if q == p {
+			return append(list[:i], list[i+1:]...)
+		}
+	}
+	return list
+}
+
+func exitString(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// publish hands the hot path a new snapshot and refreshes the status.
+func (m *Manager) publish() {
+	ws := make([]*upstream.Worker, 0, len(m.ready))
+	for _, p := range m.ready {
+		ws = append(ws, p.worker)
+	}
+	crashUntil := time.Time{}
+	if m.crashLooping() {
+		crashUntil = m.crashLoopUntil
+	}
+	m.pool.Publish(upstream.Snapshot{
+		Workers:        ws,
+		Total:          m.total(),
+		BootFailures:   m.bootFailures,
+		CrashLoopUntil: crashUntil,
+		Closed:         m.closed,
+	})
+	m.status.Store(m.snapshotStatus())
+}

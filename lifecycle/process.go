@@ -1,0 +1,222 @@
+package lifecycle
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"edgeway/config"
+	"edgeway/upstream"
+
+	"github.com/rs/zerolog"
+)
+
+// process is one Deno worker process. Its fields are written by the
+// goroutine that starts it and then only read; the Manager owns its fate.
+type process struct {
+	id      uint64
+	cmd     *exec.Cmd
+	pid     int
+	sock    string
+	worker  *upstream.Worker
+	ctl     net.Conn
+	ctlr    *bufio.Reader
+	started time.Time
+
+	exited  chan struct{} // closed once the process has been reaped
+	exitErr error
+	oom     atomic.Bool // V8 reported its heap limit
+	stderr  *lineWriter
+	stdout  *lineWriter
+
+	// Owned by the Manager goroutine.
+	bgTasks       int
+	stopping      bool
+	stopReason    string
+	drained       bool
+	terminated    bool
+	healthFails   int
+	pingSent      uint64
+	pingAt        time.Time // when the outstanding ping was sent; zero if none
+	lastPing      time.Time
+	idleConfirmed int64     // worker.LastActive (nanos) a pong confirmed as idle with no tasks
+	recycleAfter  time.Time // earliest retry after a failed replacement boot
+}
+
+// errBoot carries the reason a worker failed to become ready.
+type errBoot struct {
+	reason string
+	tail   string
+}
+
+func (e *errBoot) Error() string {
+	if e.tail == "" {
+		return e.reason
+	}
+	return e.reason + "\n" + e.tail
+}
+
+// denoArgs builds the worker's command line with explicit permissions.
+func denoArgs(s *Supervisor, fn *config.Function, sock, ctl string) []string {
+	read := []string{fn.Dir}
+	read = append(read, s.layout.Shared...)
+	read = append(read, sock, ctl)
+	args := []string{
+		"run",
+		"--no-prompt",
+		"--no-config",
+		"--no-lock",
+		"--allow-net",
+		"--allow-env",
+		"--allow-read=" + strings.Join(read, ","),
+		"--allow-write=" + sock + "," + ctl,
+	}
+	if fn.Config.MemoryLimitMB > 0 {
+		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
+	}
+	entry := (&url.URL{Scheme: "file", Path: fn.Entrypoint}).String()
+	return append(args, s.bootstrapPath, sock, ctl, entry)
+}
+
+// workerEnv is the gateway's environment without edgeway's own settings.
+func workerEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "EDGEWAY_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1")
+}
+
+// startProcess spawns a worker for fn and waits until it serves or fails.
+// It runs outside the Manager goroutine and only reports back.
+func startProcess(s *Supervisor, fn *config.Function, pool *upstream.Pool, id uint64, log zerolog.Logger) (*process, error) {
+	sock := filepath.Join(s.runDir, "w"+strconv.FormatUint(id, 10)+".sock")
+	ctlPath := filepath.Join(s.runDir, "c"+strconv.FormatUint(id, 10)+".sock")
+	ln, err := net.Listen("unix", ctlPath)
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: control socket: %w", fn.Name, err)
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(true)
+	defer ul.Close()
+
+	p := &process{id: id, sock: sock, exited: make(chan struct{})}
+	cmd := exec.Command(s.opts.Deno, denoArgs(s, fn, sock, ctlPath)...)
+	cmd.Dir = fn.Dir
+	cmd.Env = s.env
+	cmd.WaitDelay = s.opts.ShutdownGrace
+	wlog := log.With().Uint64("worker", id).Logger()
+	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
+	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine, oom: &p.oom}
+	cmd.Stdout = p.stdout
+	cmd.Stderr = p.stderr
+	if err := s.spawner.start(cmd); err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", fn.Name, err)
+	}
+	p.cmd = cmd
+	p.pid = cmd.Process.Pid
+	p.started = time.Now()
+	p.stdout.log = p.stdout.log.With().Int("pid", p.pid).Logger()
+	p.stderr.log = p.stderr.log.With().Int("pid", p.pid).Logger()
+	go func() {
+		p.exitErr = cmd.Wait()
+		p.stdout.Flush()
+		p.stderr.Flush()
+		close(p.exited)
+	}()
+
+	deadline := p.started.Add(s.opts.BootTimeout)
+	if err := p.handshake(ul, deadline); err != nil {
+		p.kill()
+		<-p.exited
+		return nil, &errBoot{reason: err.Error(), tail: p.stderr.Tail()}
+	}
+	p.worker = upstream.NewWorker(pool, id, p.pid, sock, upstream.WorkerOptions{
+		MaxIdleConns: s.opts.UpstreamMaxIdleConns,
+		DialTimeout:  s.opts.UpstreamDialTimeout,
+		BufferSize:   s.opts.UpstreamBufferSize,
+	})
+	return p, nil
+}
+
+// handshake accepts the bootstrap's control connection and waits for
+// "ready", or for the process to exit, or for the deadline.
+func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ln.SetDeadline(deadline)
+	accepted := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		accepted <- result{c, err}
+	}()
+	var r result
+	select {
+	case r = <-accepted:
+	case <-p.exited:
+		return fmt.Errorf("deno exited before the bootstrap started (%v)", p.exitErr)
+	}
+	if r.err != nil {
+		return fmt.Errorf("bootstrap did not connect within the boot timeout: %w", r.err)
+	}
+	ln.Close() // removes the socket file: nobody else can connect
+	p.ctl = r.c
+	p.ctl.SetReadDeadline(deadline)
+	p.ctlr = bufio.NewReader(p.ctl)
+	line, err := p.ctlr.ReadString('\n')
+	if err != nil {
+		select {
+		case <-p.exited:
+			return fmt.Errorf("worker exited during boot (%v)", p.exitErr)
+		default:
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return errors.New("no Deno.serve handler became ready within the boot timeout")
+		}
+		return fmt.Errorf("control connection: %w", err)
+	}
+	if strings.TrimSpace(line) != "ready" {
+		return fmt.Errorf("unexpected control message %q", line)
+	}
+	p.ctl.SetReadDeadline(time.Time{})
+	return nil
+}
+
+// terminate asks the worker to finish and exit (SIGTERM).
+func (p *process) terminate() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+}
+
+// kill ends the worker at once (SIGKILL).
+func (p *process) kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Kill()
+	}
+}
+
+// send writes one control line by deadline; errors mean the worker is going
+// away or stuck, which its exit or the health check notices.
+func (p *process) send(line string, deadline time.Time) {
+	if p.ctl != nil {
+		p.ctl.SetWriteDeadline(deadline)
+		p.ctl.Write([]byte(line + "\n"))
+	}
+}

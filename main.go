@@ -1,0 +1,157 @@
+// Command edgeway serves a Supabase-style functions folder through pools of
+// Deno worker processes behind one fasthttp front door.
+//
+//	edgeway serve [flags]   serve the functions folder
+//	edgeway version         print the version
+//	edgeway help            list every flag with its environment variable and default
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"edgeway/config"
+	"edgeway/gateway"
+	"edgeway/lifecycle"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "edgeway", version)
+		return 0
+	case "help", "--help", "-h":
+		if len(args) > 1 && args[1] == "--markdown" {
+			config.PrintMarkdown(stdout)
+			return 0
+		}
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "edgeway: unknown command %q\n", args[0])
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `edgeway: one front door for many Deno edge functions
+
+Usage:
+  edgeway serve [flags]   serve a Supabase-style functions folder
+  edgeway version         print the version
+  edgeway help            this help
+
+Flags of serve (each also read from its environment variable; the flag wins):
+`)
+	config.PrintHelp(w)
+}
+
+// fail prints one line naming what is wrong and returns the exit code.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "edgeway: %v\n", err)
+	return 1
+}
+
+func serve(args []string, stderr io.Writer) int {
+	opts, err := config.Parse(args, os.Getenv)
+	if errors.Is(err, config.ErrHelp) {
+		usage(stderr)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edgeway: %v\n", err)
+		return 2
+	}
+	log := newLogger(opts, stderr)
+	denoPath, err := exec.LookPath(opts.Deno)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+	}
+	opts.Deno = denoPath
+	layout, err := config.Discover(opts.Functions, opts)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fail(stderr, fmt.Errorf("flag --port: cannot listen on %s: %w", addr, err))
+	}
+	sup, err := lifecycle.NewSupervisor(opts, layout, log)
+	if err != nil {
+		ln.Close()
+		return fail(stderr, err)
+	}
+	gw := gateway.New(opts, sup, log)
+	sup.Start()
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ln) }()
+
+	names := make([]string, 0, len(layout.Functions))
+	for _, f := range layout.Functions {
+		names = append(names, f.Name)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("functions_dir", layout.Root).Strs("functions", names).Str("deno", denoPath).Str("version", version).Msg("edgeway listening")
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-sigs:
+		log.Info().Str("signal", sig.String()).Dur("grace", opts.ShutdownGrace).Msg("shutting down")
+	case err := <-served:
+		log.Error().Err(err).Msg("listener failed")
+		sup.Stop()
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownGrace)
+	defer cancel()
+	if err := gw.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("in-flight requests did not finish within the shutdown grace")
+	}
+	sup.Stop()
+	log.Info().Msg("stopped")
+	return 0
+}
+
+func newLogger(opts config.Options, w io.Writer) zerolog.Logger {
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	level, _ := zerolog.ParseLevel(opts.LogLevel)
+	format := opts.LogFormat
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "console"
+		}
+	}
+	out := w
+	if format == "console" {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+}

@@ -1,0 +1,205 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/valyala/fasthttp"
+)
+
+// bodyReader streams a worker's response body to the client. It decodes the
+// worker's framing (Content-Length, chunked, or until close) and, when the
+// server closes it, returns the connection to the pool if the body was read
+// to its end and gives back the request's slot. Instances are pooled.
+type bodyReader struct {
+	w        *Worker
+	c        *conn
+	mode     framing
+	left     int64 // bytes left: of the body (fixed) or of the chunk (chunked)
+	done     bool  // the body ended cleanly
+	reusable bool
+	failed   bool
+}
+
+type framing uint8
+
+const (
+	framingFixed framing = iota
+	framingChunked
+	framingUntilClose
+)
+
+var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
+
+var errBadChunk = errors.New("upstream: malformed chunked body from worker")
+
+// startStream hands the rest of the response body to the server as a stream.
+func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int, reusable bool) {
+	b := bodyReaderPool.Get().(*bodyReader)
+	*b = bodyReader{w: w, c: c, reusable: reusable}
+	size := contentLength
+	switch {
+	case contentLength >= 0:
+		b.mode, b.left = framingFixed, int64(contentLength)
+	case contentLength == -1:
+		b.mode = framingChunked
+	default: // -2: no framing, the body ends when the worker closes
+		b.mode, b.reusable, size = framingUntilClose, false, -1
+	}
+	resp.SetBodyStream(b, size)
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	if b.failed || b.c == nil {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	switch b.mode {
+	case framingFixed:
+		if b.left == 0 {
+			b.done = true
+			return 0, io.EOF
+		}
+		if int64(len(p)) > b.left {
+			p = p[:b.left]
+		}
+		n, err := b.c.br.Read(p)
+		b.left -= int64(n)
+		if err != nil {
+			b.failed = true
+			return n, io.ErrUnexpectedEOF
+		}
+		if b.left == 0 {
+			b.done = true
+			return n, io.EOF
+		}
+		return n, nil
+	case framingChunked:
+		if b.left == 0 {
+			size, err := readChunkSize(b.c.br)
+			if err != nil {
+				b.failed = true
+				return 0, err
+			}
+			if size == 0 {
+				if err := skipTrailers(b.c.br); err != nil {
+					b.failed = true
+					return 0, err
+				}
+				b.done = true
+				return 0, io.EOF
+			}
+			b.left = size
+		}
+		if int64(len(p)) > b.left {
+			p = p[:b.left]
+		}
+		n, err := b.c.br.Read(p)
+		b.left -= int64(n)
+		if err == nil && b.left == 0 {
+			err = readCRLF(b.c.br)
+		}
+		if err != nil {
+			b.failed = true
+			return n, io.ErrUnexpectedEOF
+		}
+		return n, nil
+	default:
+		n, err := b.c.br.Read(p)
+		if err == io.EOF {
+			b.done = true
+			return n, io.EOF
+		}
+		if err != nil {
+			b.failed = true
+			return n, io.ErrUnexpectedEOF
+		}
+		return n, nil
+	}
+}
+
+// Close is called by the server when the response is written or the client
+// went away. An unfinished body leaves the connection unusable.
+func (b *bodyReader) Close() error {
+	if b.c == nil {
+		return nil
+	}
+	b.w.finish(b.c, b.done && b.reusable)
+	*b = bodyReader{}
+	bodyReaderPool.Put(b)
+	return nil
+}
+
+// readChunkSize reads "<hex>[;ext]\r\n".
+func readChunkSize(br *bufio.Reader) (int64, error) {
+	var size int64
+	digits := 0
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return 0, errBadChunk
+		}
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		case c == '\r' || c == ';' || c == ' ' || c == '\t':
+			if digits == 0 {
+				return 0, errBadChunk
+			}
+			return size, skipLine(br, c)
+		default:
+			return 0, errBadChunk
+		}
+		digits++
+		if digits > 15 {
+			return 0, errBadChunk
+		}
+		size = size<<4 | int64(c)
+	}
+}
+
+// skipLine consumes the rest of a line whose byte c was already read.
+func skipLine(br *bufio.Reader, c byte) error {
+	for c != '\n' {
+		var err error
+		if c, err = br.ReadByte(); err != nil {
+			return errBadChunk
+		}
+	}
+	return nil
+}
+
+func readCRLF(br *bufio.Reader) error {
+	c, err := br.ReadByte()
+	if err == nil && c == '\r' {
+		c, err = br.ReadByte()
+	}
+	if err != nil || c != '\n' {
+		return errBadChunk
+	}
+	return nil
+}
+
+// skipTrailers consumes trailer lines up to the empty line ending the body.
+func skipTrailers(br *bufio.Reader) error {
+	for {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return errBadChunk
+		}
+		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,38 @@
+package upstream
+
+import "math"
+
+// pick claims a slot on the least-loaded worker of ws. It starts at a
+// rotating index so equal loads spread, takes an idle worker at once, and
+// otherwise claims the minimum (retrying if another request raced it). It
+// reports whether every worker already had work, the cue to scale up.
+// It returns nil when ws is empty or every worker is at maxConcurrency.
+func (p *Pool) pick(ws []*Worker) (*Worker, bool) {
+	n := len(ws)
+	if n == 0 {
+		return nil, false
+	}
+	limit := int32(p.opts.MaxConcurrency)
+	for attempt := 0; attempt < n+1; attempt++ {
+		start := int(p.rr.Add(1) % uint32(n))
+		var best *Worker
+		bestLoad := int32(math.MaxInt32)
+		for i := 0; i < n; i++ {
+			w := ws[(start+i)%n]
+			load := w.inflight.Load()
+			if load == 0 && w.inflight.CompareAndSwap(0, 1) {
+				return w, false
+			}
+			if load < bestLoad {
+				best, bestLoad = w, load
+			}
+		}
+		if limit > 0 && bestLoad >= limit {
+			return nil, true
+		}
+		if best.tryClaim(limit) {
+			return best, true
+		}
+	}
+	return nil, true
+}

@@ -1,0 +1,160 @@
+package upstream
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Snapshot is an immutable view of a function's routable state. The
+// lifecycle goroutine builds a new one for every change and publishes it
+// with Pool.Publish; requests only read it.
+type Snapshot struct {
+	Workers        []*Worker // ready workers that take new requests
+	Total          int       // workers running or starting, for scale decisions
+	BootFailures   uint64    // grows with every failed boot
+	CrashLoopUntil time.Time // zero unless the function is cooling down
+	Closed         bool      // the function is gone or the gateway stops
+
+	changed chan struct{} // closed when a newer snapshot is published
+}
+
+// PoolOptions are the per-function admission limits.
+type PoolOptions struct {
+	MaxWorkers     int           // scale-up stops here
+	MaxConcurrency int           // in-flight requests per worker; 0 = unlimited
+	MaxQueue       int           // requests waiting for a slot
+	QueueTimeout   time.Duration // longest wait for a slot
+}
+
+// Pool is a function's set of workers as the hot path sees it.
+type Pool struct {
+	snap    atomic.Pointer[Snapshot]
+	rr      atomic.Uint32
+	waiting atomic.Int32 // requests in the slow path
+	queued  atomic.Int32 // requests waiting for a slot on a busy worker
+	nudge   chan struct{}
+	freed   chan struct{}
+	opts    PoolOptions
+}
+
+// NewPool returns a pool with an empty snapshot.
+func NewPool(o PoolOptions) *Pool {
+	p := &Pool{
+		nudge: make(chan struct{}, 1),
+		freed: make(chan struct{}, 1),
+		opts:  o,
+	}
+	p.snap.Store(&Snapshot{changed: make(chan struct{})})
+	return p
+}
+
+// Options returns the limits the pool was built with.
+func (p *Pool) Options() PoolOptions { return p.opts }
+
+// Load returns the current snapshot.
+func (p *Pool) Load() *Snapshot { return p.snap.Load() }
+
+// Publish replaces the snapshot and wakes requests waiting for a change.
+// Only the owning lifecycle goroutine may call it.
+func (p *Pool) Publish(s Snapshot) {
+	s.changed = make(chan struct{})
+	old := p.snap.Swap(&s)
+	close(old.changed)
+}
+
+// Nudges delivers a signal whenever a request found no free worker; the
+// lifecycle goroutine answers by starting one if the limits allow.
+func (p *Pool) Nudges() <-chan struct{} { return p.nudge }
+
+// Waiting reports requests currently waiting for a worker or a slot.
+func (p *Pool) Waiting() int { return int(p.waiting.Load()) }
+
+func (p *Pool) requestWorker() {
+	select {
+	case p.nudge <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool) slotFreed() {
+	if p.waiting.Load() == 0 {
+		return
+	}
+	select {
+	case p.freed <- struct{}{}:
+	default:
+	}
+}
+
+// Acquire claims an in-flight slot on the least-loaded ready worker. The
+// caller must hand the worker to Proxy, which gives the slot back. It waits
+// for a cold start or a free slot until deadline.
+func (p *Pool) Acquire(deadline time.Time) (*Worker, error) {
+	s := p.snap.Load()
+	if w, allBusy := p.pick(s.Workers); w != nil {
+		if !w.draining.Load() {
+			if allBusy && s.Total < p.opts.MaxWorkers {
+				p.requestWorker()
+			}
+			return w, nil
+		}
+		// Raced with a drain: the lifecycle goroutine is about to publish a
+		// snapshot without w.
+		w.unclaim()
+	}
+	return p.acquireSlow(s, deadline)
+}
+
+// acquireSlow waits for a worker to boot or for a slot to free up.
+func (p *Pool) acquireSlow(s *Snapshot, deadline time.Time) (*Worker, error) {
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	bootFailures := s.BootFailures
+	queued := false
+	defer func() {
+		if queued {
+			p.queued.Add(-1)
+		}
+	}()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		switch {
+		case s.Closed:
+			return nil, ErrClosed
+		case !s.CrashLoopUntil.IsZero() && time.Now().Before(s.CrashLoopUntil):
+			return nil, ErrCrashLoop
+		case s.BootFailures > bootFailures && len(s.Workers) == 0:
+			return nil, ErrBoot
+		}
+		if w, _ := p.pick(s.Workers); w != nil {
+			if !w.draining.Load() {
+				return w, nil
+			}
+			w.unclaim()
+		}
+		if s.Total < p.opts.MaxWorkers {
+			p.requestWorker()
+		}
+		if len(s.Workers) > 0 && !queued {
+			// Every worker is at maxConcurrency: join the bounded queue.
+			queued = true
+			if int(p.queued.Add(1)) > p.opts.MaxQueue {
+				return nil, ErrOverloaded
+			}
+			if qd := time.Now().Add(p.opts.QueueTimeout); qd.Before(deadline) {
+				timer.Reset(time.Until(qd))
+			}
+		}
+		select {
+		case <-s.changed:
+		case <-p.freed:
+		case <-timer.C:
+			if queued {
+				return nil, ErrOverloaded
+			}
+			return nil, ErrTimeout
+		}
+		s = p.snap.Load()
+	}
+}

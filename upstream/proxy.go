@@ -1,0 +1,168 @@
+package upstream
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Proxy sends ctx.Request to the worker and fills ctx.Response. The request
+// must already be rewritten for the worker (path, forwarding headers,
+// hop-by-hop headers removed). Proxy gives back the slot Acquire claimed: at
+// once for a buffered response, or when the server has finished writing a
+// streamed one.
+//
+// ErrDial means nothing reached the worker (retry elsewhere is safe);
+// ErrTimeout means the deadline passed before the response head; ErrWorker
+// means the worker broke the exchange.
+func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+	c, err := w.getConn()
+	if err != nil {
+		w.release()
+		return err
+	}
+	if err := c.nc.SetDeadline(deadline); err != nil {
+		c.nc.Close()
+		w.release()
+		return ErrDial
+	}
+	req := &ctx.Request
+	// The client's Connection: close is for the client connection only; the
+	// worker connection stays alive.
+	clientClose := req.Header.ConnectionClose()
+	if clientClose {
+		req.Header.ResetConnectionClose()
+	}
+	if streamsBody(req, w.bufSize) {
+		// A function may answer while the body is still arriving (an echo
+		// streams it back): write concurrently, or both sides block on full
+		// socket buffers.
+		c.writing = make(chan error, 1)
+		go c.writeRequest(req)
+	} else {
+		err = req.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+	}
+	if clientClose {
+		req.Header.SetConnectionClose()
+	}
+	if err != nil {
+		c.nc.Close()
+		w.release()
+		return w.classify(err)
+	}
+	resp := &ctx.Response
+	if err := readHead(resp, c.br); err != nil {
+		w.finish(c, false)
+		return w.classify(err)
+	}
+	reusable := !resp.Header.ConnectionClose()
+	resp.Header.ResetConnectionClose()
+
+	if req.Header.IsHead() || noBody(resp.StatusCode()) {
+		resp.SkipBody = req.Header.IsHead()
+		w.finish(c, reusable)
+		return nil
+	}
+	cl := resp.Header.ContentLength()
+	if cl >= 0 && cl <= c.br.Buffered() {
+		// The whole body arrived with the head: copy it, keep the hot path
+		// free of streams.
+		if err := resp.ReadBody(c.br, 0); err != nil {
+			w.finish(c, false)
+			return w.classify(err)
+		}
+		w.finish(c, reusable)
+		return nil
+	}
+	startStream(resp, w, c, cl, reusable)
+	return nil
+}
+
+// maxInterimResponses bounds the 1xx responses skipped before the real one,
+// so a broken worker cannot keep the gateway reading forever.
+const maxInterimResponses = 16
+
+// readHead reads the response head, skipping interim 1xx responses other
+// than 101 Switching Protocols.
+func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
+	for i := 0; ; i++ {
+		if err := resp.Header.Read(br); err != nil {
+			return err
+		}
+		st := resp.StatusCode()
+		if st < 100 || st >= 200 || st == fasthttp.StatusSwitchingProtocols {
+			return nil
+		}
+		if i >= maxInterimResponses {
+			return errTooManyInterim
+		}
+	}
+}
+
+var errTooManyInterim = errors.New("upstream: too many 1xx responses")
+
+// streamsBody reports a request whose body is still arriving from the
+// client or larger than one buffer.
+func streamsBody(req *fasthttp.Request, bufSize int) bool {
+	if !req.IsBodyStream() {
+		return false
+	}
+	cl := req.Header.ContentLength()
+	return cl < 0 || cl > bufSize
+}
+
+// writeRequest sends the request in the background; the result tells finish
+// whether the connection can be reused.
+func (c *conn) writeRequest(req *fasthttp.Request) {
+	err := req.Write(c.bw)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	c.writing <- err
+}
+
+func (w *Worker) finish(c *conn, reusable bool) {
+	if c.writing != nil {
+		select {
+		case err := <-c.writing:
+			reusable = reusable && err == nil
+		default:
+			// The response ended before the body was sent: the exchange
+			// cannot be reused, and the writer must stop touching the
+			// request before the server recycles it.
+			c.nc.Close()
+			<-c.writing
+			reusable = false
+		}
+		c.writing = nil
+	}
+	if reusable {
+		w.putConn(c)
+	} else {
+		c.nc.Close()
+	}
+	w.release()
+}
+
+// noBody reports statuses that never carry a body.
+func noBody(status int) bool {
+	return status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified || (status >= 100 && status < 200)
+}
+
+// classify maps a connection error to the error the gateway reports.
+func (w *Worker) classify(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return ErrTimeout
+	}
+	if w.memKilled.Load() {
+		return ErrMemoryLimit
+	}
+	return ErrWorker
+}

@@ -1,0 +1,171 @@
+package upstream
+
+import (
+	"bufio"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// Worker is one Deno process as the hot path sees it: a Unix socket, a stack
+// of idle keep-alive connections and atomic counters. The lifecycle package
+// owns the process; a Worker is safe for concurrent use.
+type Worker struct {
+	inflight atomic.Int32
+	_        [60]byte // keep the hot counter on its own cache line
+
+	served     atomic.Uint64
+	lastActive atomic.Int64 // unix nanos of the last finished request
+	gone       atomic.Bool  // the process exited: fail fast
+	draining   atomic.Bool  // no new requests; signal drained at zero
+	drained    chan struct{}
+	drainOnce  atomicOnce
+	memKilled  atomic.Bool // set by lifecycle when the process died of its memory limit
+
+	ID      uint64
+	PID     int
+	Sock    string
+	Started time.Time
+
+	pool        *Pool
+	idle        chan *conn
+	dialTimeout time.Duration
+	bufSize     int
+}
+
+// WorkerOptions sizes a worker's connection pool.
+type WorkerOptions struct {
+	MaxIdleConns int           // idle keep-alive connections kept
+	DialTimeout  time.Duration // connect limit
+	BufferSize   int           // bufio size per connection; caps response header size
+}
+
+// NewWorker describes a ready worker listening on sock. It is not routed to
+// until the lifecycle goroutine publishes it in a Snapshot of p.
+func NewWorker(p *Pool, id uint64, pid int, sock string, o WorkerOptions) *Worker {
+	w := &Worker{
+		ID:          id,
+		PID:         pid,
+		Sock:        sock,
+		Started:     time.Now(),
+		pool:        p,
+		idle:        make(chan *conn, o.MaxIdleConns),
+		dialTimeout: o.DialTimeout,
+		bufSize:     o.BufferSize,
+		drained:     make(chan struct{}),
+	}
+	w.lastActive.Store(w.Started.UnixNano())
+	return w
+}
+
+// InFlight is the number of requests the worker holds right now.
+func (w *Worker) InFlight() int { return int(w.inflight.Load()) }
+
+// Served is the number of requests the worker has finished.
+func (w *Worker) Served() uint64 { return w.served.Load() }
+
+// LastActive is when the worker last finished a request.
+func (w *Worker) LastActive() time.Time { return time.Unix(0, w.lastActive.Load()) }
+
+// Drain stops new requests from being proxied to w (the lifecycle goroutine
+// also removes it from the snapshot) and returns a channel that is closed
+// once nothing is in flight.
+func (w *Worker) Drain() <-chan struct{} {
+	w.draining.Store(true)
+	if w.inflight.Load() == 0 {
+		w.drainOnce.do(func() { close(w.drained) })
+	}
+	return w.drained
+}
+
+// MarkGone records that the process exited and closes idle connections.
+// memoryLimit says whether it died of its V8 heap limit, so requests that
+// were in flight are answered with WORKER_LIMIT.
+func (w *Worker) MarkGone(memoryLimit bool) {
+	w.memKilled.Store(memoryLimit)
+	w.gone.Store(true)
+	for {
+		select {
+		case c := <-w.idle:
+			c.nc.Close()
+		default:
+			return
+		}
+	}
+}
+
+// tryClaim takes one in-flight slot if the worker is below limit (0 = none).
+func (w *Worker) tryClaim(limit int32) bool {
+	for {
+		n := w.inflight.Load()
+		if limit > 0 && n >= limit {
+			return false
+		}
+		if w.inflight.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// unclaim gives back a slot that was never used.
+func (w *Worker) unclaim() {
+	if w.inflight.Add(-1) == 0 && w.draining.Load() {
+		w.drainOnce.do(func() { close(w.drained) })
+	}
+}
+
+// release gives back a slot taken by Acquire.
+func (w *Worker) release() {
+	w.served.Add(1)
+	w.lastActive.Store(time.Now().UnixNano())
+	if w.inflight.Add(-1) == 0 && w.draining.Load() {
+		w.drainOnce.do(func() { close(w.drained) })
+	}
+	w.pool.slotFreed()
+}
+
+// conn is one keep-alive connection to a worker.
+type conn struct {
+	nc      net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	writing chan error // non-nil while a request body is written concurrently
+}
+
+func (w *Worker) getConn() (*conn, error) {
+	select {
+	case c := <-w.idle:
+		return c, nil
+	default:
+	}
+	if w.gone.Load() {
+		return nil, ErrDial
+	}
+	nc, err := net.DialTimeout("unix", w.Sock, w.dialTimeout)
+	if err != nil {
+		return nil, ErrDial
+	}
+	return &conn{nc: nc, br: bufio.NewReaderSize(nc, w.bufSize), bw: bufio.NewWriterSize(nc, w.bufSize)}, nil
+}
+
+// putConn returns a healthy connection to the idle stack, or closes it.
+func (w *Worker) putConn(c *conn) {
+	if w.gone.Load() || c.br.Buffered() > 0 {
+		c.nc.Close()
+		return
+	}
+	select {
+	case w.idle <- c:
+	default:
+		c.nc.Close()
+	}
+}
+
+// atomicOnce is a sync.Once that can live next to atomics without copying.
+type atomicOnce struct{ done atomic.Bool }
+
+func (o *atomicOnce) do(f func()) {
+	if o.done.CompareAndSwap(false, true) {
+		f()
+	}
+}
