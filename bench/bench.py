@@ -1,0 +1,329 @@
+#!/usr/bin/env python3
+"""edgeway benchmark: edgeway vs Deno direct vs nginx→Deno, interleaved runs.
+
+Started by bench/run.sh (which installs the tools and sets the environment);
+see bench/README.md for the variables and the meaning of every column.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as bl  # noqa: E402
+from benchlib import log, median  # noqa: E402
+
+ALL_STACKS = ["direct", "nginx", "edgeway"]
+FN50 = [f"/f{i:02d}" for i in range(50)]
+
+# name: method, paths, request body size, vegeta rate (req/s), stacks, expected body check
+SCENARIOS = {
+    "hello": dict(method="GET", paths=["/hello"], body=0, rate=2000, stacks=ALL_STACKS,
+                  what="GET, 14-byte body"),
+    "echo1k": dict(method="POST", paths=["/echo"], body=1024, rate=2000, stacks=ALL_STACKS,
+                   what="POST 1 KiB, echoed"),
+    "echo64k": dict(method="POST", paths=["/echo"], body=65536, rate=1000, stacks=ALL_STACKS,
+                    what="POST 64 KiB, echoed"),
+    "cpu": dict(method="GET", paths=["/cpu"], body=0, rate=300, stacks=ALL_STACKS,
+                what="~1 ms of JS CPU per request"),
+    "stream": dict(method="GET", paths=["/stream"], body=0, rate=2000, stacks=ALL_STACKS,
+                   what="chunked response, 5 × 512 B chunks"),
+    "fn50": dict(method="GET", paths=FN50, body=0, rate=2000, stacks=["direct", "edgeway"],
+                 what="50 functions round-robin (direct: 50 paths, 1 process)"),
+    "coldstart": dict(what="first request to a cold function"),
+}
+FULL = list(SCENARIOS)
+QUICK = ["hello", "echo1k", "fn50", "coldstart"]
+
+
+def env_float(name, default):
+    v = os.environ.get(name, "")
+    return float(v) if v else default
+
+
+def parse_duration(v: str) -> float:
+    v = v.strip()
+    if v.endswith("ms"):
+        return float(v[:-2]) / 1000
+    if v.endswith("s"):
+        return float(v[:-1])
+    if v.endswith("m"):
+        return float(v[:-1]) * 60
+    return float(v)
+
+
+class Bench:
+    def __init__(self):
+        self.quick = os.environ.get("BENCH_QUICK", "0") == "1"
+        self.dur = parse_duration(os.environ.get("BENCH_DURATION") or ("3s" if self.quick else "10s"))
+        self.runs = int(os.environ.get("BENCH_RUNS") or (2 if self.quick else 3))
+        self.warmup = parse_duration(os.environ.get("BENCH_WARMUP") or ("1s" if self.quick else "2s"))
+        self.conns = int(os.environ.get("BENCH_CONNS") or 64)
+        self.cold_reps = int(os.environ.get("BENCH_COLD_REPS") or (3 if self.quick else 10))
+        self.rate_override = int(os.environ.get("BENCH_RATE") or 0)
+        self.max_workers = int(os.environ.get("BENCH_VEGETA_MAX_WORKERS") or 128)
+        self.quiet_busy = env_float("BENCH_QUIET_BUSY", 25.0)
+        self.quiet_wait = env_float("BENCH_QUIET_MAX_WAIT", 5.0)
+        sc = os.environ.get("BENCH_SCENARIOS", "")
+        self.scenarios = [s for s in (sc.split(",") if sc else (QUICK if self.quick else FULL)) if s]
+        for s in self.scenarios:
+            if s not in SCENARIOS:
+                raise SystemExit(f"unknown scenario {s!r}; known: {', '.join(SCENARIOS)}")
+        self.deno = os.environ["DENO"]
+        self.edgeway = os.environ.get("EDGEWAY_BIN") or str(bl.ROOT / "bin" / "edgeway")
+        self.wrk = os.environ.get("WRK") or "wrk"
+        self.vegeta = os.environ.get("VEGETA") or "vegeta"
+        self.nginx = os.environ.get("NGINX") or "nginx"
+        self.workdir = Path(os.environ["BENCH_TMP"])
+        self.outdir = Path(os.environ.get("BENCH_OUT") or (bl.BENCH_DIR / "results"))
+        self.procs = bl.Procs(self.workdir)
+        self.spec = SCENARIOS
+        self.stacks: dict[str, bl.Stack] = {}
+        self.records: list[dict] = []
+        self.validation: list[dict] = []
+        self.cold: dict = {}
+        self.notes: list[str] = []
+
+    # ------------------------------------------------------------ setup
+    def start_stacks(self):
+        fdir = self.workdir / "functions"
+        names = bl.SINGLE_FUNCTIONS + [p[1:] for p in FN50] + [f"cold{i:02d}" for i in range(self.cold_reps + 1)]
+        bl.write_functions(fdir, names)
+        self.functions_dir = fdir
+        log("starting Deno direct (TCP)")
+        self.stacks["direct"] = bl.start_direct(self.procs, self.deno)
+        log("starting nginx → Deno (unix socket)")
+        self.stacks["nginx"] = bl.start_nginx(self.procs, self.deno, self.workdir, self.nginx)
+        log(f"starting edgeway ({len(names)} functions)")
+        self.stacks["edgeway"] = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir)
+        for s in self.stacks.values():
+            log(f"  {s.name:8s} http://127.0.0.1:{s.port}  pid {s.main.pid}")
+
+    # ------------------------------------------------------------ checks
+    def validate(self, scen: str, spec: dict, stack: bl.Stack, body: bytes):
+        """One request per path before any load: status and body must be right."""
+        bad = []
+        for path in spec["paths"]:
+            try:
+                st, hdrs, got, _, _ = bl.http_request(stack.port, spec["method"], path, body, timeout=30)
+            except OSError as e:
+                bad.append(f"{path}: {e}")
+                continue
+            want = expected_body(path, body)
+            if st != 200:
+                bad.append(f"{path}: status {st} ({got[:120]!r})")
+            elif want is not None and got != want:
+                bad.append(f"{path}: body {len(got)} bytes {got[:60]!r}, want {len(want)} bytes")
+            elif want is None and not got.startswith(b"cpu "):
+                bad.append(f"{path}: body {got[:60]!r}")
+        self.validation.append({"scenario": scen, "stack": stack.name, "ok": not bad, "problems": bad[:5]})
+        if bad:
+            log(f"  VALIDATION FAILED {scen}/{stack.name}: {bad[:3]}")
+
+    # ------------------------------------------------------------ runs
+    def meter(self, stack: bl.Stack) -> bl.Meter:
+        return bl.Meter({"proxy": stack.proxy_pids, "deno": stack.deno_pids},
+                        {"gateway": stack.proxy_pids, "deno": stack.deno_pids})
+
+    def run_wrk(self, scen, stack, script, dur, record=True, rnd=0):
+        url = f"http://127.0.0.1:{stack.port}{SCENARIOS[scen]['paths'][0]}"
+        argv = [self.wrk, "-t1", f"-c{self.conns}", f"-d{dur:g}s", "--timeout", "10s", "--latency", "-s",
+                str(script), url]
+        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait) if record else 0
+        out = self.workdir / f"wrk-{scen}-{stack.name}-r{rnd}.txt"
+        m = self.meter(stack)
+        m.start()
+        rc, gen_cpu = self.procs.run_measured("wrk", argv, dur + 30, out)
+        meas = m.stop(gen_cpu)
+        if not record:
+            return None
+        text = out.read_text(errors="replace")
+        if rc != 0:
+            raise RuntimeError(f"wrk exited {rc}: {text[-1500:]}")
+        res = bl.parse_wrk(text)
+        self.add_record(scen, "wrk", stack.name, rnd, res, meas, waited)
+        return res
+
+    def run_vegeta(self, scen, stack, targets, dur, rnd):
+        rate = self.rate_override or SCENARIOS[scen]["rate"]
+        out = self.workdir / f"vegeta-{scen}-{stack.name}-r{rnd}.bin"
+        argv = [self.vegeta, "attack", "-targets", str(targets), "-rate", f"{rate}/1s", "-duration", f"{dur:g}s",
+                "-timeout", "10s", "-workers", "16", "-max-workers", str(self.max_workers), "-output", str(out)]
+        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+        m = self.meter(stack)
+        m.start()
+        rc, gen_cpu = self.procs.run_measured("vegeta", argv, dur + 30, self.workdir / "vegeta-attack.log")
+        meas = m.stop(gen_cpu)
+        if rc != 0:
+            raise RuntimeError(f"vegeta attack exited {rc}: {(self.workdir / 'vegeta-attack.log').read_text()[-1500:]}")
+        rep = subprocess.run([self.vegeta, "report", "-type=json", str(out)], capture_output=True, text=True,
+                             timeout=120)
+        if rep.returncode != 0:
+            raise RuntimeError(f"vegeta report failed: {rep.stderr[-1000:]}")
+        out.unlink(missing_ok=True)
+        res = bl.parse_vegeta_report(rep.stdout)
+        res["rate_target"] = rate
+        self.add_record(scen, "vegeta", stack.name, rnd, res, meas, waited)
+        return res
+
+    def add_record(self, scen, tool, stack, rnd, res, meas, waited):
+        n = max(1, res["requests"])
+        cpu = {k: round(v * 1e6 / n, 2) for k, v in meas["cpu_s"].items()}
+        cpu["total"] = round(sum(cpu.values()), 2)
+        wall = max(meas["wall_s"], 1e-9)
+        rec = {
+            "scenario": scen, "tool": tool, "stack": stack, "round": rnd, **res,
+            "cpu_us_per_req": cpu,
+            "cpu_pct": {k: round(100 * v / wall, 1) for k, v in meas["cpu_s"].items()},
+            "gateway_rss_mib": meas["rss_peak_mib"]["gateway"] if stack != "direct" else None,
+            "deno_rss_mib": meas["rss_peak_mib"]["deno"],
+            "box_busy_pct": meas["box_busy_pct"], "steal_pct": meas["steal_pct"], "other_pct": meas["other_pct"],
+            "waited_quiet_s": waited,
+        }
+        self.records.append(rec)
+        log(f"  {tool:6s} {scen:8s} {stack:8s} r{rnd}: {res['req_s']:>9,.0f} req/s  p50 {res['p50_ms']:.2f} "
+            f"p99 {res['p99_ms']:.2f} ms  err {res['non2xx']}/{res['socket_errors']}  "
+            f"cpu µs/req gen {cpu['gen']:.1f} proxy {cpu.get('proxy', 0):.1f} deno {cpu['deno']:.1f}"
+            f"  other {meas['other_pct']}% steal {meas['steal_pct']}%")
+
+    def scenario(self, scen):
+        spec = SCENARIOS[scen]
+        log(f"== {scen}: {spec['what']}")
+        body = os.urandom(spec["body"]) if spec["body"] else b""
+        body_file = None
+        if body:
+            body_file = self.workdir / f"body-{scen}.bin"
+            body_file.write_bytes(body)
+        stacks = [self.stacks[s] for s in spec["stacks"]]
+        script = self.workdir / f"wrk-{scen}.lua"
+        bl.write_wrk_script(script, spec["method"], spec["paths"], body_file)
+        targets = {}
+        for st in stacks:
+            self.validate(scen, spec, st, body)
+            targets[st.name] = self.workdir / f"targets-{scen}-{st.name}.txt"
+            bl.write_vegeta_targets(targets[st.name], st.port, spec["method"], spec["paths"], body_file)
+        for st in stacks:
+            self.run_wrk(scen, st, script, self.warmup, record=False)
+        for rnd in range(1, self.runs + 1):
+            for st in stacks:
+                self.run_wrk(scen, st, script, self.dur, rnd=rnd)
+        for rnd in range(1, self.runs + 1):
+            for st in stacks:
+                self.run_vegeta(scen, st, targets[st.name], self.dur, rnd)
+
+    # ------------------------------------------------------------ cold start
+    def coldstart(self):
+        log(f"== coldstart: {self.cold_reps} repetitions (+1 discarded), interleaved")
+        res = {"edgeway_fresh_ttfb_ms": [], "edgeway_fresh_gateway_ready_ms": [], "edgeway_fresh_total_ms": [],
+               "edgeway_running_new_function_ttfb_ms": [], "deno_spawn_to_first_200_ms": []}
+        fails = []
+        gw = self.stacks["edgeway"]
+        for i in range(self.cold_reps + 1):
+            keep = i > 0
+            # (a) freshly started gateway: request → first byte of a cold function
+            bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+            t0 = time.perf_counter()
+            st = bl.start_edgeway(self.procs, self.edgeway, self.deno, self.functions_dir, name="edgeway-cold",
+                                  ready_path=None)
+            ready = time.perf_counter() - t0
+            try:
+                code, _, body, ttfb, total = bl.http_request(st.port, "GET", "/hello", timeout=30)
+                if code != 200 or body != b"Hello, World!\n":
+                    fails.append(f"fresh gateway rep {i}: status {code} body {body[:80]!r}")
+                elif keep:
+                    res["edgeway_fresh_ttfb_ms"].append(ttfb * 1000)
+                    res["edgeway_fresh_total_ms"].append(total * 1000)
+                    res["edgeway_fresh_gateway_ready_ms"].append(ready * 1000)
+            finally:
+                self.procs.stop(st.main)
+            # (b) a never-used function on the running bench gateway
+            bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+            code, _, body, ttfb, _ = bl.http_request(gw.port, "GET", f"/cold{i:02d}", timeout=30)
+            if code != 200 or body != b"Hello, World!\n":
+                fails.append(f"running gateway /cold{i:02d}: status {code} body {body[:80]!r}")
+            elif keep:
+                res["edgeway_running_new_function_ttfb_ms"].append(ttfb * 1000)
+            # (c) reference: spawn `deno run server.ts` → first 200 (1 ms connect poll)
+            bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+            port = bl.free_port()
+            t0 = time.perf_counter()
+            p = self.procs.start("deno-cold", bl.deno_cmd(self.deno, f"tcp:127.0.0.1:{port}"), env=bl.deno_env())
+            try:
+                bl.wait_http_ok(port, "/hello", 30, p)
+                if keep:
+                    res["deno_spawn_to_first_200_ms"].append((time.perf_counter() - t0) * 1000)
+            finally:
+                self.procs.stop(p)
+        self.cold = {"samples": {k: [round(x, 2) for x in v] for k, v in res.items()}, "failures": fails}
+        for k, v in res.items():
+            if v:
+                log(f"  {k}: median {median(v):.1f} ms (min {min(v):.1f}, max {max(v):.1f}, n={len(v)})")
+        for f in fails:
+            log("  COLDSTART FAILURE:", f)
+
+    # ------------------------------------------------------------ main
+    def run(self):
+        t0 = time.time()
+        self.started = dt.datetime.now(dt.timezone.utc)
+        self.start_stacks()
+        for scen in self.scenarios:
+            if scen == "coldstart":
+                self.coldstart()
+            else:
+                self.scenario(scen)
+        self.elapsed = time.time() - t0
+        self.final_rss = {name: round(sum(bl.rss_bytes(p) for p in s.proxy_pids()) / 2**20, 1)
+                          for name, s in self.stacks.items() if name != "direct"}
+        self.final_workers = len(self.stacks["edgeway"].deno_pids())
+
+
+def expected_body(path: str, sent: bytes):
+    if path == "/echo":
+        return sent
+    if path == "/cpu":
+        return None
+    if path == "/stream":
+        return (b"x" * 511 + b"\n") * 5
+    return b"Hello, World!\n"
+
+
+def main():
+    b = Bench()
+
+    def on_signal(sig, _frame):
+        raise KeyboardInterrupt(f"signal {sig}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    ok = False
+    try:
+        b.run()
+        ok = True
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e})")
+    finally:
+        log("stopping every process")
+        b.procs.stop_all()
+    if not ok:
+        sys.exit(130)
+    if ok:
+        import report
+        md_path, json_path = report.write(b)
+        print()
+        print(md_path.read_text())
+        log(f"wrote {md_path} and {json_path}")
+        bad = [v for v in b.validation if not v["ok"]] + b.cold.get("failures", [])
+        errs = [r for r in b.records if r["non2xx"] or r["socket_errors"]]
+        if bad or errs:
+            log(f"WARNING: {len(bad)} validation/cold-start failures, {len(errs)} runs with errors (see report)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Aggregates a Bench's raw runs into bench/results/<date>-<commit>.{md,json}."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+import benchlib as bl
+from benchlib import median
+
+STACK_LABEL = {"direct": "Deno direct", "nginx": "nginx → Deno", "edgeway": "edgeway → Deno"}
+
+
+def git(*args) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=bl.ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return ""
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    if not xs:
+        return None
+    k = (len(xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def aggregate(b) -> dict:
+    summary: dict = {}
+    for r in b.records:
+        summary.setdefault(r["scenario"], {}).setdefault(r["tool"], {}).setdefault(r["stack"], []).append(r)
+    out: dict = {}
+    for scen, tools in summary.items():
+        out[scen] = {}
+        for tool, stacks in tools.items():
+            out[scen][tool] = {}
+            for stack, runs in stacks.items():
+                rs = [r["req_s"] for r in runs]
+                agg = {
+                    "runs": len(runs),
+                    "req_s": round(median(rs), 1), "req_s_min": min(rs), "req_s_max": max(rs),
+                    "p50_ms": median([r["p50_ms"] for r in runs]),
+                    "p95_ms": median([r["p95_ms"] for r in runs]),
+                    "p99_ms": median([r["p99_ms"] for r in runs]),
+                    "max_ms": max(r["max_ms"] for r in runs),
+                    "non2xx": sum(r["non2xx"] for r in runs),
+                    "socket_errors": sum(r["socket_errors"] for r in runs),
+                    "cpu_us_per_req": {k: round(median([r["cpu_us_per_req"].get(k, 0) for r in runs]), 1)
+                                       for k in ("gen", "proxy", "deno", "total")},
+                    "cpu_pct": {k: round(median([r["cpu_pct"].get(k, 0) for r in runs]), 0)
+                                for k in ("gen", "proxy", "deno")},
+                    "gateway_rss_mib": max((r["gateway_rss_mib"] or 0) for r in runs) if stack != "direct" else None,
+                    "deno_rss_mib": max(r["deno_rss_mib"] for r in runs),
+                    "noisy_runs": sum(1 for r in runs if r["other_pct"] > 15 or r["steal_pct"] > 10),
+                }
+                if tool == "vegeta":
+                    agg["rate_target"] = runs[0]["rate_target"]
+                out[scen][tool][stack] = agg
+            # ratios edgeway / others, plain and paired (same round)
+            e = stacks.get("edgeway")
+            for other in ("direct", "nginx"):
+                o = stacks.get(other)
+                if not e or not o:
+                    continue
+                by_round = {r["round"]: r["req_s"] for r in o}
+                paired = [r["req_s"] / by_round[r["round"]] for r in e if by_round.get(r["round"])]
+                out[scen][tool].setdefault("ratios", {})[f"edgeway/{other}"] = {
+                    "req_s": round(out[scen][tool]["edgeway"]["req_s"] / out[scen][tool][other]["req_s"], 3)
+                    if out[scen][tool][other]["req_s"] else None,
+                    "paired": round(median(paired), 3) if paired else None,
+                    "p50_added_ms": round(out[scen][tool]["edgeway"]["p50_ms"] - out[scen][tool][other]["p50_ms"], 3),
+                }
+    return out
+
+
+def cold_summary(cold: dict) -> dict:
+    out = {}
+    for k, v in (cold.get("samples") or {}).items():
+        if v:
+            out[k] = {"n": len(v), "median": round(statistics.median(v), 2), "p95": round(pct(v, 0.95), 2),
+                      "min": round(min(v), 2), "max": round(max(v), 2)}
+    return out
+
+
+def fmt_num(x, nd=0):
+    if x is None:
+        return "–"
+    return f"{x:,.{nd}f}"
+
+
+def fmt_ms(x):
+    if x is None:
+        return "–"
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def markdown(b, agg, cold, meta) -> str:
+    m = meta["machine"]
+    L = []
+    quick = " (quick smoke run)" if b.quick else ""
+    L.append(f"# edgeway benchmark {meta['date']} @ {meta['commit']}{quick}\n")
+    L.append(f"Machine: {m['nproc']} vCPU {m['cpu_model']}{' (' + m['virtualization'] + ')' if m.get('virtualization') else ''}, "
+             f"{m['memory']} RAM, Linux {m['kernel']}, {m['os']}.  ")
+    L.append(f"Versions: {m['edgeway']}; {m['deno']}; {m['nginx']}; {m['wrk']}; vegeta {m['vegeta']}; {m['go']}.  ")
+    L.append(f"Config: wrk `-t1 -c{b.conns} -d{b.dur:g}s`, vegeta fixed rate for {b.dur:g}s "
+             f"(`-max-workers {b.max_workers}`, 10 s timeout), {b.runs} runs per stack interleaved "
+             f"(A B C A B C …), {b.warmup:g}s discarded wrk warm-up per stack and scenario, median reported. "
+             f"All stacks run at once on loopback; total time {meta['elapsed_s'] / 60:.1f} min.\n")
+    L.append("Stacks: **direct** = wrk → `deno run server.ts` on TCP; **nginx** = wrk → nginx (1 worker, "
+             "keepalive upstream) → Deno on a Unix socket; **edgeway** = wrk → `bin/edgeway serve --log-level warn` "
+             "→ one Deno worker per function. Same handler code (`bench/deno/handlers.ts`) everywhere.\n")
+
+    L.append("## Summary: edgeway relative to Deno direct and nginx (wrk req/s)\n")
+    L.append("| scenario | what | direct req/s | nginx req/s | edgeway req/s | edgeway/direct | edgeway/nginx "
+             "| paired e/d | paired e/n | edgeway proxy µs/req | nginx proxy µs/req |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    SCENARIOS = b.spec
+    for scen in b.scenarios:
+        w = agg.get(scen, {}).get("wrk")
+        if not w:
+            continue
+        ra = w.get("ratios", {})
+        ed, en = ra.get("edgeway/direct", {}), ra.get("edgeway/nginx", {})
+        L.append(f"| {scen} | {SCENARIOS[scen]['what']} | {fmt_num(w.get('direct', {}).get('req_s'))} "
+                 f"| {fmt_num(w.get('nginx', {}).get('req_s'))} | {fmt_num(w.get('edgeway', {}).get('req_s'))} "
+                 f"| {fmt_num(ed.get('req_s'), 2)} | {fmt_num(en.get('req_s'), 2)} "
+                 f"| {fmt_num(ed.get('paired'), 2)} | {fmt_num(en.get('paired'), 2)} "
+                 f"| {fmt_num(w.get('edgeway', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} "
+                 f"| {fmt_num(w.get('nginx', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} |")
+    L.append("")
+
+    for tool, title in (("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
+                        ("vegeta", "Latency at a fixed rate: vegeta (open loop)")):
+        L.append(f"## {title}\n")
+        rate_col = "| target rate " if tool == "vegeta" else ""
+        vs = "| p50 Δ ms vs direct | p50 Δ ms vs nginx |" if tool == "vegeta" else "| req/s vs direct | req/s vs nginx |"
+        L.append(f"| scenario | stack {rate_col}| req/s (median) | min–max | p50 ms | p95 ms | p99 ms | max ms "
+                 "| non-2xx / socket errors | CPU µs/req gen / proxy / deno / total | CPU % gen / proxy / deno "
+                 "| gateway RSS MiB | Deno RSS MiB " + vs)
+        L.append("|---|---" + ("|---:" if tool == "vegeta" else "") + "|---:" * 13 + "|")
+        for scen in b.scenarios:
+            t = agg.get(scen, {}).get(tool)
+            if not t:
+                continue
+            for stack in ("direct", "nginx", "edgeway"):
+                a = t.get(stack)
+                if not a:
+                    continue
+                c, cp = a["cpu_us_per_req"], a["cpu_pct"]
+                vs_d = vs_n = "–"
+                if tool == "vegeta":
+                    if stack != "direct" and t.get("direct"):
+                        vs_d = f"{a['p50_ms'] - t['direct']['p50_ms']:+.2f}"
+                    if stack == "edgeway" and t.get("nginx"):
+                        vs_n = f"{a['p50_ms'] - t['nginx']['p50_ms']:+.2f}"
+                elif stack == "edgeway":
+                    vs_d = fmt_num(t.get("ratios", {}).get("edgeway/direct", {}).get("req_s"), 2)
+                    vs_n = fmt_num(t.get("ratios", {}).get("edgeway/nginx", {}).get("req_s"), 2)
+                elif stack == "nginx" and t.get("direct"):
+                    vs_d = fmt_num(a["req_s"] / t["direct"]["req_s"], 2) if t["direct"]["req_s"] else "–"
+                rate = f"| {a['rate_target']:,} " if tool == "vegeta" else ""
+                noisy = f" ({a['noisy_runs']} noisy)" if a["noisy_runs"] else ""
+                proxy = "–" if stack == "direct" else f"{c['proxy']:.1f}"
+                proxy_pct = "–" if stack == "direct" else f"{cp['proxy']:.0f}"
+                L.append(
+                    f"| {scen} | {stack} {rate}| {fmt_num(a['req_s'])}{noisy} | {fmt_num(a['req_s_min'])}–{fmt_num(a['req_s_max'])} "
+                    f"| {fmt_ms(a['p50_ms'])} | {fmt_ms(a['p95_ms'])} | {fmt_ms(a['p99_ms'])} | {fmt_ms(a['max_ms'])} "
+                    f"| {a['non2xx']} / {a['socket_errors']} "
+                    f"| {c['gen']:.1f} / {proxy} / {c['deno']:.1f} / {c['total']:.1f} "
+                    f"| {cp['gen']:.0f} / {proxy_pct} / {cp['deno']:.0f} "
+                    f"| {fmt_num(a['gateway_rss_mib'], 1)} | {fmt_num(a['deno_rss_mib'], 1)} | {vs_d} | {vs_n} |")
+        L.append("")
+
+    if cold:
+        L.append("## Cold start (ms)\n")
+        L.append("| case | n | median | p95 | min | max |")
+        L.append("|---|---:|---:|---:|---:|---:|")
+        names = {
+            "edgeway_fresh_ttfb_ms": "edgeway just started, first request → first byte (cold function)",
+            "edgeway_fresh_total_ms": "… same request → last byte",
+            "edgeway_fresh_gateway_ready_ms": "edgeway spawn → `GET /` answers (gateway start, no worker)",
+            "edgeway_running_new_function_ttfb_ms": "running edgeway, never-used function → first byte",
+            "deno_spawn_to_first_200_ms": "reference: spawn `deno run server.ts` → first 200 (1 ms poll)",
+        }
+        for k, label in names.items():
+            c = cold.get(k)
+            if c:
+                L.append(f"| {label} | {c['n']} | {c['median']:.1f} | {c['p95']:.1f} | {c['min']:.1f} | {c['max']:.1f} |")
+        L.append("")
+
+    L.append("## Checks and notes\n")
+    bad = [v for v in b.validation if not v["ok"]]
+    L.append(f"- Response validation before load (status 200 + exact body for every path and stack): "
+             f"{len(b.validation) - len(bad)}/{len(b.validation)} passed.")
+    for v in bad:
+        L.append(f"  - FAILED {v['scenario']}/{v['stack']}: {'; '.join(v['problems'])}")
+    for f in b.cold.get("failures", []):
+        L.append(f"- Cold-start failure: {f}")
+    errs = [r for r in b.records if r["non2xx"] or r["socket_errors"]]
+    L.append(f"- Runs with errors: {len(errs)} of {len(b.records)}.")
+    for r in errs:
+        extra = f" codes {r.get('status_codes')}" if r.get("status_codes") else f" {r.get('socket_detail')}"
+        L.append(f"  - {r['tool']} {r['scenario']}/{r['stack']} round {r['round']}: non-2xx {r['non2xx']}, "
+                 f"socket {r['socket_errors']}{extra}")
+    noisy = [r for r in b.records if r["other_pct"] > 15 or r["steal_pct"] > 10]
+    L.append(f"- Noisy runs (other processes > 15 % of a core or steal > 10 %): {len(noisy)} of {len(b.records)}"
+             + (": " + ", ".join(f"{r['tool']} {r['scenario']}/{r['stack']} r{r['round']} "
+                                 f"(other {r['other_pct']}%, steal {r['steal_pct']}%)" for r in noisy[:12]) if noisy else "")
+             + ". They are kept in the medians; see the JSON.")
+    L.append(f"- At the end: edgeway RSS {b.final_rss.get('edgeway')} MiB with {b.final_workers} Deno workers; "
+             f"nginx (master+worker) RSS {b.final_rss.get('nginx')} MiB.")
+    L.append("- wrk latencies are closed-loop (coordinated omission): compare stacks with them, do not read them as "
+             "service latencies. wrk counts only status ≥ 400 as non-2xx. CPU µs/req = (utime+stime delta over the "
+             "run) / requests; `gen` = the load generator, `proxy` = nginx master+worker or the edgeway process, "
+             "`deno` = the Deno process(es) behind it. Run-to-run spread on this shared VM is ±10–25 %.")
+    return "\n".join(L) + "\n"
+
+
+def write(b) -> tuple[Path, Path]:
+    commit = git("rev-parse", "--short", "HEAD") or "nocommit"
+    date = b.started.strftime("%Y-%m-%d")
+    tools = {
+        "nginx": bl.sh([b.nginx, "-v"]).replace("nginx version: ", ""),
+        "wrk": bl.sh([b.wrk, "-v"]).splitlines()[0].split(" [")[0] if bl.sh([b.wrk, "-v"]) else "?",
+        "vegeta": "v12.12.0 (built by bench/install-tools.sh)",
+    }
+    meta = {
+        "date": date, "started_utc": b.started.isoformat(timespec="seconds"),
+        "commit": commit, "git_describe": git("describe", "--always", "--dirty"),
+        "elapsed_s": round(b.elapsed, 1),
+        "machine": bl.machine_info(b.deno, b.edgeway, tools),
+        "config": {"quick": b.quick, "duration_s": b.dur, "runs": b.runs, "warmup_s": b.warmup, "conns": b.conns,
+                   "scenarios": b.scenarios, "cold_reps": b.cold_reps,
+                   "vegeta_rates": {s: (b.rate_override or b.spec[s].get("rate")) for s in b.scenarios if s != "coldstart"},
+                   "vegeta_max_workers": b.max_workers, "quiet_busy_pct": b.quiet_busy,
+                   "quiet_max_wait_s": b.quiet_wait},
+    }
+    agg = aggregate(b)
+    cold = cold_summary(b.cold)
+    doc = {**meta, "summary": agg, "coldstart": cold, "coldstart_raw": b.cold, "validation": b.validation,
+           "final": {"rss_mib": b.final_rss, "edgeway_workers": b.final_workers}, "runs": b.records}
+    b.outdir.mkdir(parents=True, exist_ok=True)
+    stem = f"{date}-{commit}" + ("-quick" if b.quick else "")
+    jp = b.outdir / f"{stem}.json"
+    mp = b.outdir / f"{stem}.md"
+    jp.write_text(json.dumps(doc, indent=1) + "\n")
+    mp.write_text(markdown(b, agg, cold, meta))
+    return mp, jp
