@@ -81,7 +81,7 @@ class Bench:
         self.wrk = os.environ.get("WRK") or "wrk"
         self.vegeta = os.environ.get("VEGETA") or "vegeta"
         self.nginx = os.environ.get("NGINX") or "nginx"
-        self.workdir = Path(os.environ["BENCH_TMP"])
+        self.workdir = Path(os.environ["GUARD_TMP"])
         self.outdir = Path(os.environ.get("BENCH_OUT") or (bl.BENCH_DIR / "results"))
         self.procs = bl.Procs(self.workdir)
         self.spec = SCENARIOS

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""edgeway load tests: soak and chaos. Bounded, loopback-only, self-stopping.
+
+Started by loadtest/run.sh; see bench/README.md ("make loadtest") for the
+variables. Prints one PASS/FAIL line per test with its figures and exits 1 if
+any test failed.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import benchlib as bl  # noqa: E402
+
+N_FUNCTIONS = 20
+HELLO = b"Hello, World!\n"
+
+
+def log(*a):
+    print("[loadtest]", *a, flush=True)
+
+
+def duration(v: str) -> float:
+    v = v.strip()
+    for suf, mult in (("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)):
+        if v.endswith(suf):
+            return float(v[: -len(suf)]) * mult
+    return float(v)
+
+
+def parse_ts(s: str) -> float:
+    """vegeta's RFC 3339 timestamp with nanoseconds → Unix seconds."""
+    main, _, frac = s.rstrip("Z").partition(".")
+    tz = ""
+    for sign in ("+", "-"):
+        if sign in frac:
+            frac, tz = frac.split(sign, 1)[0], sign + frac.split(sign, 1)[1]
+    base = dt.datetime.fromisoformat(main + (tz or "+00:00"))
+    return base.timestamp() + (float("0." + frac) if frac else 0.0)
+
+
+class LoadTest:
+    def __init__(self):
+        self.dur = duration(os.environ.get("LOADTEST_DURATION") or "20s")
+        self.soak_dur = duration(os.environ.get("LOADTEST_SOAK_DURATION") or str(self.dur) + "s")
+        self.chaos_dur = duration(os.environ.get("LOADTEST_CHAOS_DURATION") or str(self.dur) + "s")
+        self.rate = int(os.environ.get("LOADTEST_RATE") or 0)
+        self.rate_frac = float(os.environ.get("LOADTEST_RATE_FRACTION") or 0.7)
+        self.chaos_rate = int(os.environ.get("LOADTEST_CHAOS_RATE") or 1000)
+        self.kill_every = duration(os.environ.get("LOADTEST_KILL_EVERY") or "2s")
+        self.timeout = duration(os.environ.get("LOADTEST_TIMEOUT") or "10s")
+        self.max_workers = int(os.environ.get("LOADTEST_MAX_WORKERS") or 256)
+        self.only = [x for x in (os.environ.get("LOADTEST_ONLY") or "soak,chaos").split(",") if x]
+        self.seed = int(os.environ.get("LOADTEST_SEED") or int(time.time()))
+        self.deno = os.environ["DENO"]
+        self.edgeway = os.environ.get("EDGEWAY_BIN") or str(bl.ROOT / "bin" / "edgeway")
+        self.vegeta = os.environ.get("VEGETA") or "vegeta"
+        self.workdir = Path(os.environ["GUARD_TMP"])
+        self.procs = bl.Procs(self.workdir)
+        self.fdir = self.workdir / "functions"
+        self.names = [f"f{i:02d}" for i in range(N_FUNCTIONS)]
+        bl.write_functions(self.fdir, self.names)
+        self.results: list[dict] = []
+
+    # ------------------------------------------------------------ helpers
+    def start_gateway(self, name, flags=()) -> bl.Stack:
+        st = bl.start_edgeway(self.procs, self.edgeway, self.deno, self.fdir, extra_flags=flags, name=name,
+                              ready_path=None)
+        bad = []
+        for n in self.names:  # boot every function once, and check it answers right
+            code, _, body, _, _ = bl.http_request(st.port, "GET", f"/{n}", timeout=30)
+            if code != 200 or body != HELLO:
+                bad.append(f"/{n}: {code} {body[:80]!r}")
+        if bad:
+            raise RuntimeError(f"{name}: functions answer wrongly before any load: {bad[:3]}")
+        return st
+
+    def targets(self, port: int) -> Path:
+        t = self.workdir / f"targets-{port}.txt"
+        bl.write_vegeta_targets(t, port, "GET", [f"/{n}" for n in self.names], None)
+        return t
+
+    def attack_report(self, targets: Path, rate: int, dur: float, label: str) -> dict:
+        """vegeta attack piped into vegeta report (JSON), bounded by timeout."""
+        rate_arg = f"{rate}/1s" if rate else "0"
+        cmd = (f"set -o pipefail; '{self.vegeta}' attack -targets '{targets}' -rate {rate_arg} -duration {dur:g}s "
+               f"-timeout {self.timeout:g}s -workers 16 -max-workers {self.max_workers if rate else 64} "
+               f"| '{self.vegeta}' report -type=json")
+        out = self.workdir / f"report-{label}.json"
+        rc, _ = self.procs.run_measured(f"vegeta-{label}", ["bash", "-c", cmd], dur + self.timeout + 30, out)
+        text = out.read_text()
+        if rc != 0:
+            raise RuntimeError(f"vegeta ({label}) exited {rc}: {text[-800:]}")
+        return bl.parse_vegeta_report(text[text.index("{"):])
+
+    def snapshot(self, st: bl.Stack) -> dict:
+        kids = bl.children(st.main.pid)
+        return {"rss_mib": round(bl.rss_bytes(st.main.pid) / 2**20, 1), "fds": bl.fd_count(st.main.pid),
+                "workers": len(kids), "workers_rss_mib": round(sum(bl.rss_bytes(k) for k in kids) / 2**20, 1)}
+
+    def verdict(self, name: str, ok: bool, summary: str, details: dict):
+        self.results.append({"test": name, "pass": ok, "summary": summary, **details})
+        log(("PASS " if ok else "FAIL ") + f"{name}: {summary}")
+
+    # ------------------------------------------------------------ soak
+    def soak(self):
+        log(f"== soak: {N_FUNCTIONS} functions, {self.soak_dur:g}s")
+        st = self.start_gateway("edgeway-soak")
+        t = self.targets(st.port)
+        if self.rate:
+            rate, cap = self.rate, None
+        else:
+            capr = self.attack_report(t, 0, 3, "capacity")
+            cap = capr["req_s"]
+            rate = max(50, int(cap * self.rate_frac))
+            log(f"  capacity (vegeta -rate=0 -max-workers=64, 3s): {cap:,.0f} req/s → soak at "
+                f"{self.rate_frac:.0%} = {rate:,} req/s")
+        time.sleep(1)
+        start = self.snapshot(st)
+        log(f"  start: gateway RSS {start['rss_mib']} MiB, fds {start['fds']}, workers {start['workers']} "
+            f"({start['workers_rss_mib']} MiB)")
+        seg = min(10.0, max(5.0, self.soak_dur / 4))
+        nseg = max(1, round(self.soak_dur / seg))
+        seg = self.soak_dur / nseg
+        segs = []
+        for i in range(nseg):
+            r = self.attack_report(t, rate, seg, f"soak-{i}")
+            snap = self.snapshot(st)
+            segs.append({**r, **{"gw_" + k: v for k, v in snap.items()}})
+            log(f"  segment {i + 1}/{nseg}: {r['req_s']:,.0f} req/s p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} "
+                f"max {r['max_ms']:.1f} ms, errors {r['non2xx']}/{r['socket_errors']}, RSS {snap['rss_mib']} MiB, "
+                f"fds {snap['fds']}")
+            if st.main.poll() is not None:
+                break
+        time.sleep(1)
+        end = self.snapshot(st)
+        alive = st.main.poll() is None
+        self.procs.stop(st.main)
+        total = sum(s["requests"] for s in segs)
+        errors = sum(s["non2xx"] + s["socket_errors"] for s in segs)
+        codes: dict = {}
+        for s in segs:
+            for k, v in s["status_codes"].items():
+                codes[k] = codes.get(k, 0) + v
+        held = all(s["rate"] >= 0.95 * rate and s["req_s"] >= 0.95 * rate for s in segs)
+        fd_growth = end["fds"] - start["fds"]
+        rss_growth = end["rss_mib"] - start["rss_mib"]
+        problems = []
+        if errors:
+            problems.append(f"{errors} errors (codes {codes}, e.g. {segs[-1]['errors'][:2]})")
+        if not alive:
+            problems.append("edgeway exited")
+        if len(segs) < nseg:
+            problems.append("stopped early")
+        # The upstream pools and client connections legitimately grow fds until
+        # they reach their working size; a leak keeps growing. So compare the
+        # end with the highest count seen in the first half of the soak.
+        half = segs[: max(1, len(segs) // 2)]
+        fd_plateau = max([start["fds"]] + [s["gw_fds"] for s in half])
+        fd_late_growth = end["fds"] - fd_plateau
+        if len(segs) >= 2 and fd_late_growth > 50:
+            problems.append(f"fds kept growing in the second half (+{fd_late_growth} over {fd_plateau})")
+        if not held:
+            problems.append("rate not held (< 95 % of target in some segment)")
+        warn = []
+        rss_plateau = max([start["rss_mib"]] + [s["gw_rss_mib"] for s in half])
+        if end["rss_mib"] > 1.5 * rss_plateau + 32:
+            warn.append(f"RSS kept growing in the second half ({rss_plateau} → {end['rss_mib']} MiB)")
+        if segs and segs[-1]["p99_ms"] > 3 * max(segs[0]["p99_ms"], 1.0):
+            warn.append("p99 at the end > 3× p99 at the start")
+        summary = (f"{total:,} requests at {rate:,} req/s for {self.soak_dur:g}s, errors {errors}; "
+                   f"RSS {start['rss_mib']} → {end['rss_mib']} MiB, fds {start['fds']} → {end['fds']} "
+                   f"(second half {fd_late_growth:+d}), "
+                   f"workers {start['workers']} → {end['workers']}; "
+                   f"p99 first/last segment {segs[0]['p99_ms']:.2f} / {segs[-1]['p99_ms']:.2f} ms"
+                   + (f"; PROBLEMS: {'; '.join(problems)}" if problems else "")
+                   + (f"; warnings: {'; '.join(warn)}" if warn else ""))
+        self.verdict("soak", not problems, summary,
+                     {"rate": rate, "capacity": cap, "start": start, "end": end, "segments": segs,
+                      "requests": total, "errors": errors, "status_codes": codes, "fd_growth": fd_growth,
+                      "fd_late_growth": fd_late_growth,
+                      "rss_growth_mib": rss_growth, "problems": problems, "warnings": warn})
+
+    # ------------------------------------------------------------ chaos
+    def chaos(self):
+        log(f"== chaos: kill -9 a random worker every {self.kill_every:g}s for {self.chaos_dur:g}s "
+            f"under {self.chaos_rate} req/s")
+        # Crash-loop protection would rightly answer 503 once one function has
+        # been killed often; this test is about single kills, so raise it.
+        flags = ["--crash-loop-threshold", os.environ.get("LOADTEST_CRASH_LOOP_THRESHOLD", "1000")]
+        st = self.start_gateway("edgeway-chaos", flags)
+        t = self.targets(st.port)
+        out = self.workdir / "chaos.bin"
+        argv = [self.vegeta, "attack", "-targets", str(t), "-rate", f"{self.chaos_rate}/1s", "-duration",
+                f"{self.chaos_dur:g}s", "-timeout", f"{self.timeout:g}s", "-workers", "16", "-max-workers",
+                str(self.max_workers), "-output", str(out)]
+        atk = self.procs.start("vegeta-chaos", argv)
+        rng = random.Random(self.seed)
+        kills = []
+        t_end = time.time() + self.chaos_dur
+        time.sleep(min(1.0, self.kill_every))
+        while time.time() < t_end - 0.5 and atk.poll() is None:
+            kids = bl.children(st.main.pid)
+            if kids:
+                pid = rng.choice(kids)
+                fn = worker_function(pid)
+                kt = time.time()
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    kills.append({"t": kt, "pid": pid, "function": fn})
+                except ProcessLookupError:
+                    pass
+            time.sleep(self.kill_every)
+        try:
+            atk.wait(self.chaos_dur + self.timeout + 30)
+        except subprocess.TimeoutExpired:
+            self.procs.stop(atk)
+        alive_code = 0
+        try:
+            alive_code = bl.http_request(st.port, "GET", "/", timeout=5)[0]
+        except OSError:
+            pass
+        after = self.snapshot(st)
+        self.procs.stop(st.main)
+        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
+                             timeout=120)
+        rows = [json.loads(ln) for ln in enc.stdout.splitlines() if ln.strip()]
+        ok = worker_err = 0
+        bad: list[dict] = []
+        hangs = 0
+        by_fn: dict[str, list] = {}
+        for r in rows:
+            ts = parse_ts(r["timestamp"])
+            lat = r["latency"] / 1e9
+            fn = r["url"].rsplit("/", 1)[-1]
+            hdr = {k.lower(): v for k, v in (r.get("headers") or {}).items()}
+            code = r["code"]
+            by_fn.setdefault(fn, []).append((ts, lat, code))
+            if lat >= self.timeout - 0.05 or "timeout" in r.get("error", "").lower() \
+                    or "deadline" in r.get("error", "").lower():
+                hangs += 1
+            if code == 200 and base64.b64decode(r.get("body") or "") == HELLO:
+                ok += 1
+            elif code == 502 and (hdr.get("x-edgeway-error") or [""])[0] == "WORKER_ERROR":
+                worker_err += 1
+            else:
+                bad.append({"code": code, "error": r.get("error"), "url": r["url"], "latency_ms": lat * 1000,
+                            "x-edgeway-error": hdr.get("x-edgeway-error"),
+                            "body": base64.b64decode(r.get("body") or "")[:120].decode("latin-1")})
+        recov = []
+        for k in kills:
+            samples = sorted(by_fn.get(k["function"], []))
+            after_kill = [s for s in samples if s[0] >= k["t"]]
+            first_ok = next((s for s in after_kill if s[2] == 200), None)
+            n502 = 0
+            for s in after_kill:
+                if s is first_ok:
+                    break
+                n502 += s[2] == 502
+            # a request that started before the kill may also have failed on it
+            n502 += sum(1 for s in samples if s[0] < k["t"] <= s[0] + s[1] and s[2] == 502)
+            k["recovery_ms"] = round((first_ok[0] + first_ok[1] - k["t"]) * 1000, 1) if first_ok else None
+            k["failed_requests"] = n502
+            recov.append(k["recovery_ms"])
+        done = [x for x in recov if x is not None]
+        problems = []
+        if not rows:
+            problems.append("vegeta produced no results")
+        if bad:
+            kinds: dict = {}
+            for b in bad:
+                key = f"{b['code']} {b['x-edgeway-error'] or ''} {b['error'] or ''}".strip()
+                kinds[key] = kinds.get(key, 0) + 1
+            problems.append(f"{len(bad)} requests neither 200 nor 502 WORKER_ERROR: {kinds}")
+        if hangs:
+            problems.append(f"{hangs} requests hit the {self.timeout:g}s timeout")
+        if len(done) < len(kills):
+            problems.append(f"{len(kills) - len(done)} kills never recovered")
+        if not kills:
+            problems.append("no worker was killed")
+        if alive_code != 200:
+            problems.append(f"edgeway not answering GET / after the test ({alive_code})")
+        lat_max = max((r["latency"] for r in rows), default=0) / 1e6
+        summary = (f"{len(rows):,} requests, {len(kills)} kills: {ok:,} × 200, {worker_err} × 502 WORKER_ERROR, "
+                   f"{len(bad)} other, {hangs} hung; max latency {lat_max:.0f} ms; recovery after a kill "
+                   + (f"median {bl.median(done):.0f} ms, max {max(done):.0f} ms" if done else "n/a")
+                   + f" (per kill: {', '.join(str(int(x)) if x is not None else 'never' for x in recov)} ms); "
+                   f"workers after {after['workers']}, gateway alive {alive_code == 200}"
+                   + (f"; PROBLEMS: {'; '.join(problems)}" if problems else ""))
+        self.verdict("chaos", not problems, summary,
+                     {"rate": self.chaos_rate, "kills": kills, "requests": len(rows), "ok": ok,
+                      "worker_error_502": worker_err, "bad": bad[:20], "bad_count": len(bad), "hangs": hangs,
+                      "max_latency_ms": lat_max, "after": after, "problems": problems, "seed": self.seed})
+
+    def run(self):
+        for t in self.only:
+            getattr(self, t)()
+
+
+def worker_function(pid: int) -> str:
+    """Function name of an edgeway worker: its entrypoint is the last argument
+    (file:///…/functions/<name>/index.ts)."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    args = [a.decode() for a in args if a]
+    return args[-1].rstrip("/").split("/")[-2] if args else "?"
+
+
+def main():
+    lt = LoadTest()
+
+    def on_signal(sig, _f):
+        raise KeyboardInterrupt(f"signal {sig}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    t0 = time.time()
+    interrupted = False
+    try:
+        lt.run()
+    except KeyboardInterrupt as e:
+        log(f"interrupted ({e})")
+        interrupted = True
+    except Exception as e:
+        log(f"ERROR: {e}")
+        lt.results.append({"test": "harness", "pass": False, "summary": str(e)})
+    finally:
+        lt.procs.stop_all()
+    out = Path(os.environ.get("LOADTEST_JSON") or "/tmp/edgeway-loadtest-last.json")
+    out.write_text(json.dumps({"elapsed_s": round(time.time() - t0, 1), "results": lt.results}, indent=1) + "\n")
+    print()
+    print(f"== loadtest summary ({time.time() - t0:.0f}s, details in {out})")
+    for r in lt.results:
+        print(f"{'PASS' if r['pass'] else 'FAIL'}  {r['test']}: {r['summary']}")
+    passed = sum(1 for r in lt.results if r["pass"])
+    failed = len(lt.results) - passed
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(130 if interrupted else (1 if failed or not lt.results else 0))
+
+
+if __name__ == "__main__":
+    main()
