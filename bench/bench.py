@@ -71,6 +71,9 @@ class Bench:
         self.max_workers = int(os.environ.get("BENCH_VEGETA_MAX_WORKERS") or 128)
         self.quiet_busy = env_float("BENCH_QUIET_BUSY", 25.0)
         self.quiet_wait = env_float("BENCH_QUIET_MAX_WAIT", 5.0)
+        self.k6 = os.environ.get("K6") or "k6"
+        self.k6_scenarios = [x for x in os.environ.get("BENCH_K6_SCENARIOS", "hello").split(",") if x] \
+            if os.environ.get("BENCH_K6", "0") == "1" else []
         sc = os.environ.get("BENCH_SCENARIOS", "")
         self.scenarios = [s for s in (sc.split(",") if sc else (QUICK if self.quick else FULL)) if s]
         for s in self.scenarios:
@@ -128,9 +131,10 @@ class Bench:
             log(f"  VALIDATION FAILED {scen}/{stack.name}: {bad[:3]}")
 
     # ------------------------------------------------------------ runs
-    def meter(self, stack: bl.Stack) -> bl.Meter:
-        return bl.Meter({"proxy": stack.proxy_pids, "deno": stack.deno_pids},
-                        {"gateway": stack.proxy_pids, "deno": stack.deno_pids})
+    def meter(self, scen: str, stack: bl.Stack) -> bl.Meter:
+        fns = {p.strip("/").split("/")[0] for p in SCENARIOS[scen]["paths"]}
+        deno = lambda: stack.deno_pids(fns)  # noqa: E731
+        return bl.Meter({"proxy": stack.proxy_pids, "deno": deno}, {"gateway": stack.proxy_pids, "deno": deno})
 
     def run_wrk(self, scen, stack, script, dur, record=True, rnd=0):
         url = f"http://127.0.0.1:{stack.port}{SCENARIOS[scen]['paths'][0]}"
@@ -138,7 +142,7 @@ class Bench:
                 str(script), url]
         waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait) if record else 0
         out = self.workdir / f"wrk-{scen}-{stack.name}-r{rnd}.txt"
-        m = self.meter(stack)
+        m = self.meter(scen, stack)
         m.start()
         rc, gen_cpu = self.procs.run_measured("wrk", argv, dur + 30, out)
         meas = m.stop(gen_cpu)
@@ -157,7 +161,7 @@ class Bench:
         argv = [self.vegeta, "attack", "-targets", str(targets), "-rate", f"{rate}/1s", "-duration", f"{dur:g}s",
                 "-timeout", "10s", "-workers", "16", "-max-workers", str(self.max_workers), "-output", str(out)]
         waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait)
-        m = self.meter(stack)
+        m = self.meter(scen, stack)
         m.start()
         rc, gen_cpu = self.procs.run_measured("vegeta", argv, dur + 30, self.workdir / "vegeta-attack.log")
         meas = m.stop(gen_cpu)
@@ -173,6 +177,29 @@ class Bench:
         self.add_record(scen, "vegeta", stack.name, rnd, res, meas, waited)
         return res
 
+    def run_k6(self, scen, stack, script, dur, rnd):
+        """Reference only: k6 closed loop with as many VUs as wrk connections
+        (k6 costs ~8x wrk's CPU per request here, so it measures itself)."""
+        summary = self.workdir / f"k6-{scen}-{stack.name}-r{rnd}.json"
+        argv = [self.k6, "run", "--no-usage-report", "--quiet", "--no-color", "--vus", str(self.conns),
+                "--duration", f"{dur:g}s", "--summary-trend-stats", "med,p(95),p(99),max",
+                "--summary-export", str(summary), "-e", f"BASE=http://127.0.0.1:{stack.port}", str(script)]
+        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+        m = self.meter(scen, stack)
+        m.start()
+        log_path = self.workdir / "k6.log"
+        rc, gen_cpu = self.procs.run_measured("k6", argv, dur + 60, log_path)
+        meas = m.stop(gen_cpu)
+        if rc != 0 or not summary.exists():
+            raise RuntimeError(f"k6 exited {rc}: {log_path.read_text()[-1500:]}")
+        d = json.loads(summary.read_text())["metrics"]
+        n, dur_ = d["http_reqs"]["count"], d["http_req_duration"]
+        failed = d.get("http_req_failed", {}).get("passes", 0)
+        res = {"requests": n, "req_s": round(d["http_reqs"]["rate"], 1), "p50_ms": dur_["med"],
+               "p95_ms": dur_["p(95)"], "p99_ms": dur_["p(99)"], "max_ms": dur_["max"], "non2xx": failed,
+               "socket_errors": 0}
+        self.add_record(scen, "k6", stack.name, rnd, res, meas, waited)
+
     def add_record(self, scen, tool, stack, rnd, res, meas, waited):
         n = max(1, res["requests"])
         cpu = {k: round(v * 1e6 / n, 2) for k, v in meas["cpu_s"].items()}
@@ -184,6 +211,8 @@ class Bench:
             "cpu_pct": {k: round(100 * v / wall, 1) for k, v in meas["cpu_s"].items()},
             "gateway_rss_mib": meas["rss_peak_mib"]["gateway"] if stack != "direct" else None,
             "deno_rss_mib": meas["rss_peak_mib"]["deno"],
+            "deno_pss_mib": meas["pss_end_mib"]["deno"],
+            "deno_processes": meas["processes"]["deno"],
             "box_busy_pct": meas["box_busy_pct"], "steal_pct": meas["steal_pct"], "other_pct": meas["other_pct"],
             "waited_quiet_s": waited,
         }
@@ -217,6 +246,12 @@ class Bench:
         for rnd in range(1, self.runs + 1):
             for st in stacks:
                 self.run_vegeta(scen, st, targets[st.name], self.dur, rnd)
+        if scen in self.k6_scenarios:
+            k6_script = self.workdir / f"k6-{scen}.js"
+            bl.write_k6_script(k6_script, spec["method"], spec["paths"], body_file)
+            for rnd in range(1, self.runs + 1):
+                for st in stacks:
+                    self.run_k6(scen, st, k6_script, self.dur, rnd)
 
     # ------------------------------------------------------------ cold start
     def coldstart(self):

@@ -55,6 +55,8 @@ def aggregate(b) -> dict:
                                 for k in ("gen", "proxy", "deno")},
                     "gateway_rss_mib": max((r["gateway_rss_mib"] or 0) for r in runs) if stack != "direct" else None,
                     "deno_rss_mib": max(r["deno_rss_mib"] for r in runs),
+                    "deno_pss_mib": max(r["deno_pss_mib"] for r in runs),
+                    "deno_processes": max(r["deno_processes"] for r in runs),
                     "noisy_runs": sum(1 for r in runs if r["other_pct"] > 15 or r["steal_pct"] > 10),
                 }
                 if tool == "vegeta":
@@ -105,7 +107,8 @@ def markdown(b, agg, cold, meta) -> str:
     L.append(f"# edgeway benchmark {meta['date']} @ {meta['commit']}{quick}\n")
     L.append(f"Machine: {m['nproc']} vCPU {m['cpu_model']}{' (' + m['virtualization'] + ')' if m.get('virtualization') else ''}, "
              f"{m['memory']} RAM, Linux {m['kernel']}, {m['os']}.  ")
-    L.append(f"Versions: {m['edgeway']}; {m['deno']}; {m['nginx']}; {m['wrk']}; vegeta {m['vegeta']}; {m['go']}.  ")
+    L.append(f"Versions: {m['edgeway']}; {m['deno']}; {m['nginx']}; {m['wrk']}; vegeta {m['vegeta']}; "
+             + (f"{m['k6']}; " if m.get("k6") else "") + f"{m['go']}.  ")
     L.append(f"Config: wrk `-t1 -c{b.conns} -d{b.dur:g}s`, vegeta fixed rate for {b.dur:g}s "
              f"(`-max-workers {b.max_workers}`, 10 s timeout), {b.runs} runs per stack interleaved "
              f"(A B C A B C …), {b.warmup:g}s discarded wrk warm-up per stack and scenario, median reported. "
@@ -133,14 +136,17 @@ def markdown(b, agg, cold, meta) -> str:
                  f"| {fmt_num(w.get('nginx', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} |")
     L.append("")
 
-    for tool, title in (("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
-                        ("vegeta", "Latency at a fixed rate: vegeta (open loop)")):
+    tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
+             ("vegeta", "Latency at a fixed rate: vegeta (open loop)")]
+    if any(r["tool"] == "k6" for r in b.records):
+        tools.append(("k6", f"Reference only: k6 --vus {b.conns} (closed loop; k6 uses most of the CPU itself)"))
+    for tool, title in tools:
         L.append(f"## {title}\n")
         rate_col = "| target rate " if tool == "vegeta" else ""
         vs = "| p50 Δ ms vs direct | p50 Δ ms vs nginx |" if tool == "vegeta" else "| req/s vs direct | req/s vs nginx |"
         L.append(f"| scenario | stack {rate_col}| req/s (median) | min–max | p50 ms | p95 ms | p99 ms | max ms "
                  "| non-2xx / socket errors | CPU µs/req gen / proxy / deno / total | CPU % gen / proxy / deno "
-                 "| gateway RSS MiB | Deno RSS MiB " + vs)
+                 "| gateway RSS MiB | Deno RSS / PSS MiB (procs) " + vs)
         L.append("|---|---" + ("|---:" if tool == "vegeta" else "") + "|---:" * 13 + "|")
         for scen in b.scenarios:
             t = agg.get(scen, {}).get(tool)
@@ -172,7 +178,8 @@ def markdown(b, agg, cold, meta) -> str:
                     f"| {a['non2xx']} / {a['socket_errors']} "
                     f"| {c['gen']:.1f} / {proxy} / {c['deno']:.1f} / {c['total']:.1f} "
                     f"| {cp['gen']:.0f} / {proxy_pct} / {cp['deno']:.0f} "
-                    f"| {fmt_num(a['gateway_rss_mib'], 1)} | {fmt_num(a['deno_rss_mib'], 1)} | {vs_d} | {vs_n} |")
+                    f"| {fmt_num(a['gateway_rss_mib'], 1)} | {fmt_num(a['deno_rss_mib'], 0)} / {fmt_num(a['deno_pss_mib'], 0)} "
+                    f"({a['deno_processes']}) | {vs_d} | {vs_n} |")
         L.append("")
 
     if cold:
@@ -224,6 +231,7 @@ def write(b) -> tuple[Path, Path]:
     commit = git("rev-parse", "--short", "HEAD") or "nocommit"
     date = b.started.strftime("%Y-%m-%d")
     tools = {
+        "k6": bl.sh([b.k6, "version"]) if b.k6_scenarios else None,
         "nginx": bl.sh([b.nginx, "-v"]).replace("nginx version: ", ""),
         "wrk": bl.sh([b.wrk, "-v"]).splitlines()[0].split(" [")[0] if bl.sh([b.wrk, "-v"]) else "?",
         "vegeta": "v12.12.0 (built by bench/install-tools.sh)",

@@ -213,7 +213,7 @@ class LoadTest:
             kids = bl.children(st.main.pid)
             if kids:
                 pid = rng.choice(kids)
-                fn = worker_function(pid)
+                fn = bl.worker_function(pid)
                 kt = time.time()
                 try:
                     os.kill(pid, signal.SIGKILL)
@@ -305,17 +305,6 @@ class LoadTest:
     def run(self):
         for t in self.only:
             getattr(self, t)()
-
-
-def worker_function(pid: int) -> str:
-    """Function name of an edgeway worker: its entrypoint is the last argument
-    (file:///…/functions/<name>/index.ts)."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return "?"
-    args = [a.decode() for a in args if a]
-    return args[-1].rstrip("/").split("/")[-2] if args else "?"
 
 
 def main():
