@@ -117,7 +117,7 @@ func serve(args []string, stderr io.Writer) int {
 	for _, f := range layout.Functions {
 		names = append(names, f.Name)
 	}
-	log.Info().Str("addr", ln.Addr().String()).Str("functions_dir", layout.Root).Strs("functions", names).Str("deno", denoPath).Str("version", version).Msg("edgeway listening")
+	log.Info().Str("addr", ln.Addr().String()).Str("functions_dir", layout.Root).Strs("functions", names).Str("deno", denoPath).Str("run_dir", sup.RunDir()).Str("version", version).Msg("edgeway listening")
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -46,14 +46,15 @@ type Options struct {
 	UpstreamMaxIdleConns int
 	UpstreamDialTimeout  time.Duration
 	UpstreamBufferSize   int
+	WorkerExitWait       time.Duration
 
 	// Front door.
-	MaxBody          int64
-	MaxHeaderBytes   int
+	MaxBody           int64
+	MaxHeaderBytes    int
 	ReadHeaderTimeout time.Duration
-	IdleConnTimeout  time.Duration
-	MaxClientConns   int
-	WorkerLogLine    int
+	IdleConnTimeout   time.Duration
+	MaxClientConns    int
+	WorkerLogLine     int
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -157,6 +158,8 @@ var specs = []spec{
 	intSpec("upstream-max-idle-conns", "64", "idle keep-alive connections kept per worker", 1, func(o *Options) *int { return &o.UpstreamMaxIdleConns }),
 	durationSpec("upstream-dial-timeout", "2s", "limit for connecting to a worker's socket", func(o *Options) *time.Duration { return &o.UpstreamDialTimeout }),
 	intSpec("upstream-buffer-size", "16384", "read/write buffer per worker connection; caps response header size", 4096, func(o *Options) *int { return &o.UpstreamBufferSize }),
+
+	durationSpec("worker-exit-wait", "1s", "how long a failed request waits to learn if its worker died of its memory limit (546 instead of 502)", func(o *Options) *time.Duration { return &o.WorkerExitWait }),
 
 	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),
 	intSpec("max-header-bytes", "16384", "largest request header block", 1024, func(o *Options) *int { return &o.MaxHeaderBytes }),

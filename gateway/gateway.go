@@ -92,9 +92,9 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 	if needsSlash {
 		var buf [512]byte
 		rewritten := append(append(buf[:0], '/'), fnURI...)
-		ctx.Request.Header.SetRequestURIBytes(rewritten)
+		ctx.Request.SetRequestURIBytes(rewritten)
 	} else {
-		ctx.Request.Header.SetRequestURIBytes(fnURI)
+		ctx.Request.SetRequestURIBytes(fnURI)
 	}
 	setForwarded(ctx)
 	deadline := time.Now().Add(fn.Config.Timeout)

@@ -140,14 +140,24 @@ func startProcess(s *Supervisor, fn *config.Function, pool *upstream.Pool, id ui
 
 	deadline := p.started.Add(s.opts.BootTimeout)
 	if err := p.handshake(ul, deadline); err != nil {
-		p.kill()
-		<-p.exited
+		// Deno drops the control connection before it prints a fatal
+		// error: let it exit by itself (until the deadline) so the reason
+		// reaches the log.
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case <-p.exited:
+		case <-t.C:
+			p.kill()
+			<-p.exited
+		}
+		t.Stop()
 		return nil, &errBoot{reason: err.Error(), tail: p.stderr.Tail()}
 	}
 	p.worker = upstream.NewWorker(pool, id, p.pid, sock, upstream.WorkerOptions{
 		MaxIdleConns: s.opts.UpstreamMaxIdleConns,
 		DialTimeout:  s.opts.UpstreamDialTimeout,
 		BufferSize:   s.opts.UpstreamBufferSize,
+		ExitWait:     s.opts.WorkerExitWait,
 	})
 	return p, nil
 }

@@ -54,12 +54,12 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
 	if err != nil {
 		c.nc.Close()
 		w.release()
-		return w.classify(err)
+		return w.classify(err, deadline)
 	}
 	resp := &ctx.Response
 	if err := readHead(resp, c.br); err != nil {
 		w.finish(c, false)
-		return w.classify(err)
+		return w.classify(err, deadline)
 	}
 	reusable := !resp.Header.ConnectionClose()
 	resp.Header.ResetConnectionClose()
@@ -75,7 +75,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
 		// free of streams.
 		if err := resp.ReadBody(c.br, 0); err != nil {
 			w.finish(c, false)
-			return w.classify(err)
+			return w.classify(err, deadline)
 		}
 		w.finish(c, reusable)
 		return nil
@@ -156,11 +156,20 @@ func noBody(status int) bool {
 }
 
 // classify maps a connection error to the error the gateway reports.
-func (w *Worker) classify(err error) error {
+// fasthttp does not always keep the net.Error, so the deadline decides.
+func (w *Worker) classify(err error, deadline time.Time) error {
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if (errors.As(err, &ne) && ne.Timeout()) || !time.Now().Before(deadline) {
 		return ErrTimeout
 	}
+	// The connection broke: if the process is dying, learn whether of its
+	// memory limit (Supabase's 546) before answering.
+	t := time.NewTimer(min(w.exitWait, time.Until(deadline)))
+	select {
+	case <-w.exited:
+	case <-t.C:
+	}
+	t.Stop()
 	if w.memKilled.Load() {
 		return ErrMemoryLimit
 	}

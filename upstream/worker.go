@@ -20,7 +20,8 @@ type Worker struct {
 	draining   atomic.Bool  // no new requests; signal drained at zero
 	drained    chan struct{}
 	drainOnce  atomicOnce
-	memKilled  atomic.Bool // set by lifecycle when the process died of its memory limit
+	memKilled  atomic.Bool   // set by lifecycle when the process died of its memory limit
+	exited     chan struct{} // closed by MarkGone
 
 	ID      uint64
 	PID     int
@@ -31,6 +32,7 @@ type Worker struct {
 	idle        chan *conn
 	dialTimeout time.Duration
 	bufSize     int
+	exitWait    time.Duration
 }
 
 // WorkerOptions sizes a worker's connection pool.
@@ -38,6 +40,7 @@ type WorkerOptions struct {
 	MaxIdleConns int           // idle keep-alive connections kept
 	DialTimeout  time.Duration // connect limit
 	BufferSize   int           // bufio size per connection; caps response header size
+	ExitWait     time.Duration // how long a failed request waits to learn why the worker died
 }
 
 // NewWorker describes a ready worker listening on sock. It is not routed to
@@ -53,6 +56,8 @@ func NewWorker(p *Pool, id uint64, pid int, sock string, o WorkerOptions) *Worke
 		dialTimeout: o.DialTimeout,
 		bufSize:     o.BufferSize,
 		drained:     make(chan struct{}),
+		exited:      make(chan struct{}),
+		exitWait:    o.ExitWait,
 	}
 	w.lastActive.Store(w.Started.UnixNano())
 	return w
@@ -83,7 +88,9 @@ func (w *Worker) Drain() <-chan struct{} {
 // were in flight are answered with WORKER_LIMIT.
 func (w *Worker) MarkGone(memoryLimit bool) {
 	w.memKilled.Store(memoryLimit)
-	w.gone.Store(true)
+	if w.gone.CompareAndSwap(false, true) {
+		close(w.exited)
+	}
 	for {
 		select {
 		case c := <-w.idle:
