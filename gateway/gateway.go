@@ -16,10 +16,16 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Gateway serves HTTP for every function of a Supervisor.
+// Functions finds a routable function by name without allocating; the
+// lifecycle.Supervisor implements it.
+type Functions interface {
+	Lookup(name []byte) *lifecycle.Function
+}
+
+// Gateway serves HTTP for a set of functions.
 type Gateway struct {
 	opts     config.Options
-	sup      *lifecycle.Supervisor
+	sup      Functions
 	log      zerolog.Logger
 	srv      *fasthttp.Server
 	admin    *router.Router
@@ -27,7 +33,7 @@ type Gateway struct {
 }
 
 // New builds the gateway; Serve starts it.
-func New(opts config.Options, sup *lifecycle.Supervisor, log zerolog.Logger) *Gateway {
+func New(opts config.Options, sup Functions, log zerolog.Logger) *Gateway {
 	g := &Gateway{opts: opts, sup: sup, log: log}
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{

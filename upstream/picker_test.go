@@ -1,0 +1,195 @@
+package upstream
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newTestPool(n int, o PoolOptions) (*Pool, []*Worker) {
+	if o.MaxWorkers == 0 {
+		o.MaxWorkers = n
+	}
+	p := NewPool(o)
+	ws := make([]*Worker, n)
+	for i := range ws {
+		ws[i] = NewWorker(p, uint64(i+1), 0, "/nonexistent", WorkerOptions{MaxIdleConns: 1, DialTimeout: time.Second, BufferSize: 4096})
+	}
+	p.Publish(Snapshot{Workers: ws, Total: n})
+	return p, ws
+}
+
+func TestPickPrefersIdleThenLeastLoaded(t *testing.T) {
+	p, ws := newTestPool(3, PoolOptions{})
+	ws[0].inflight.Store(5)
+	ws[1].inflight.Store(2)
+	ws[2].inflight.Store(7)
+	w, allBusy := p.pick(ws)
+	if w != ws[1] || !allBusy {
+		t.Fatalf("picked worker %d (allBusy=%v), want the least loaded (2)", w.ID, allBusy)
+	}
+	ws[2].inflight.Store(0)
+	if w, allBusy := p.pick(ws); w != ws[2] || allBusy {
+		t.Fatalf("picked worker %d, want the idle one (3)", w.ID)
+	}
+}
+
+func TestPickRespectsMaxConcurrency(t *testing.T) {
+	p, ws := newTestPool(2, PoolOptions{MaxConcurrency: 2})
+	for i := 0; i < 4; i++ {
+		if w, _ := p.pick(ws); w == nil {
+			t.Fatalf("claim %d refused below the limit", i)
+		}
+	}
+	if w, _ := p.pick(ws); w != nil {
+		t.Fatalf("claimed worker %d beyond maxConcurrency", w.ID)
+	}
+	if ws[0].InFlight() != 2 || ws[1].InFlight() != 2 {
+		t.Fatalf("load not spread: %d %d", ws[0].InFlight(), ws[1].InFlight())
+	}
+}
+
+func TestAcquireSpreadsEqualLoad(t *testing.T) {
+	p, ws := newTestPool(4, PoolOptions{})
+	for _, w := range ws {
+		w.inflight.Store(1)
+	}
+	seen := map[uint64]int{}
+	for i := 0; i < 400; i++ {
+		w, _ := p.pick(ws)
+		seen[w.ID]++
+		w.inflight.Add(-1)
+	}
+	for _, w := range ws {
+		if seen[w.ID] == 0 {
+			t.Fatalf("worker %d never picked at equal load: %v", w.ID, seen)
+		}
+	}
+}
+
+// Concurrent claims and releases keep every counter exact and within the
+// limit (run with -race).
+func TestPickConcurrentClaimsAreExact(t *testing.T) {
+	const limit = 3
+	p, ws := newTestPool(4, PoolOptions{MaxConcurrency: limit})
+	var over atomic.Int32
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000; i++ {
+				w, _ := p.pick(ws)
+				if w == nil {
+					continue
+				}
+				if w.InFlight() > limit {
+					over.Add(1)
+				}
+				w.unclaim()
+			}
+		}()
+	}
+	wg.Wait()
+	if over.Load() != 0 {
+		t.Fatalf("limit exceeded %d times", over.Load())
+	}
+	for _, w := range ws {
+		if w.InFlight() != 0 {
+			t.Fatalf("worker %d left at %d in flight", w.ID, w.InFlight())
+		}
+	}
+}
+
+func TestAcquireWaitsForSlotThenOverloads(t *testing.T) {
+	p, ws := newTestPool(1, PoolOptions{MaxConcurrency: 1, MaxQueue: 1, QueueTimeout: time.Minute})
+	first, err := p.Acquire(time.Now().Add(time.Minute))
+	if err != nil || first != ws[0] {
+		t.Fatalf("first acquire: %v", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		w, err := p.Acquire(time.Now().Add(time.Minute))
+		if err == nil {
+			w.release()
+		}
+		got <- err
+	}()
+	for p.queued.Load() != 1 { // the second request has joined the queue
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := p.Acquire(time.Now().Add(time.Minute)); err != ErrOverloaded {
+		t.Fatalf("third acquire with a full queue: %v, want ErrOverloaded", err)
+	}
+	first.release()
+	if err := <-got; err != nil {
+		t.Fatalf("queued request: %v", err)
+	}
+}
+
+func TestAcquireReportsBootFailureAndCrashLoop(t *testing.T) {
+	p := NewPool(PoolOptions{MaxWorkers: 1})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := p.Acquire(time.Now().Add(time.Minute))
+		errc <- err
+	}()
+	<-p.Nudges() // the request asked for a worker
+	p.Publish(Snapshot{BootFailures: 1})
+	if err := <-errc; err != ErrBoot {
+		t.Fatalf("got %v, want ErrBoot", err)
+	}
+	p.Publish(Snapshot{CrashLoopUntil: time.Now().Add(time.Minute)})
+	if _, err := p.Acquire(time.Now().Add(time.Minute)); err != ErrCrashLoop {
+		t.Fatalf("got %v, want ErrCrashLoop", err)
+	}
+	p.Publish(Snapshot{Closed: true})
+	if _, err := p.Acquire(time.Now().Add(time.Minute)); err != ErrClosed {
+		t.Fatalf("got %v, want ErrClosed", err)
+	}
+}
+
+func TestDrainWaitsForInFlight(t *testing.T) {
+	p, ws := newTestPool(1, PoolOptions{})
+	w, _ := p.Acquire(time.Now().Add(time.Minute))
+	drained := ws[0].Drain()
+	select {
+	case <-drained:
+		t.Fatal("drained with a request in flight")
+	default:
+	}
+	w.release()
+	<-drained
+	if _, err := p.Acquire(time.Now().Add(10 * time.Millisecond)); err == nil {
+		t.Fatal("a draining worker took a new request")
+	}
+}
+
+func TestPickAllocatesNothing(t *testing.T) {
+	p, ws := newTestPool(8, PoolOptions{})
+	deadline := time.Now().Add(time.Hour)
+	allocs := testing.AllocsPerRun(1000, func() {
+		w, err := p.Acquire(deadline)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.unclaim()
+	})
+	if allocs != 0 {
+		t.Fatalf("Acquire allocates %.1f times", allocs)
+	}
+	_ = ws
+}
+
+func BenchmarkAcquire(b *testing.B) {
+	p, _ := newTestPool(8, PoolOptions{})
+	deadline := time.Now().Add(time.Hour)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w, _ := p.Acquire(deadline)
+			w.unclaim()
+		}
+	})
+}
