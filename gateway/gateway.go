@@ -95,6 +95,11 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 }
 
 func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool) {
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > g.opts.MaxBody {
+		errTooLarge.write(ctx)
+		ctx.SetConnectionClose() // the unread body makes the connection unusable
+		return
+	}
 	if needsSlash {
 		var buf [512]byte
 		rewritten := append(append(buf[:0], '/'), fnURI...)
