@@ -43,6 +43,7 @@ class Procs:
         self.workdir = workdir
         self.pidfile = workdir / "pids"
         self.procs: list[subprocess.Popen] = []
+        self.live: set[int] = set()
         self.lock = threading.Lock()
 
     def start(self, name: str, argv: list[str], cwd=None, env=None, stdin=subprocess.DEVNULL) -> subprocess.Popen:
@@ -52,15 +53,29 @@ class Procs:
         logf.close()
         with self.lock:
             self.procs.append(p)
-            with open(self.pidfile, "a") as f:
-                f.write(f"{p.pid}\n")
+            self._remember(p.pid)
         return p
+
+    # The pid file lists only processes not yet reaped, so the shell trap never
+    # signals a pid that the kernel may have reused for someone else.
+    def _remember(self, pid: int):
+        self.live.add(pid)
+        self._write_pidfile()
+
+    def _forget(self, pid: int):
+        self.live.discard(pid)
+        self._write_pidfile()
+
+    def _write_pidfile(self):
+        tmp = self.pidfile.with_suffix(".tmp")
+        tmp.write_text("".join(f"{x}\n" for x in sorted(self.live)))
+        os.replace(tmp, self.pidfile)
 
     def stop(self, p: subprocess.Popen, grace: float = 3.0):
         """SIGTERM the process group, SIGKILL it after `grace`, and SIGKILL
         any direct children that survived (edgeway's workers have their own
         process groups; they also die by PDEATHSIG)."""
-        kids = children(p.pid)
+        kids = [(k, start_time(k)) for k in children(p.pid)]
         if p.poll() is None:
             _killpg(p.pid, signal.SIGTERM)
             try:
@@ -72,14 +87,16 @@ class Procs:
                 except subprocess.TimeoutExpired:
                     pass
         _killpg(p.pid, signal.SIGKILL)  # leftovers in the group
-        for k in kids:
-            try:
-                os.kill(k, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        for k, started in kids:
+            if started is not None and start_time(k) == started:  # same process, not a reused pid
+                try:
+                    os.kill(k, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         with self.lock:
             if p in self.procs:
                 self.procs.remove(p)
+            self._forget(p.pid)
 
     def run_measured(self, name: str, argv: list[str], timeout: float, out_path: Path) -> tuple[int, float]:
         """Run a load generator to completion (killed after `timeout`).
@@ -89,8 +106,7 @@ class Procs:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
                                  start_new_session=True)
         with self.lock:
-            with open(self.pidfile, "a") as pf:
-                pf.write(f"{p.pid}\n")
+            self._remember(p.pid)
         timer = threading.Timer(timeout, lambda: _killpg(p.pid, signal.SIGKILL))
         timer.start()
         try:
@@ -98,6 +114,9 @@ class Procs:
         finally:
             timer.cancel()
         p.returncode = os.waitstatus_to_exitcode(status)
+        _killpg(p.pid, signal.SIGKILL)  # e.g. the second half of `attack | report` if the first died
+        with self.lock:
+            self._forget(p.pid)
         return p.returncode, ru.ru_utime + ru.ru_stime
 
     def stop_all(self):
@@ -130,6 +149,17 @@ def children(pid: int) -> list[int]:
         if int(rest[1]) == pid:
             out.append(int(d))
     return out
+
+
+def start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (identifies it
+    across pid reuse), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            s = f.read()
+    except OSError:
+        return None
+    return int(s[s.rfind(")") + 2:].split()[19])
 
 
 def free_port() -> int:
