@@ -321,7 +321,9 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 	drained := p.worker.Drain()
 	limit := m.cfg.Timeout
 	if reason == ReasonShutdown {
-		limit = m.s.opts.ShutdownGrace
+		// The server has already given in-flight requests the shutdown
+		// grace; the bootstrap still finishes what is left on SIGTERM.
+		limit = 0
 	}
 	go func() {
 		t := time.NewTimer(limit)

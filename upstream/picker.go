@@ -6,13 +6,21 @@ import "math"
 // rotating index so equal loads spread, takes an idle worker at once, and
 // otherwise claims the minimum (retrying if another request raced it). It
 // reports whether every worker already had work, the cue to scale up.
-// It returns nil when ws is empty or every worker is at maxConcurrency.
+// It returns nil when ws is empty or every worker is at its limit.
+//
+// While the pool can still grow (fewer ready workers than maxWorkers) the
+// limit is one request per worker: a request then waits for a slot or for
+// the worker being started, whichever comes first, instead of piling onto a
+// busy one. At maxWorkers the limit is maxConcurrency (0 = none).
 func (p *Pool) pick(ws []*Worker) (*Worker, bool) {
 	n := len(ws)
 	if n == 0 {
 		return nil, false
 	}
 	limit := int32(p.opts.MaxConcurrency)
+	if n < p.opts.MaxWorkers {
+		limit = 1
+	}
 	for attempt := 0; attempt < n+1; attempt++ {
 		start := int(p.rr.Add(1) % uint32(n))
 		var best *Worker

@@ -136,7 +136,7 @@ func (p *Pool) acquireSlow(s *Snapshot, deadline time.Time) (*Worker, error) {
 		if s.Total < p.opts.MaxWorkers {
 			p.requestWorker()
 		}
-		if len(s.Workers) > 0 && !queued {
+		if len(s.Workers) >= p.opts.MaxWorkers && !queued {
 			// Every worker is at maxConcurrency: join the bounded queue.
 			queued = true
 			if int(p.queued.Add(1)) > p.opts.MaxQueue {
