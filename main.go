@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -92,6 +93,10 @@ func serve(args []string, stderr io.Writer) int {
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
 		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+	}
+	// Workers run in their function's folder: a relative path would break.
+	if denoPath, err = filepath.Abs(denoPath); err != nil {
+		return fail(stderr, fmt.Errorf("flag --deno: %w", err))
 	}
 	opts.Deno = denoPath
 	layout, err := config.Discover(opts.Functions, opts)
