@@ -162,6 +162,25 @@ func (g *Gateway) WaitLog(pred func(logLine) bool) logLine {
 	return l
 }
 
+// WaitLogCount waits until at least n lines match pred.
+func (g *Gateway) WaitLogCount(pred func(logLine) bool, n int) {
+	g.t.Helper()
+	deadline := time.After(eventTimeout)
+	for {
+		g.logs.mu.Lock()
+		changed := g.logs.changed
+		g.logs.mu.Unlock()
+		if g.logs.count(pred) >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			g.t.Fatalf("fewer than %d matching log lines within %s", n, eventTimeout)
+		}
+	}
+}
+
 // Signal sends sig to the gateway.
 func (g *Gateway) Signal(sig os.Signal) { g.cmd.Process.Signal(sig) }
 

@@ -34,10 +34,19 @@ func startFakeWorker(tb testing.TB, handler fasthttp.RequestHandler) string {
 	return sock
 }
 
-func newTestGateway(tb testing.TB, sock string) *Gateway {
+var (
+	pipelineOff = upstream.PipelineOptions{}
+	pipelineOn  = upstream.PipelineOptions{Conns: 2, Depth: 32, MaxAge: 10 * time.Millisecond}
+)
+
+func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions) *Gateway {
 	tb.Helper()
 	opts := config.Defaults()
-	pool := upstream.NewPool(upstream.PoolOptions{MaxWorkers: 1, MaxQueue: 10, QueueTimeout: time.Second})
+	po := upstream.PoolOptions{MaxWorkers: 1, MaxQueue: 10, QueueTimeout: time.Second}
+	if len(pipe) > 0 {
+		po.Pipeline = pipe[0]
+	}
+	pool := upstream.NewPool(po)
 	w := upstream.NewWorker(pool, 1, 0, sock, upstream.WorkerOptions{MaxIdleConns: 4, DialTimeout: time.Second, BufferSize: 16384, ExitWait: time.Second})
 	pool.Publish(upstream.Snapshot{Workers: []*upstream.Worker{w}, Total: 1})
 	cfg := config.DefaultFunctionConfig(opts)
@@ -86,23 +95,34 @@ func TestChainProxiesToWorker(t *testing.T) {
 }
 
 // The warm path of the whole chain (route, sanitize, forward headers, pick,
-// proxy over a pooled Unix connection, buffered response) must not allocate.
+// proxy over a pooled or pipelined Unix connection, buffered response) must
+// not allocate.
 func TestChainWarmPathAllocatesNothing(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under -race")
 	}
 	sock := startFakeWorker(t, helloHandler)
-	g := newTestGateway(t, sock)
-	ctx := newCtx("/hello/path?q=1")
-	g.Handle(ctx) // warm the connection pool
-	allocs := testing.AllocsPerRun(200, func() {
-		ctx.Request.SetRequestURI("/hello/path?q=1")
-		ctx.Response.Reset()
-		g.Handle(ctx)
-	})
-	if allocs != 0 {
-		t.Fatalf("warm request allocates %.1f times", allocs)
+	for name, pipe := range map[string]upstream.PipelineOptions{"exclusive": pipelineOff, "pipelined": pipelineOn} {
+		g := newTestGateway(t, sock, pipe)
+		ctx := newCtx("/hello/path?q=1")
+		g.Handle(ctx) // warm the connection pool
+		allocs := testing.AllocsPerRun(200, func() {
+			ctx.Request.SetRequestURI("/hello/path?q=1")
+			ctx.Response.Reset()
+			g.Handle(ctx)
+		})
+		if allocs != 0 {
+			t.Fatalf("%s: warm request allocates %.1f times", name, allocs)
+		}
+		if string(ctx.Response.Body()) != string(helloBody) {
+			t.Fatalf("%s: body %q", name, ctx.Response.Body())
+		}
+		p := g.sup.Lookup([]byte("hello")).Pool
+		if piped, excl := p.Exchanges(); (pipe.Conns > 0) != (piped > 0) {
+			t.Fatalf("%s: %d pipelined, %d exclusive", name, piped, excl)
+		}
 	}
+	g := newTestGateway(t, sock)
 	notFound := newCtx("/nope")
 	if a := testing.AllocsPerRun(200, func() { g.Handle(notFound) }); a != 0 {
 		t.Fatalf("404 allocates %.1f times", a)
@@ -111,15 +131,39 @@ func TestChainWarmPathAllocatesNothing(t *testing.T) {
 
 func BenchmarkChainWarmRequest(b *testing.B) {
 	sock := startFakeWorker(b, helloHandler)
-	g := newTestGateway(b, sock)
-	ctx := newCtx("/functions/v1/hello/path?q=1")
-	g.Handle(ctx)
-	b.ReportAllocs()
-	for b.Loop() {
-		ctx.Request.SetRequestURI("/functions/v1/hello/path?q=1")
-		ctx.Response.Reset()
-		g.Handle(ctx)
+	for name, pipe := range map[string]upstream.PipelineOptions{"exclusive": pipelineOff, "pipelined": pipelineOn} {
+		b.Run(name, func(b *testing.B) {
+			g := newTestGateway(b, sock, pipe)
+			ctx := newCtx("/functions/v1/hello/path?q=1")
+			g.Handle(ctx)
+			b.ReportAllocs()
+			for b.Loop() {
+				ctx.Request.SetRequestURI("/functions/v1/hello/path?q=1")
+				ctx.Response.Reset()
+				g.Handle(ctx)
+			}
+		})
 	}
+}
+
+// Concurrent requests through the pipelined chain: several in flight per
+// connection, batched writes.
+func BenchmarkChainParallelPipelined(b *testing.B) {
+	sock := startFakeWorker(b, helloHandler)
+	g := newTestGateway(b, sock, pipelineOn)
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := newCtx("/hello")
+		for pb.Next() {
+			ctx.Request.SetRequestURI("/hello")
+			ctx.Response.Reset()
+			g.Handle(ctx)
+			if ctx.Response.StatusCode() != 200 {
+				b.Fatalf("status %d", ctx.Response.StatusCode())
+			}
+		}
+	})
 }
 
 func BenchmarkHandleNotFound(b *testing.B) {

@@ -109,24 +109,22 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 	}
 	setForwarded(ctx)
 	deadline := time.Now().Add(fn.Config.Timeout)
-	err := g.dispatch(ctx, fn, deadline)
-	if err == upstream.ErrDial {
-		// Nothing reached the worker: one retry on another is safe.
-		err = g.dispatch(ctx, fn, deadline)
+	w, err := fn.Pool.Acquire(deadline)
+	if err == nil {
+		err = w.Proxy(ctx, deadline)
+		if err == upstream.ErrDial {
+			// Nothing reached the worker: one retry on another (or on its
+			// replacement) is safe.
+			if w, err = fn.Pool.AcquireOther(deadline, w); err == nil {
+				err = w.Proxy(ctx, deadline)
+			}
+		}
 	}
 	if err != nil {
 		g.writeDispatchError(ctx, fn, err)
 		return
 	}
 	sanitizeResponse(&ctx.Response.Header)
-}
-
-func (g *Gateway) dispatch(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, deadline time.Time) error {
-	w, err := fn.Pool.Acquire(deadline)
-	if err != nil {
-		return err
-	}
-	return w.Proxy(ctx, deadline)
 }
 
 func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {

@@ -83,6 +83,7 @@ func newManager(s *Supervisor, fn *config.Function) *Manager {
 			MaxConcurrency: fn.Config.MaxConcurrency,
 			MaxQueue:       fn.Config.MaxQueue,
 			QueueTimeout:   fn.Config.QueueTimeout,
+			Pipeline:       pipelineOptions(s.opts),
 		}),
 		log:       s.log.With().Str("function", fn.Name).Logger(),
 		events:    make(chan any, 16),
@@ -94,6 +95,14 @@ func newManager(s *Supervisor, fn *config.Function) *Manager {
 	m.start = func(id uint64) (*process, error) { return startProcess(s, fn, m.pool, id, m.log) }
 	m.publish()
 	return m
+}
+
+// pipelineOptions turns the --upstream-pipeline* flags into pool settings.
+func pipelineOptions(o config.Options) upstream.PipelineOptions {
+	if o.Pipelining == "off" {
+		return upstream.PipelineOptions{}
+	}
+	return upstream.PipelineOptions{Conns: o.PipelineConns, Depth: o.PipelineDepth, MaxAge: o.PipelineMaxAge}
 }
 
 // send delivers an event unless the manager has finished.
@@ -136,6 +145,8 @@ func (m *Manager) run() {
 		}
 		m.tick()
 		if m.closed && len(m.ready) == 0 && len(m.stopping) == 0 && m.starting == 0 {
+			pipelined, exclusive := m.pool.Exchanges()
+			m.log.Info().Uint64("pipelined", pipelined).Uint64("exclusive", exclusive).Uint64("restarts", m.restarts).Msg("function stopped")
 			m.publish()
 			close(m.stopReply)
 			return
@@ -156,9 +167,12 @@ func (m *Manager) crashLooping() bool {
 func (m *Manager) spawn(replaces *process) {
 	m.starting++
 	id := m.s.nextID.Add(1)
+	ev := m.log.Info().Uint64("worker", id).Int("running", len(m.ready)).Int("starting", m.starting)
 	if replaces != nil {
 		m.replacing[replaces] = true
+		ev = ev.Int("replaces_pid", replaces.pid)
 	}
+	ev.Msg("starting worker")
 	go func() {
 		p, err := m.start(id)
 		m.send(evSpawned{p: p, err: err, replaces: replaces})

@@ -16,6 +16,8 @@ import (
 type bodyReader struct {
 	w        *Worker
 	c        *conn
+	pc       *pconn // set for a pipelined connection (then c is &pc.conn)
+	cl       *call
 	mode     framing
 	left     int64 // bytes left: of the body (fixed) or of the chunk (chunked)
 	done     bool  // the body ended cleanly
@@ -35,8 +37,15 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 
 var errBadChunk = errors.New("upstream: malformed chunked body from worker")
 
+// startPipeStream streams the body of a pipelined response; the next call
+// on the connection gets its turn when the body has been read.
+func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int) {
+	b := startStream(resp, w, &pc.conn, contentLength, true)
+	b.pc, b.cl = pc, cl
+}
+
 // startStream hands the rest of the response body to the server as a stream.
-func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int, reusable bool) {
+func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int, reusable bool) *bodyReader {
 	b := bodyReaderPool.Get().(*bodyReader)
 	*b = bodyReader{w: w, c: c, reusable: reusable}
 	size := contentLength
@@ -49,6 +58,7 @@ func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int,
 		b.mode, b.reusable, size = framingUntilClose, false, -1
 	}
 	resp.SetBodyStream(b, size)
+	return b
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
@@ -131,7 +141,14 @@ func (b *bodyReader) Close() error {
 	if b.c == nil {
 		return nil
 	}
-	b.w.finish(b.c, b.done && b.reusable)
+	if b.pc != nil {
+		if !b.done || !b.reusable {
+			b.pc.fail()
+		}
+		b.w.finishPipe(b.pc, b.cl)
+	} else {
+		b.w.finish(b.c, b.done && b.reusable)
+	}
 	*b = bodyReader{}
 	bodyReaderPool.Put(b)
 	return nil

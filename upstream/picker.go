@@ -27,6 +27,9 @@ func (p *Pool) pick(ws []*Worker) (*Worker, bool) {
 		bestLoad := int32(math.MaxInt32)
 		for i := 0; i < n; i++ {
 			w := ws[(start+i)%n]
+			if w.gone.Load() {
+				continue // exited; the lifecycle goroutine will drop it
+			}
 			load := w.inflight.Load()
 			if load == 0 && w.inflight.CompareAndSwap(0, 1) {
 				return w, false
@@ -35,7 +38,7 @@ func (p *Pool) pick(ws []*Worker) (*Worker, bool) {
 				best, bestLoad = w, load
 			}
 		}
-		if limit > 0 && bestLoad >= limit {
+		if best == nil || (limit > 0 && bestLoad >= limit) {
 			return nil, true
 		}
 		if best.tryClaim(limit) {

@@ -24,6 +24,7 @@ type PoolOptions struct {
 	MaxConcurrency int           // in-flight requests per worker; 0 = unlimited
 	MaxQueue       int           // requests waiting for a slot
 	QueueTimeout   time.Duration // longest wait for a slot
+	Pipeline       PipelineOptions
 }
 
 // Pool is a function's set of workers as the hot path sees it.
@@ -32,9 +33,14 @@ type Pool struct {
 	rr      atomic.Uint32
 	waiting atomic.Int32 // requests in the slow path
 	queued  atomic.Int32 // requests waiting for a slot on a busy worker
-	nudge   chan struct{}
-	freed   chan struct{}
-	opts    PoolOptions
+	latency atomic.Int64 // moving average of request durations, nanos
+	// Exchanges by connection kind, for status and tests.
+	pipelined atomic.Uint64
+	exclusive atomic.Uint64
+	nudge     chan struct{}
+	freed     chan struct{}
+	opts      PoolOptions
+	pipe      PipelineOptions
 }
 
 // NewPool returns a pool with an empty snapshot.
@@ -43,6 +49,7 @@ func NewPool(o PoolOptions) *Pool {
 		nudge: make(chan struct{}, 1),
 		freed: make(chan struct{}, 1),
 		opts:  o,
+		pipe:  o.Pipeline,
 	}
 	p.snap.Store(&Snapshot{changed: make(chan struct{})})
 	return p
@@ -61,6 +68,23 @@ func (p *Pool) Publish(s Snapshot) {
 	old := p.snap.Swap(&s)
 	close(old.changed)
 }
+
+// observe folds a request's duration into the function's moving average
+// (weight 1/8), which decides whether its requests may be pipelined. Lost
+// updates under contention do not matter.
+func (p *Pool) observe(d int64) {
+	old := p.latency.Load()
+	p.latency.Store(old + (d-old)/8)
+}
+
+// Exchanges reports how many requests went over pipelined and over
+// exclusive worker connections.
+func (p *Pool) Exchanges() (pipelined, exclusive uint64) {
+	return p.pipelined.Load(), p.exclusive.Load()
+}
+
+// Latency is the moving average of the function's request durations.
+func (p *Pool) Latency() time.Duration { return time.Duration(p.latency.Load()) }
 
 // Nudges delivers a signal whenever a request found no free worker; the
 // lifecycle goroutine answers by starting one if the limits allow.
@@ -103,6 +127,23 @@ func (p *Pool) Acquire(deadline time.Time) (*Worker, error) {
 		w.unclaim()
 	}
 	return p.acquireSlow(s, deadline)
+}
+
+// AcquireOther is Acquire for a retry after failed refused a connection:
+// it first gives failed up to its exit wait to be reported dead (exited
+// workers are never picked, and the lifecycle goroutine replaces them), so
+// the retry lands on another worker or on the replacement; a worker that
+// is still alive after that may be picked again.
+func (p *Pool) AcquireOther(deadline time.Time, failed *Worker) (*Worker, error) {
+	if !failed.gone.Load() {
+		t := time.NewTimer(min(failed.exitWait, time.Until(deadline)))
+		select {
+		case <-failed.exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return p.Acquire(deadline)
 }
 
 // acquireSlow waits for a worker to boot or for a slot to free up.

@@ -19,11 +19,27 @@ import (
 // ErrTimeout means the deadline passed before the response head; ErrWorker
 // means the worker broke the exchange.
 func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+	start := time.Now().UnixNano()
+	if o := &w.pool.pipe; o.Conns > 0 && w.pool.latency.Load() < int64(o.MaxAge) && pipelineable(&ctx.Request) {
+		if pc := w.pickPipe(start); pc != nil {
+			err := w.proxyPipelined(ctx, pc, deadline)
+			if err != errNotSent {
+				w.pool.pipelined.Add(1)
+				return err
+			}
+			if w.gone.Load() {
+				w.release()
+				return ErrDial
+			}
+		}
+	}
 	c, err := w.getConn()
 	if err != nil {
 		w.release()
 		return err
 	}
+	c.start = start
+	w.pool.exclusive.Add(1)
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		c.nc.Close()
 		w.release()
@@ -53,13 +69,13 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
 	}
 	if err != nil {
 		c.nc.Close()
+		err = w.classify(err, deadline)
 		w.release()
-		return w.classify(err, deadline)
+		return err
 	}
 	resp := &ctx.Response
 	if err := readHead(resp, c.br); err != nil {
-		w.finish(c, false)
-		return w.classify(err, deadline)
+		return w.fail(c, err, deadline)
 	}
 	reusable := !resp.Header.ConnectionClose()
 	resp.Header.ResetConnectionClose()
@@ -74,8 +90,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
 		// The whole body arrived with the head: copy it, keep the hot path
 		// free of streams.
 		if err := resp.ReadBody(c.br, 0); err != nil {
-			w.finish(c, false)
-			return w.classify(err, deadline)
+			return w.fail(c, err, deadline)
 		}
 		w.finish(c, reusable)
 		return nil
@@ -128,6 +143,7 @@ func (c *conn) writeRequest(req *fasthttp.Request) {
 }
 
 func (w *Worker) finish(c *conn, reusable bool) {
+	w.pool.observe(time.Now().UnixNano() - c.start)
 	if c.writing != nil {
 		select {
 		case err := <-c.writing:
@@ -155,6 +171,16 @@ func noBody(status int) bool {
 	return status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified || (status >= 100 && status < 200)
 }
 
+// fail ends a broken exchange. The slot is given back only after classify
+// has learned whether the worker is dying, so requests waiting for a slot
+// do not race onto a dead worker.
+func (w *Worker) fail(c *conn, err error, deadline time.Time) error {
+	c.nc.Close()
+	err = w.classify(err, deadline)
+	w.finish(c, false)
+	return err
+}
+
 // classify maps a connection error to the error the gateway reports.
 // fasthttp does not always keep the net.Error, so the deadline decides.
 func (w *Worker) classify(err error, deadline time.Time) error {
@@ -162,8 +188,11 @@ func (w *Worker) classify(err error, deadline time.Time) error {
 	if (errors.As(err, &ne) && ne.Timeout()) || !time.Now().Before(deadline) {
 		return ErrTimeout
 	}
-	// The connection broke: if the process is dying, learn whether of its
-	// memory limit (Supabase's 546) before answering.
+	// The connection broke: its idle siblings are suspect too (the process
+	// may be dying), so later requests dial afresh and, if the worker is
+	// gone, are retried elsewhere. Then learn whether it died of its memory
+	// limit (Supabase's 546) before answering.
+	w.dropIdle()
 	t := time.NewTimer(min(w.exitWait, time.Until(deadline)))
 	select {
 	case <-w.exited:

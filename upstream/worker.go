@@ -30,6 +30,7 @@ type Worker struct {
 
 	pool        *Pool
 	idle        chan *conn
+	pipes       []atomic.Pointer[pconn]
 	dialTimeout time.Duration
 	bufSize     int
 	exitWait    time.Duration
@@ -58,6 +59,7 @@ func NewWorker(p *Pool, id uint64, pid int, sock string, o WorkerOptions) *Worke
 		drained:     make(chan struct{}),
 		exited:      make(chan struct{}),
 		exitWait:    o.ExitWait,
+		pipes:       make([]atomic.Pointer[pconn], p.pipe.Conns),
 	}
 	w.lastActive.Store(w.Started.UnixNano())
 	return w
@@ -91,6 +93,12 @@ func (w *Worker) MarkGone(memoryLimit bool) {
 	if w.gone.CompareAndSwap(false, true) {
 		close(w.exited)
 	}
+	w.closePipes()
+	w.dropIdle()
+}
+
+// dropIdle closes every idle keep-alive connection.
+func (w *Worker) dropIdle() {
 	for {
 		select {
 		case c := <-w.idle:
@@ -137,6 +145,7 @@ type conn struct {
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	writing chan error // non-nil while a request body is written concurrently
+	start   int64      // when the current exchange began (unix nanos)
 }
 
 func (w *Worker) getConn() (*conn, error) {
@@ -148,11 +157,19 @@ func (w *Worker) getConn() (*conn, error) {
 	if w.gone.Load() {
 		return nil, ErrDial
 	}
-	nc, err := net.DialTimeout("unix", w.Sock, w.dialTimeout)
+	c, err := w.dial()
 	if err != nil {
 		return nil, ErrDial
 	}
-	return &conn{nc: nc, br: bufio.NewReaderSize(nc, w.bufSize), bw: bufio.NewWriterSize(nc, w.bufSize)}, nil
+	return &c, nil
+}
+
+func (w *Worker) dial() (conn, error) {
+	nc, err := net.DialTimeout("unix", w.Sock, w.dialTimeout)
+	if err != nil {
+		return conn{}, err
+	}
+	return conn{nc: nc, br: bufio.NewReaderSize(nc, w.bufSize), bw: bufio.NewWriterSize(nc, w.bufSize)}, nil
 }
 
 // putConn returns a healthy connection to the idle stack, or closes it.

@@ -1,0 +1,306 @@
+package upstream
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Pipelining sends several requests on one keep-alive connection before
+// their responses arrive. Handlers write under a mutex and the last of a
+// group of concurrent writers flushes, so a burst leaves in one write and a
+// lone request is never delayed. Responses come back in order: each handler
+// reads its own response when its turn comes (a FIFO of pooled calls), so no
+// extra goroutine or copy sits between the worker and the client.
+//
+// Head-of-line blocking is avoided by admission: a request is pipelined only
+// for a function whose recent latency is below PipelineMaxAge, and only
+// behind outstanding requests younger than that, on the least deep of the
+// worker's pipelined connections. Everything else (bodies, slow functions,
+// busy pipelines) takes an exclusive connection.
+
+// PipelineOptions tunes pipelining; the zero value turns it off.
+type PipelineOptions struct {
+	Conns  int           // pipelined connections per worker (0 = off)
+	Depth  int           // most requests outstanding per connection
+	MaxAge time.Duration // never pipeline behind a request older than this
+}
+
+// errNotSent: the pipelined connection broke before the request was
+// written; the request can go elsewhere.
+var errNotSent = errors.New("upstream: request not sent")
+
+type pconn struct {
+	conn
+	wmu     sync.Mutex   // write order == read order
+	writers atomic.Int32 // handlers about to write; the last one flushes
+	depth   atomic.Int32 // places claimed by pickPipe, released by finishPipe
+	oldest  atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
+	broken  atomic.Bool
+
+	qmu        sync.Mutex
+	head, tail *call
+}
+
+// call is one request's place in a pipelined connection's FIFO.
+type call struct {
+	turn    chan struct{} // signalled when this call may read its response
+	next    *call
+	written int64
+	timer   *time.Timer
+}
+
+var callPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &call{turn: make(chan struct{}, 1), timer: t}
+}}
+
+// pipelineable reports whether req can share a connection: no body to
+// stream (so writing never waits on the client) and no protocol switch.
+func pipelineable(req *fasthttp.Request) bool {
+	if req.IsBodyStream() || len(req.Body()) > 0 {
+		return false
+	}
+	return !req.Header.ConnectionUpgrade()
+}
+
+// pickPipe claims a place on the least deep usable pipelined connection:
+// an idle one at once (CAS 0→1, so two requests never both take it), a
+// fresh one dialed into an empty or broken slot, else the least deep one
+// whose oldest outstanding request is younger than MaxAge. It returns nil
+// when none qualifies; the caller then uses an exclusive connection.
+func (w *Worker) pickPipe(now int64) *pconn {
+	o := w.pool.pipe
+	maxAge := int64(o.MaxAge)
+	for attempt := 0; attempt < 2; attempt++ {
+		var best *pconn
+		bestDepth := int32(o.Depth)
+		for i := range w.pipes {
+			pc := w.pipes[i].Load()
+			if pc == nil || pc.broken.Load() {
+				if fresh := w.dialPipe(i, pc); fresh != nil {
+					return fresh
+				}
+				continue
+			}
+			d := pc.depth.Load()
+			if d == 0 && pc.depth.CompareAndSwap(0, 1) {
+				return pc
+			}
+			if d > 0 && d < bestDepth {
+				if old := pc.oldest.Load(); old != 0 && now-old < maxAge {
+					best, bestDepth = pc, d
+				}
+			}
+		}
+		if best == nil {
+			return nil
+		}
+		if best.depth.CompareAndSwap(bestDepth, bestDepth+1) {
+			return best
+		}
+	}
+	return nil
+}
+
+// dialPipe installs a new connection, already claimed by the caller, in
+// slot i (replacing old). It returns nil if the dial fails or another
+// request filled the slot first.
+func (w *Worker) dialPipe(i int, old *pconn) *pconn {
+	if w.gone.Load() {
+		return nil
+	}
+	c, err := w.dial()
+	if err != nil {
+		return nil
+	}
+	pc := &pconn{conn: c}
+	pc.depth.Store(1)
+	if !w.pipes[i].CompareAndSwap(old, pc) {
+		c.nc.Close()
+		return nil
+	}
+	return pc
+}
+
+// proxyPipelined sends the request on pc and reads its response in turn.
+func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, deadline time.Time) error {
+	req := &ctx.Request
+	cl := w.enqueueAndWrite(pc, req)
+	if cl == nil {
+		pc.depth.Add(-1) // the place claimed by pickPipe
+		return errNotSent
+	}
+	if !w.awaitTurn(pc, cl, deadline) {
+		pc.fail()
+		w.finishPipe(pc, cl)
+		return ErrTimeout
+	}
+	if pc.broken.Load() {
+		return w.failPipe(pc, cl, errBrokenPipeline, deadline)
+	}
+	if err := pc.nc.SetReadDeadline(deadline); err != nil {
+		pc.fail()
+		w.finishPipe(pc, cl)
+		return ErrWorker
+	}
+	resp := &ctx.Response
+	if err := readHead(resp, pc.br); err != nil {
+		return w.failPipe(pc, cl, err, deadline)
+	}
+	if resp.Header.ConnectionClose() {
+		pc.broken.Store(true) // no more writes; this response still reads fine
+		resp.Header.ResetConnectionClose()
+	}
+	if req.Header.IsHead() || noBody(resp.StatusCode()) {
+		resp.SkipBody = req.Header.IsHead()
+		w.finishPipe(pc, cl)
+		return nil
+	}
+	n := resp.Header.ContentLength()
+	if n >= 0 && n <= pc.br.Buffered() {
+		if err := resp.ReadBody(pc.br, 0); err != nil {
+			return w.failPipe(pc, cl, err, deadline)
+		}
+		w.finishPipe(pc, cl)
+		return nil
+	}
+	startPipeStream(resp, w, pc, cl, n)
+	return nil
+}
+
+// failPipe ends a broken pipelined exchange: the connection fails for
+// every call on it, and the slot is given back once classify has learned
+// whether the worker is dying (see fail).
+func (w *Worker) failPipe(pc *pconn, cl *call, err error, deadline time.Time) error {
+	pc.fail()
+	err = w.classify(err, deadline)
+	w.finishPipe(pc, cl)
+	return err
+}
+
+var errBrokenPipeline = errors.New("upstream: pipelined connection broke")
+
+// enqueueAndWrite writes req on pc and appends its call to the FIFO, in the
+// same critical section so write order is read order. It returns nil when
+// the connection broke before anything was written.
+func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request) *call {
+	pc.writers.Add(1)
+	pc.wmu.Lock()
+	defer pc.wmu.Unlock()
+	last := pc.writers.Add(-1) == 0
+	if pc.broken.Load() {
+		if last {
+			pc.bw.Flush() // others' requests may sit in the buffer
+		}
+		return nil
+	}
+	cl := callPool.Get().(*call)
+	cl.written = time.Now().UnixNano()
+	clientClose := req.Header.ConnectionClose()
+	if clientClose {
+		req.Header.ResetConnectionClose()
+	}
+	err := req.Write(pc.bw)
+	if clientClose {
+		req.Header.SetConnectionClose()
+	}
+	pc.push(cl)
+	if err == nil && last {
+		err = pc.bw.Flush()
+	}
+	if err != nil {
+		pc.fail()
+	}
+	return cl
+}
+
+// push appends cl (its place was counted in depth by pickPipe); a call that
+// finds the FIFO empty reads at once.
+func (pc *pconn) push(cl *call) {
+	pc.qmu.Lock()
+	if pc.tail == nil {
+		pc.head, pc.tail = cl, cl
+		pc.oldest.Store(cl.written)
+		cl.turn <- struct{}{}
+	} else {
+		pc.tail.next = cl
+		pc.tail = cl
+	}
+	pc.qmu.Unlock()
+}
+
+// awaitTurn waits until cl is at the head of the FIFO or the deadline.
+func (w *Worker) awaitTurn(pc *pconn, cl *call, deadline time.Time) bool {
+	select {
+	case <-cl.turn:
+		return true
+	default:
+	}
+	cl.timer.Reset(time.Until(deadline))
+	defer cl.timer.Stop()
+	select {
+	case <-cl.turn:
+		return true
+	case <-cl.timer.C:
+		return false
+	}
+}
+
+// finishPipe removes cl from the head of the FIFO, hands the turn to the
+// next call and gives back the worker slot.
+func (w *Worker) finishPipe(pc *pconn, cl *call) {
+	w.pool.observe(time.Now().UnixNano() - cl.written)
+	pc.qmu.Lock()
+	if pc.head == cl {
+		pc.head = cl.next
+		if pc.head == nil {
+			pc.tail = nil
+			pc.oldest.Store(0)
+		} else {
+			pc.oldest.Store(pc.head.written)
+			pc.head.turn <- struct{}{}
+		}
+		cl.next = nil
+		pc.qmu.Unlock()
+		pc.depth.Add(-1)
+		callPool.Put(cl)
+	} else {
+		// The FIFO was abandoned by fail: the call may still hold a stale
+		// turn token, so it is left to the garbage collector, not the pool.
+		pc.qmu.Unlock()
+		pc.depth.Add(-1)
+	}
+	w.release()
+}
+
+// fail marks the connection unusable, closes it and wakes every queued
+// call: their responses can no longer be read, and each fails at once.
+func (pc *pconn) fail() {
+	if !pc.broken.CompareAndSwap(false, true) {
+		return
+	}
+	pc.nc.Close()
+	pc.qmu.Lock()
+	for c := pc.head; c != nil; c = c.next {
+		select {
+		case c.turn <- struct{}{}:
+		default:
+		}
+	}
+	pc.head, pc.tail = nil, nil
+	pc.oldest.Store(0)
+	pc.qmu.Unlock()
+}
+
+func (w *Worker) closePipes() {
+	for i := range w.pipes {
+		if pc := w.pipes[i].Load(); pc != nil {
+			pc.fail()
+		}
+	}
+}
