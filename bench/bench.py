@@ -307,6 +307,12 @@ class Bench:
     def run(self):
         t0 = time.time()
         self.started = dt.datetime.now(dt.timezone.utc)
+        # Name the report after the commit the binary was built from, read
+        # now: others may commit while the benchmark runs.
+        self.commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=bl.ROOT, capture_output=True,
+                                     text=True).stdout.strip() or "nocommit"
+        self.describe = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=bl.ROOT,
+                                       capture_output=True, text=True).stdout.strip()
         self.start_stacks()
         for scen in self.scenarios:
             if scen == "coldstart":

@@ -228,7 +228,7 @@ def markdown(b, agg, cold, meta) -> str:
 
 
 def write(b) -> tuple[Path, Path]:
-    commit = git("rev-parse", "--short", "HEAD") or "nocommit"
+    commit = b.commit
     date = b.started.strftime("%Y-%m-%d")
     tools = {
         "k6": bl.sh([b.k6, "version"]) if b.k6_scenarios else None,
@@ -238,7 +238,7 @@ def write(b) -> tuple[Path, Path]:
     }
     meta = {
         "date": date, "started_utc": b.started.isoformat(timespec="seconds"),
-        "commit": commit, "git_describe": git("describe", "--always", "--dirty"),
+        "commit": commit, "git_describe": b.describe,
         "elapsed_s": round(b.elapsed, 1),
         "machine": bl.machine_info(b.deno, b.edgeway, tools),
         "config": {"quick": b.quick, "duration_s": b.dur, "runs": b.runs, "warmup_s": b.warmup, "conns": b.conns,

@@ -7,7 +7,7 @@ const HELLO = "Hello, World!\n";
 
 // ~1 ms of pure JS work on this 2-core VM (calibrated once; fixed so that
 // every stack does exactly the same work per request).
-const CPU_ITERATIONS = 900_000;
+const CPU_ITERATIONS = 700_000;
 
 function burn(): number {
   let x = 2166136261;
