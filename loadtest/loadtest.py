@@ -60,6 +60,9 @@ class LoadTest:
         self.kill_every = duration(os.environ.get("LOADTEST_KILL_EVERY") or "2s")
         self.timeout = duration(os.environ.get("LOADTEST_TIMEOUT") or "10s")
         self.max_workers = int(os.environ.get("LOADTEST_MAX_WORKERS") or 256)
+        # passed to the soak gateway as --upstream-max-idle-conns (edgeway's
+        # default); the fd bound uses it
+        self.upstream_idle = 64
         self.only = [x for x in (os.environ.get("LOADTEST_ONLY") or "soak,chaos").split(",") if x]
         self.seed = int(os.environ.get("LOADTEST_SEED") or int(time.time()))
         self.deno = os.environ["DENO"]
@@ -115,7 +118,9 @@ class LoadTest:
     # ------------------------------------------------------------ soak
     def soak(self):
         log(f"== soak: {N_FUNCTIONS} functions, {self.soak_dur:g}s")
-        st = self.start_gateway("edgeway-soak")
+        st = self.start_gateway("edgeway-soak", ["--upstream-max-idle-conns", str(self.upstream_idle)])
+        time.sleep(1)
+        idle = self.snapshot(st)  # every worker booted and called once, no load yet
         t = self.targets(st.port)
         if self.rate:
             rate, cap = self.rate, None
@@ -142,7 +147,7 @@ class LoadTest:
                 f"fds {snap['fds']}")
             if st.main.poll() is not None:
                 break
-        time.sleep(1)
+        time.sleep(2)  # let vegeta's connections close
         end = self.snapshot(st)
         alive = st.main.poll() is None
         self.procs.stop(st.main)
@@ -162,31 +167,38 @@ class LoadTest:
             problems.append("edgeway exited")
         if len(segs) < nseg:
             problems.append("stopped early")
-        # The upstream pools and client connections legitimately grow fds until
-        # they reach their working size; a leak keeps growing. So compare the
-        # end with the highest count seen in the first half of the soak.
+        # Once the clients are gone, edgeway may keep at most
+        # --upstream-max-idle-conns idle connections per worker (the pools grow
+        # with concurrency, so fds rise during a soak without any leak). More
+        # open fds than that after the load is a leak.
+        fd_bound = idle["fds"] + end["workers"] * self.upstream_idle + 32
+        if end["fds"] > fd_bound:
+            problems.append(f"{end['fds']} fds open after the load, more than the {fd_bound} that idle "
+                            f"pools allow ({idle['fds']} before load + {end['workers']} workers × "
+                            f"{self.upstream_idle} idle conns + 32)")
         half = segs[: max(1, len(segs) // 2)]
         fd_plateau = max([start["fds"]] + [s["gw_fds"] for s in half])
         fd_late_growth = end["fds"] - fd_plateau
-        if len(segs) >= 2 and fd_late_growth > 50:
-            problems.append(f"fds kept growing in the second half (+{fd_late_growth} over {fd_plateau})")
         if not held:
             problems.append("rate not held (< 95 % of target in some segment)")
         warn = []
+        if len(segs) >= 2 and fd_late_growth > 50:
+            warn.append(f"fds still growing in the second half (+{fd_late_growth} over {fd_plateau})")
         rss_plateau = max([start["rss_mib"]] + [s["gw_rss_mib"] for s in half])
         if end["rss_mib"] > 1.5 * rss_plateau + 32:
             warn.append(f"RSS kept growing in the second half ({rss_plateau} → {end['rss_mib']} MiB)")
         if segs and segs[-1]["p99_ms"] > 3 * max(segs[0]["p99_ms"], 1.0):
             warn.append("p99 at the end > 3× p99 at the start")
         summary = (f"{total:,} requests at {rate:,} req/s for {self.soak_dur:g}s, errors {errors}; "
-                   f"RSS {start['rss_mib']} → {end['rss_mib']} MiB, fds {start['fds']} → {end['fds']} "
-                   f"(second half {fd_late_growth:+d}), "
+                   f"RSS {idle['rss_mib']} idle → {start['rss_mib']} start → {end['rss_mib']} MiB end, "
+                   f"fds {idle['fds']} idle → {start['fds']} start → {end['fds']} end (bound {fd_bound}), "
                    f"workers {start['workers']} → {end['workers']}; "
                    f"p99 first/last segment {segs[0]['p99_ms']:.2f} / {segs[-1]['p99_ms']:.2f} ms"
                    + (f"; PROBLEMS: {'; '.join(problems)}" if problems else "")
                    + (f"; warnings: {'; '.join(warn)}" if warn else ""))
         self.verdict("soak", not problems, summary,
-                     {"rate": rate, "capacity": cap, "start": start, "end": end, "segments": segs,
+                     {"rate": rate, "capacity": cap, "idle": idle, "start": start, "end": end, "segments": segs,
+                      "fd_bound": fd_bound,
                       "requests": total, "errors": errors, "status_codes": codes, "fd_growth": fd_growth,
                       "fd_late_growth": fd_late_growth,
                       "rss_growth_mib": rss_growth, "problems": problems, "warnings": warn})
