@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -133,6 +134,7 @@ func (m *Manager) run() {
 		}
 	}
 	m.ensureMin()
+	m.publish()
 	for {
 		select {
 		case <-m.pool.Nudges():
@@ -235,7 +237,8 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	}
 	m.ready = append(m.ready, p)
 	m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Dur("boot", time.Since(p.started)).Int("running", len(m.ready)).Msg("worker ready")
-	if ev.replaces != nil && !ev.replaces.stopping {
+	// The old worker may have crashed meanwhile: it is then gone already.
+	if ev.replaces != nil && !ev.replaces.stopping && slices.Contains(m.ready, ev.replaces) {
 		m.stopProcess(ev.replaces, ReasonMaxDuration, false)
 	}
 }
@@ -393,10 +396,10 @@ func (m *Manager) beginShutdown(reply chan struct{}) {
 	for _, p := range append([]*process(nil), m.ready...) {
 		m.stopProcess(p, ReasonShutdown, false)
 	}
+	// Workers already draining (recycled, idle) get SIGTERM at once too;
+	// the bootstrap finishes what is left.
 	for _, p := range m.stopping {
-		if p.drained {
-			m.terminate(p)
-		}
+		m.terminate(p)
 	}
 }
 
@@ -426,12 +429,18 @@ func (m *Manager) publish() {
 	if m.crashLooping() {
 		crashUntil = m.crashLoopUntil
 	}
-	m.pool.Publish(upstream.Snapshot{
-		Workers:        ws,
-		Total:          m.total(),
-		BootFailures:   m.bootFailures,
-		CrashLoopUntil: crashUntil,
-		Closed:         m.closed,
-	})
+	// A new snapshot wakes every waiting request, and each nudges again
+	// while the pool can grow: publish only what changed, or the two would
+	// loop for as long as a worker boots.
+	if cur := m.pool.Load(); !slices.Equal(cur.Workers, ws) || cur.Total != m.total() ||
+		cur.BootFailures != m.bootFailures || !cur.CrashLoopUntil.Equal(crashUntil) || cur.Closed != m.closed {
+		m.pool.Publish(upstream.Snapshot{
+			Workers:        ws,
+			Total:          m.total(),
+			BootFailures:   m.bootFailures,
+			CrashLoopUntil: crashUntil,
+			Closed:         m.closed,
+		})
+	}
 	m.status.Store(m.snapshotStatus())
 }

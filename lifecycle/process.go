@@ -51,6 +51,10 @@ type process struct {
 	lastPing      time.Time
 	idleConfirmed int64     // worker.LastActive (nanos) a pong confirmed as idle with no tasks
 	recycleAfter  time.Time // earliest retry after a failed replacement boot
+
+	// fakeSignal, when set, receives SIGTERM/SIGKILL instead of cmd: tests
+	// run fake processes that have no cmd.
+	fakeSignal func(syscall.Signal)
 }
 
 // errBoot carries the reason a worker failed to become ready.
@@ -210,6 +214,10 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 
 // terminate asks the worker to finish and exit (SIGTERM).
 func (p *process) terminate() {
+	if p.fakeSignal != nil {
+		p.fakeSignal(syscall.SIGTERM)
+		return
+	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)
 	}
@@ -217,6 +225,10 @@ func (p *process) terminate() {
 
 // kill ends the worker at once (SIGKILL).
 func (p *process) kill() {
+	if p.fakeSignal != nil {
+		p.fakeSignal(syscall.SIGKILL)
+		return
+	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Kill()
 	}

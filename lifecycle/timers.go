@@ -122,10 +122,22 @@ func (m *Manager) armTimer() {
 			due(t)
 		}
 		if m.cfg.IdleTimeout > 0 && len(m.ready) > m.cfg.MinWorkers {
-			if p.worker.InFlight() > 0 {
+			idleAt := p.worker.LastActive().Add(m.cfg.IdleTimeout)
+			switch {
+			case p.worker.InFlight() > 0:
 				due(now.Add(m.cfg.IdleTimeout))
-			} else {
-				due(p.worker.LastActive().Add(m.cfg.IdleTimeout))
+			case p.bgTasks > 0 && m.cfg.BackgroundTaskKeepsAlive:
+				// Kept alive until backgroundTaskTimeout (the end of its
+				// tasks is an event).
+				if bgAt := p.worker.LastActive().Add(m.cfg.BackgroundTaskTimeout); bgAt.After(idleAt) {
+					idleAt = bgAt
+				}
+				due(idleAt)
+			case !p.pingAt.IsZero() && !idleAt.After(now):
+				// Idle, waiting for the confirming pong (an event) or
+				// for the ping's timeout (armed above).
+			default:
+				due(idleAt)
 			}
 		}
 	}
