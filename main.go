@@ -23,6 +23,7 @@ import (
 	"edgeway/config"
 	"edgeway/gateway"
 	"edgeway/lifecycle"
+	"edgeway/observe"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
@@ -89,7 +90,9 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgeway: %v\n", err)
 		return 2
 	}
-	log := newLogger(opts, stderr)
+	logOut := observe.NewBufferedWriter(stderr, opts.LogBufferSize, opts.LogFlushInterval)
+	defer logOut.Close()
+	log := newLogger(opts, stderr, logOut)
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
 		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
@@ -114,9 +117,21 @@ func serve(args []string, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	gw := gateway.New(opts, sup, log)
+	var adminLn net.Listener
+	if opts.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", opts.AdminListen); err != nil {
+			ln.Close()
+			sup.Stop()
+			return fail(stderr, fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", opts.AdminListen, err))
+		}
+	}
 	sup.Start()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- gw.Serve(ln) }()
+	if adminLn != nil {
+		go func() { served <- gw.ServeAdmin(adminLn) }()
+		log.Info().Str("addr", adminLn.Addr().String()).Msg("admin endpoints listening")
+	}
 
 	names := make([]string, 0, len(layout.Functions))
 	for _, f := range layout.Functions {
@@ -144,19 +159,20 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func newLogger(opts config.Options, w io.Writer) zerolog.Logger {
+// newLogger logs JSON (or console lines on a terminal) through the
+// buffered writer out; term is the real stderr, used to detect a terminal.
+func newLogger(opts config.Options, term io.Writer, out io.Writer) zerolog.Logger {
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	level, _ := zerolog.ParseLevel(opts.LogLevel)
 	format := opts.LogFormat
 	if format == "" {
 		format = "json"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if f, ok := term.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 			format = "console"
 		}
 	}
-	out := w
 	if format == "console" {
-		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }

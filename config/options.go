@@ -59,6 +59,13 @@ type Options struct {
 	IdleConnTimeout   time.Duration
 	MaxClientConns    int
 	WorkerLogLine     int
+
+	// Observability and admin.
+	InternalKey      string
+	AdminListen      string
+	AccessLogSample  float64
+	LogFlushInterval time.Duration
+	LogBufferSize    int
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -114,6 +121,17 @@ func boolSpec(name, def, usage string, dst func(*Options) *bool) spec {
 			return fmt.Errorf("not a boolean: %q", v)
 		}
 		*dst(o) = b
+		return nil
+	}}
+}
+
+func floatSpec(name, def, usage string, min, max float64, dst func(*Options) *float64) spec {
+	return spec{name, def, usage, func(o *Options, v string) error {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < min || f > max {
+			return fmt.Errorf("must be a number from %g to %g: %q", min, max, v)
+		}
+		*dst(o) = f
 		return nil
 	}}
 }
@@ -174,6 +192,11 @@ var specs = []spec{
 	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
 	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),
+	stringSpec("internal-key", "", "bearer key for /metrics and detailed /health (without it /metrics answers 403); compared in constant time", nil, func(o *Options) *string { return &o.InternalKey }),
+	stringSpec("admin-listen", "", "optional separate host:port for /health and /metrics (default: the main listener)", nil, func(o *Options) *string { return &o.AdminListen }),
+	floatSpec("access-log-sample", "1", "fraction of requests written to the access log (0 = none, 1 = all)", 0, 1, func(o *Options) *float64 { return &o.AccessLogSample }),
+	durationSpec("log-flush-interval", "100ms", "how often buffered log lines are written out", func(o *Options) *time.Duration { return &o.LogFlushInterval }),
+	intSpec("log-buffer-size", "65536", "log buffer in bytes; a full buffer is written at once", 4096, func(o *Options) *int { return &o.LogBufferSize }),
 	intSpec("worker-log-line", "8192", "longest worker stdout/stderr line logged; longer lines are cut", 256, func(o *Options) *int { return &o.WorkerLogLine }),
 }
 

@@ -1,39 +1,144 @@
 package gateway
 
 import (
+	"crypto/subtle"
+	"encoding/json"
+
+	"edgeway/lifecycle"
+
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 )
 
-// adminPaths are served by the router and never routed to functions, so a
-// function called "health" is reachable only under /functions/v1/health.
-var adminPaths = []string{"/"}
+// Fixed endpoints. They are served by the router and never routed to
+// functions, so a function called "health" is reachable only under
+// /functions/v1/health. With --admin-listen, /health and /metrics move to
+// that listener and the main one keeps only GET /.
+const (
+	pathRoot    = "/"
+	pathHealth  = "/health"
+	pathReady   = "/health/ready"
+	pathMetrics = "/metrics"
+)
 
-func isAdminPath(path []byte) bool {
-	for _, p := range adminPaths {
-		if string(path) == p {
-			return true
-		}
+func (g *Gateway) isAdminPath(path []byte) bool {
+	switch string(path) {
+	case pathRoot:
+		return true
+	case pathHealth, pathReady, pathMetrics:
+		return g.adminSrv == nil
 	}
 	return false
 }
 
-var statusOK = []byte(`{"status":"ok"}`)
+var (
+	statusOK        = []byte(`{"status":"ok"}`)
+	statusReady     = []byte(`{"status":"ready"}`)
+	statusStopping  = []byte(`{"status":"shutting down"}`)
+	errForbidden    = newError(fasthttp.StatusForbidden, "FORBIDDEN", "this endpoint needs the internal key")
+	bearerPrefix    = []byte("Bearer ")
+	hdrCacheControl = []byte("Cache-Control")
+	valNoStore      = []byte("no-store")
+)
 
 func (g *Gateway) newAdminRouter() *router.Router {
 	r := router.New()
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
-	r.GET("/", func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentTypeBytes(contentTypeJSON)
-		ctx.SetBody(statusOK)
-	})
+	r.GET(pathRoot, func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, statusOK) })
+	r.GET(pathReady, g.handleReady)
+	r.GET(pathHealth, g.handleHealth)
+	r.GET(pathMetrics, g.handleMetrics)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) { errNotFound.write(ctx) }
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
-		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
-		ctx.SetContentTypeBytes(contentTypeJSON)
-		ctx.SetBodyString(`{"code":"METHOD_NOT_ALLOWED","message":"method not allowed"}`)
+		newError(fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed").write(ctx)
 	}
 	return r
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentTypeBytes(contentTypeJSON)
+	ctx.Response.Header.SetBytesKV(hdrCacheControl, valNoStore)
+	ctx.SetBody(body)
+}
+
+// authorized reports whether the request carries the internal key
+// (compared in constant time). Without a configured key nobody is.
+func (g *Gateway) authorized(ctx *fasthttp.RequestCtx) bool {
+	if g.opts.InternalKey == "" {
+		return false
+	}
+	auth := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)
+	if len(auth) <= len(bearerPrefix) || !equalFold(auth[:len(bearerPrefix)], "bearer ") {
+		return false
+	}
+	return subtle.ConstantTimeCompare(auth[len(bearerPrefix):], []byte(g.opts.InternalKey)) == 1
+}
+
+// handleReady answers load balancers: 503 once shutdown has begun.
+func (g *Gateway) handleReady(ctx *fasthttp.RequestCtx) {
+	if g.stopping.Load() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, statusStopping)
+		return
+	}
+	writeJSON(ctx, fasthttp.StatusOK, statusReady)
+}
+
+// healthDoc is the detailed /health document.
+type healthDoc struct {
+	Status    string                    `json:"status"`
+	Functions map[string]functionHealth `json:"functions"`
+}
+
+type functionHealth struct {
+	lifecycle.FunctionStatus
+	LatencyMs        float64 `json:"avgLatencyMs"`
+	PipelinedTotal   uint64  `json:"pipelinedRequests"`
+	ExclusiveTotal   uint64  `json:"exclusiveRequests"`
+	QueuedOrStarting int     `json:"waiting"`
+}
+
+// handleHealth answers {"status":"ok"} to anyone and the per-function
+// document to holders of the internal key.
+func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
+	status := "ok"
+	if g.stopping.Load() {
+		status = "shutting down"
+	}
+	if !g.authorized(ctx) {
+		if status == "ok" {
+			writeJSON(ctx, fasthttp.StatusOK, statusOK)
+		} else {
+			writeJSON(ctx, fasthttp.StatusOK, statusStopping)
+		}
+		return
+	}
+	doc := healthDoc{Status: status, Functions: map[string]functionHealth{}}
+	if lister, ok := g.sup.(interface{ Functions() []*lifecycle.Function }); ok {
+		for _, fn := range lister.Functions() {
+			piped, excl := fn.Pool.Exchanges()
+			doc.Functions[fn.Name] = functionHealth{
+				FunctionStatus:   fn.Status(),
+				LatencyMs:        float64(fn.Pool.Latency().Microseconds()) / 1000,
+				PipelinedTotal:   piped,
+				ExclusiveTotal:   excl,
+				QueuedOrStarting: fn.Pool.Waiting(),
+			}
+		}
+	}
+	body, _ := json.Marshal(doc)
+	writeJSON(ctx, fasthttp.StatusOK, body)
+}
+
+// handleMetrics writes Prometheus text for holders of the internal key.
+func (g *Gateway) handleMetrics(ctx *fasthttp.RequestCtx) {
+	if !g.authorized(ctx) {
+		errForbidden.write(ctx)
+		return
+	}
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	metrics.WritePrometheus(ctx, true)
 }

@@ -8,6 +8,7 @@ import (
 
 	"edgeway/config"
 	"edgeway/lifecycle"
+	"edgeway/observe"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -50,7 +51,10 @@ func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions
 	w := upstream.NewWorker(pool, 1, 0, sock, upstream.WorkerOptions{MaxIdleConns: 4, DialTimeout: time.Second, BufferSize: 16384, ExitWait: time.Second})
 	pool.Publish(upstream.Snapshot{Workers: []*upstream.Worker{w}, Total: 1})
 	cfg := config.DefaultFunctionConfig(opts)
-	fns := fakeFunctions{"hello": &lifecycle.Function{Name: "hello", Config: cfg, Pool: pool}}
+	m := observe.NewFunctionMetrics("hello", observe.Gauges{})
+	tb.Cleanup(m.Unregister)
+	fns := fakeFunctions{"hello": &lifecycle.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}}
+	opts.AccessLogSample = 0
 	return New(opts, fns, zerolog.Nop())
 }
 

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
-	"time"
 
 	"edgeway/config"
 	"edgeway/lifecycle"
-	"edgeway/upstream"
+	"edgeway/observe"
 
 	"github.com/fasthttp/router"
 	"github.com/rs/zerolog"
@@ -24,17 +23,21 @@ type Functions interface {
 
 // Gateway serves HTTP for a set of functions.
 type Gateway struct {
-	opts     config.Options
-	sup      Functions
-	log      zerolog.Logger
-	srv      *fasthttp.Server
-	admin    *router.Router
-	stopping atomic.Bool
+	opts        config.Options
+	sup         Functions
+	log         zerolog.Logger
+	srv         *fasthttp.Server
+	adminSrv    *fasthttp.Server // only with --admin-listen
+	admin       *router.Router
+	stopping    atomic.Bool
+	ids         *observe.RequestIDs
+	sampleBelow uint64 // access-log a request when a random uint32 is below this
 }
 
 // New builds the gateway; Serve starts it.
 func New(opts config.Options, sup Functions, log zerolog.Logger) *Gateway {
-	g := &Gateway{opts: opts, sup: sup, log: log}
+	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs()}
+	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
 		Handler:                      g.Handle,
@@ -53,8 +56,15 @@ func New(opts config.Options, sup Functions, log zerolog.Logger) *Gateway {
 		Concurrency:                  opts.MaxClientConns,
 		Logger:                       fasthttpLogger{log},
 	}
+	if opts.AdminListen != "" {
+		g.adminSrv = &fasthttp.Server{Handler: g.admin.Handler, Logger: fasthttpLogger{log}, NoDefaultServerHeader: true, CloseOnShutdown: true}
+	}
 	return g
 }
+
+// ServeAdmin serves /health and /metrics on their own listener
+// (--admin-listen).
+func (g *Gateway) ServeAdmin(ln net.Listener) error { return g.adminSrv.Serve(ln) }
 
 // Serve accepts connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
@@ -63,6 +73,9 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
 // and closes idle connections.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopping.Store(true)
+	if g.adminSrv != nil {
+		defer g.adminSrv.ShutdownWithContext(ctx)
+	}
 	return g.srv.ShutdownWithContext(ctx)
 }
 
@@ -76,7 +89,7 @@ func (g *Gateway) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig
 // everything else through the zero-allocation function dispatch.
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	uri := ctx.Request.Header.RequestURI()
-	if isAdminPath(pathOnly(uri)) {
+	if g.isAdminPath(pathOnly(uri)) {
 		g.admin.Handler(ctx)
 		return
 	}
@@ -92,59 +105,6 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	g.serveFunction(ctx, fn, fnURI, needsSlash)
-}
-
-func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool) {
-	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > g.opts.MaxBody {
-		errTooLarge.write(ctx)
-		ctx.SetConnectionClose() // the unread body makes the connection unusable
-		return
-	}
-	if needsSlash {
-		var buf [512]byte
-		rewritten := append(append(buf[:0], '/'), fnURI...)
-		ctx.Request.SetRequestURIBytes(rewritten)
-	} else {
-		ctx.Request.SetRequestURIBytes(fnURI)
-	}
-	setForwarded(ctx)
-	deadline := time.Now().Add(fn.Config.Timeout)
-	w, err := fn.Pool.Acquire(deadline)
-	if err == nil {
-		err = w.Proxy(ctx, deadline)
-		if err == upstream.ErrDial {
-			// Nothing reached the worker: one retry on another (or on its
-			// replacement) is safe.
-			if w, err = fn.Pool.AcquireOther(deadline, w); err == nil {
-				err = w.Proxy(ctx, deadline)
-			}
-		}
-	}
-	if err != nil {
-		g.writeDispatchError(ctx, fn, err)
-		return
-	}
-	sanitizeResponse(&ctx.Response.Header)
-}
-
-func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
-	switch {
-	case errors.Is(err, upstream.ErrTimeout):
-		errTimeout.write(ctx)
-	case errors.Is(err, upstream.ErrBoot):
-		errBoot.write(ctx)
-	case errors.Is(err, upstream.ErrCrashLoop):
-		errCrashLoop.writeRetryAfter(ctx, time.Until(fn.Pool.Load().CrashLoopUntil))
-	case errors.Is(err, upstream.ErrOverloaded):
-		errOverloaded.writeRetryAfter(ctx, fn.Config.QueueTimeout)
-	case errors.Is(err, upstream.ErrMemoryLimit):
-		errWorkerLimit.write(ctx)
-	case errors.Is(err, upstream.ErrClosed):
-		errShuttingDown.write(ctx)
-	default:
-		errWorker.write(ctx)
-	}
-	g.log.Warn().Str("function", fn.Name).Err(err).Msg("request failed")
 }
 
 // handleParseError answers requests fasthttp could not read.

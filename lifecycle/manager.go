@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"edgeway/config"
+	"edgeway/observe"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -33,6 +34,8 @@ type Manager struct {
 	cfg  config.FunctionConfig
 	pool *upstream.Pool
 	log  zerolog.Logger
+
+	metrics *observe.FunctionMetrics
 
 	events chan any
 	stopCh chan chan struct{}
@@ -61,6 +64,8 @@ type evSpawned struct {
 	p        *process
 	err      error
 	replaces *process
+	cold     bool // started while the function had no ready worker
+	at       time.Time
 }
 
 type evExited struct{ p *process }
@@ -94,6 +99,26 @@ func newManager(s *Supervisor, fn *config.Function) *Manager {
 		now:       time.Now,
 	}
 	m.start = func(id uint64) (*process, error) { return startProcess(s, fn, m.pool, id, m.log) }
+	m.metrics = observe.NewFunctionMetrics(fn.Name, observe.Gauges{
+		InFlight: func() float64 {
+			n := 0
+			for _, w := range m.Status().Workers {
+				n += w.InFlight
+			}
+			return float64(n)
+		},
+		Workers: func(state string) float64 {
+			st := m.Status()
+			switch state {
+			case "running":
+				return float64(st.Running)
+			case "starting":
+				return float64(st.Starting)
+			default:
+				return float64(st.Draining)
+			}
+		},
+	})
 	m.publish()
 	return m
 }
@@ -175,9 +200,11 @@ func (m *Manager) spawn(replaces *process) {
 		ev = ev.Int("replaces_pid", replaces.pid)
 	}
 	ev.Msg("starting worker")
+	m.metrics.Spawns.Inc()
+	cold, at := len(m.ready) == 0 && replaces == nil, time.Now()
 	go func() {
 		p, err := m.start(id)
-		m.send(evSpawned{p: p, err: err, replaces: replaces})
+		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at})
 	}()
 }
 
@@ -215,6 +242,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	}
 	if ev.err != nil {
 		m.bootFailures++
+		m.metrics.BootFailures.Inc()
 		if ev.replaces != nil {
 			ev.replaces.recycleAfter = m.now().Add(m.s.opts.BootTimeout)
 		}
@@ -227,6 +255,10 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		return
 	}
 	p := ev.p
+	if ev.cold {
+		m.metrics.ColdStarts.Inc()
+		m.metrics.ColdStartTime.UpdateDuration(ev.at)
+	}
 	go m.watch(p)
 	if m.closed {
 		m.stopping = append(m.stopping, p)
@@ -289,6 +321,7 @@ func (m *Manager) onExited(p *process) {
 	if p.stopping {
 		m.stopping = remove(m.stopping, p)
 		m.lastStop = p.stopReason
+		m.metrics.Stopped(p.stopReason)
 		m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Str("reason", p.stopReason).Msg("worker stopped")
 		m.ensureMin()
 		return
@@ -300,6 +333,8 @@ func (m *Manager) onExited(p *process) {
 	}
 	m.lastStop = reason
 	m.restarts++
+	m.metrics.Crashes.Inc()
+	m.metrics.Stopped(reason)
 	m.log.Warn().Int("pid", p.pid).Uint64("worker", p.id).Str("reason", reason).Str("exit", exitString(p.exitErr)).Msg("worker died")
 	m.recordCrash()
 	m.ensureMin()

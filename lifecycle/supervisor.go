@@ -9,6 +9,7 @@ import (
 
 	"edgeway/bootstrap"
 	"edgeway/config"
+	"edgeway/observe"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -16,10 +17,11 @@ import (
 
 // Function is what the gateway needs to route to a function.
 type Function struct {
-	Name   string
-	Config config.FunctionConfig
-	Pool   *upstream.Pool
-	m      *Manager
+	Name    string
+	Config  config.FunctionConfig
+	Pool    *upstream.Pool
+	Metrics *observe.FunctionMetrics
+	m       *Manager
 }
 
 // Status returns the function's visible state.
@@ -68,7 +70,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		fn := &layout.Functions[i]
 		m := newManager(s, fn)
 		s.managers = append(s.managers, m)
-		fns[fn.Name] = &Function{Name: fn.Name, Config: fn.Config, Pool: m.pool, m: m}
+		fns[fn.Name] = &Function{Name: fn.Name, Config: fn.Config, Pool: m.pool, Metrics: m.metrics, m: m}
 	}
 	s.functions.Store(&fns)
 	return s, nil

@@ -149,27 +149,19 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, deadline ti
 		return ErrWorker
 	}
 	resp := &ctx.Response
-	if err := readHead(resp, pc.br); err != nil {
+	stream, err := readResponse(req, resp, pc.br)
+	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)
 	}
 	if resp.Header.ConnectionClose() {
 		pc.broken.Store(true) // no more writes; this response still reads fine
 		resp.Header.ResetConnectionClose()
 	}
-	if req.Header.IsHead() || noBody(resp.StatusCode()) {
-		resp.SkipBody = req.Header.IsHead()
-		w.finishPipe(pc, cl)
+	if stream {
+		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength())
 		return nil
 	}
-	n := resp.Header.ContentLength()
-	if n >= 0 && n <= pc.br.Buffered() {
-		if err := resp.ReadBody(pc.br, 0); err != nil {
-			return w.failPipe(pc, cl, err, deadline)
-		}
-		w.finishPipe(pc, cl)
-		return nil
-	}
-	startPipeStream(resp, w, pc, cl, n)
+	w.finishPipe(pc, cl)
 	return nil
 }
 

@@ -74,29 +74,36 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
 		return err
 	}
 	resp := &ctx.Response
-	if err := readHead(resp, c.br); err != nil {
+	stream, err := readResponse(req, resp, c.br)
+	if err != nil {
 		return w.fail(c, err, deadline)
 	}
 	reusable := !resp.Header.ConnectionClose()
 	resp.Header.ResetConnectionClose()
+	if stream {
+		startStream(resp, w, c, resp.Header.ContentLength(), reusable)
+		return nil
+	}
+	w.finish(c, reusable)
+	return nil
+}
 
+// readResponse reads the response head and, when it is already buffered
+// (it arrived with the head), the whole body: the hot path then needs no
+// stream. stream reports that the body must be streamed from br.
+func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Reader) (stream bool, err error) {
+	if err := readHead(resp, br); err != nil {
+		return false, err
+	}
 	if req.Header.IsHead() || noBody(resp.StatusCode()) {
 		resp.SkipBody = req.Header.IsHead()
-		w.finish(c, reusable)
-		return nil
+		return false, nil
 	}
-	cl := resp.Header.ContentLength()
-	if cl >= 0 && cl <= c.br.Buffered() {
-		// The whole body arrived with the head: copy it, keep the hot path
-		// free of streams.
-		if err := resp.ReadBody(c.br, 0); err != nil {
-			return w.fail(c, err, deadline)
-		}
-		w.finish(c, reusable)
-		return nil
+	n := resp.Header.ContentLength()
+	if n >= 0 && n <= br.Buffered() {
+		return false, resp.ReadBody(br, 0)
 	}
-	startStream(resp, w, c, cl, reusable)
-	return nil
+	return true, nil
 }
 
 // maxInterimResponses bounds the 1xx responses skipped before the real one,

@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"edgeway/lifecycle"
+	"edgeway/upstream"
+
+	"github.com/valyala/fasthttp"
+)
+
+var hdrRequestID = []byte("X-Request-Id")
+
+// maxRequestIDLength bounds a client-sent x-request-id; a longer one is
+// replaced by a generated id rather than copied into logs.
+const maxRequestIDLength = 128
+
+// serveFunction proxies one request to fn: path rewrite, forwarding
+// headers, request id, worker pick, proxy (with one retry when nothing
+// reached the worker), metrics and the access log.
+func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool) {
+	start := time.Now()
+	var ridBuf [maxRequestIDLength + 32]byte
+	rid := append(ridBuf[:0], ctx.Request.Header.PeekBytes(hdrRequestID)...)
+	if len(rid) == 0 || len(rid) > maxRequestIDLength {
+		rid = g.ids.Append(ridBuf[:0])
+		ctx.Request.Header.SetBytesKV(hdrRequestID, rid)
+	}
+	reqBytes := ctx.Request.Header.ContentLength()
+	logged := g.sampleBelow > 0 && uint64(rand.Uint32()) < g.sampleBelow
+	var pathBuf [maxLoggedPath]byte
+	var path []byte
+	if logged { // the client's path, before the rewrite; never the query
+		p := pathOnly(ctx.Request.Header.RequestURI())
+		path = append(pathBuf[:0], p[:min(len(p), maxLoggedPath)]...)
+	}
+	pid := g.proxy(ctx, fn, fnURI, needsSlash, start)
+	ctx.Response.Header.SetBytesKV(hdrRequestID, rid)
+	status := ctx.Response.StatusCode()
+	fn.Metrics.ObserveRequest(status, start, reqBytes, ctx.Response.Header.ContentLength())
+	if logged {
+		g.accessLog(ctx, fn, rid, path, status, start, pid)
+	}
+}
+
+// maxLoggedPath bounds the path copied into an access-log line.
+const maxLoggedPath = 512
+
+// proxy runs the request through the worker pool and returns the pid of
+// the worker that answered (0 if none did).
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool, start time.Time) int {
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > g.opts.MaxBody {
+		errTooLarge.write(ctx)
+		fn.Metrics.Refuse(CodeTooLarge)
+		ctx.SetConnectionClose() // the unread body makes the connection unusable
+		return 0
+	}
+	if needsSlash {
+		var buf [512]byte
+		ctx.Request.SetRequestURIBytes(append(append(buf[:0], '/'), fnURI...))
+	} else {
+		ctx.Request.SetRequestURIBytes(fnURI)
+	}
+	setForwarded(ctx)
+	deadline := start.Add(fn.Config.Timeout)
+	w, err := fn.Pool.Acquire(deadline)
+	if err == nil {
+		err = w.Proxy(ctx, deadline)
+		if err == upstream.ErrDial {
+			// Nothing reached the worker: one retry on another (or on its
+			// replacement) is safe.
+			if w, err = fn.Pool.AcquireOther(deadline, w); err == nil {
+				err = w.Proxy(ctx, deadline)
+			}
+		}
+	}
+	if err != nil {
+		g.writeDispatchError(ctx, fn, err)
+		return 0
+	}
+	sanitizeResponse(&ctx.Response.Header)
+	return w.PID
+}
+
+// accessLog writes one line per request: no query string (it may carry
+// tokens), no headers.
+func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, rid, path []byte, status int, start time.Time, pid int) {
+	var ipBuf [64]byte
+	g.log.Info().
+		Bytes("request_id", rid).
+		Str("function", fn.Name).
+		Bytes("method", ctx.Method()).
+		Bytes("path", path).
+		Int("status", status).
+		Dur("duration", time.Since(start)).
+		Int("bytes", ctx.Response.Header.ContentLength()).
+		Bytes("client_ip", appendClientIP(ipBuf[:0], ctx.RemoteAddr())).
+		Int("worker_pid", pid).
+		Msg("request")
+}
+
+// writeDispatchError answers a request the pool or the worker failed.
+func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
+	e, retry, hasRetry := errWorker, time.Duration(0), false
+	switch {
+	case errors.Is(err, upstream.ErrTimeout):
+		e = errTimeout
+	case errors.Is(err, upstream.ErrBoot):
+		e = errBoot
+	case errors.Is(err, upstream.ErrCrashLoop):
+		e, retry, hasRetry = errCrashLoop, time.Until(fn.Pool.Load().CrashLoopUntil), true
+	case errors.Is(err, upstream.ErrOverloaded):
+		e, retry, hasRetry = errOverloaded, fn.Config.QueueTimeout, true
+	case errors.Is(err, upstream.ErrMemoryLimit):
+		e = errWorkerLimit
+	case errors.Is(err, upstream.ErrClosed):
+		e = errShuttingDown
+	}
+	if hasRetry {
+		e.writeRetryAfter(ctx, retry)
+	} else {
+		e.write(ctx)
+	}
+	fn.Metrics.Refuse(string(e.code))
+	g.log.Warn().Str("function", fn.Name).Err(err).Msg("request failed")
+}

@@ -1,0 +1,120 @@
+package observe
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// FunctionMetrics are one function's metrics. Every field is created once
+// when the function is loaded; updating them never allocates.
+type FunctionMetrics struct {
+	set *metrics.Set
+
+	// Requests by status class (index = status/100, 1..5).
+	Requests      [6]*metrics.Counter
+	Duration      *metrics.PrometheusHistogram
+	RequestBytes  *metrics.Counter
+	ResponseBytes *metrics.Counter
+	RateLimited   *metrics.Counter
+	Refused       map[string]*metrics.Counter // gateway refusals by error code
+
+	Spawns          *metrics.Counter
+	ColdStarts      *metrics.Counter
+	ColdStartTime   *metrics.PrometheusHistogram
+	BootFailures    *metrics.Counter
+	Crashes         *metrics.Counter
+	Stops           map[string]*metrics.Counter // by reason
+	BreakerOpenings *metrics.Counter
+}
+
+// RefusalCodes are the gateway error codes counted per function.
+var RefusalCodes = []string{"BOOT_ERROR", "WORKER_ERROR", "TIMEOUT", "CRASH_LOOP", "OVERLOADED", "WORKER_LIMIT", "SHUTTING_DOWN", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "UNAUTHORIZED", "RATE_LIMITED", "CIRCUIT_OPEN"}
+
+// StopReasons are the reasons a worker stops, counted per function.
+var StopReasons = []string{"idle", "max duration", "crash", "memory", "health", "shutdown", "background task timeout", "reload"}
+
+// Gauges reads live values at scrape time.
+type Gauges struct {
+	InFlight func() float64
+	Workers  func(state string) float64 // running | starting | draining
+	Breaker  func() float64              // 0 closed, 1 half-open, 2 open
+}
+
+// NewFunctionMetrics registers the metrics of function name.
+func NewFunctionMetrics(name string, g Gauges) *FunctionMetrics {
+	s := metrics.NewSet()
+	lbl := `{function=` + strconv.Quote(name)
+	m := &FunctionMetrics{
+		set:             s,
+		Duration:        s.NewPrometheusHistogram(`edgeway_request_duration_seconds` + lbl + `}`),
+		RequestBytes:    s.NewCounter(`edgeway_request_bytes_total` + lbl + `}`),
+		ResponseBytes:   s.NewCounter(`edgeway_response_bytes_total` + lbl + `}`),
+		RateLimited:     s.NewCounter(`edgeway_rate_limited_total` + lbl + `}`),
+		Refused:         map[string]*metrics.Counter{},
+		Spawns:          s.NewCounter(`edgeway_worker_spawns_total` + lbl + `}`),
+		ColdStarts:      s.NewCounter(`edgeway_cold_starts_total` + lbl + `}`),
+		ColdStartTime:   s.NewPrometheusHistogram(`edgeway_cold_start_duration_seconds` + lbl + `}`),
+		BootFailures:    s.NewCounter(`edgeway_boot_failures_total` + lbl + `}`),
+		Crashes:         s.NewCounter(`edgeway_worker_crashes_total` + lbl + `}`),
+		Stops:           map[string]*metrics.Counter{},
+		BreakerOpenings: s.NewCounter(`edgeway_breaker_openings_total` + lbl + `}`),
+	}
+	for class := 1; class <= 5; class++ {
+		m.Requests[class] = s.NewCounter(fmt.Sprintf(`edgeway_requests_total%s,status="%dxx"}`, lbl, class))
+	}
+	for _, code := range RefusalCodes {
+		m.Refused[code] = s.NewCounter(fmt.Sprintf(`edgeway_refused_total%s,code=%q}`, lbl, code))
+	}
+	for _, r := range StopReasons {
+		m.Stops[r] = s.NewCounter(fmt.Sprintf(`edgeway_worker_stops_total%s,reason=%q}`, lbl, r))
+	}
+	if g.InFlight != nil {
+		s.NewGauge(`edgeway_in_flight_requests`+lbl+`}`, g.InFlight)
+	}
+	if g.Workers != nil {
+		for _, state := range []string{"running", "starting", "draining"} {
+			s.NewGauge(fmt.Sprintf(`edgeway_workers%s,state=%q}`, lbl, state), func() float64 { return g.Workers(state) })
+		}
+	}
+	if g.Breaker != nil {
+		s.NewGauge(`edgeway_breaker_state`+lbl+`}`, g.Breaker)
+	}
+	metrics.RegisterSet(s)
+	return m
+}
+
+// Unregister removes the function's metrics (the function was removed).
+func (m *FunctionMetrics) Unregister() { metrics.UnregisterSet(m.set, true) }
+
+// ObserveRequest counts one finished request.
+func (m *FunctionMetrics) ObserveRequest(status int, start time.Time, reqBytes, respBytes int) {
+	class := status / 100
+	if class < 1 || class > 5 {
+		class = 5
+	}
+	m.Requests[class].Inc()
+	m.Duration.UpdateDuration(start)
+	if reqBytes > 0 {
+		m.RequestBytes.Add(reqBytes)
+	}
+	if respBytes > 0 {
+		m.ResponseBytes.Add(respBytes)
+	}
+}
+
+// Refuse counts a gateway refusal by its error code.
+func (m *FunctionMetrics) Refuse(code string) {
+	if c := m.Refused[code]; c != nil {
+		c.Inc()
+	}
+}
+
+// Stopped counts a worker stop by reason.
+func (m *FunctionMetrics) Stopped(reason string) {
+	if c := m.Stops[reason]; c != nil {
+		c.Inc()
+	}
+}
