@@ -41,6 +41,7 @@ type Options struct {
 	CrashLoopThreshold int
 	CrashLoopWindow    time.Duration
 	CrashLoopCooldown  time.Duration
+	BootRetryBackoff   time.Duration
 
 	// Upstream (gateway -> worker) connections.
 	UpstreamMaxIdleConns int
@@ -175,6 +176,7 @@ var specs = []spec{
 
 	intSpec("crash-loop-threshold", "5", "crashes within --crash-loop-window that put a function in a crash loop", 1, func(o *Options) *int { return &o.CrashLoopThreshold }),
 	durationSpec("crash-loop-window", "30s", "window over which crashes are counted", func(o *Options) *time.Duration { return &o.CrashLoopWindow }),
+	durationSpec("boot-retry-backoff", "1s", "after a failed boot, wait this long before starting minWorkers again", func(o *Options) *time.Duration { return &o.BootRetryBackoff }),
 	durationSpec("crash-loop-cooldown", "30s", "how long a crash-looping function answers 503 CRASH_LOOP", func(o *Options) *time.Duration { return &o.CrashLoopCooldown }),
 
 	intSpec("upstream-max-idle-conns", "64", "idle keep-alive connections kept per worker", 1, func(o *Options) *int { return &o.UpstreamMaxIdleConns }),

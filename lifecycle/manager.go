@@ -53,6 +53,7 @@ type Manager struct {
 	crashes        []time.Time
 	bootFailures   uint64
 	crashLoopUntil time.Time
+	bootRetryAt    time.Time // minWorkers respawns wait until then after a failed boot
 	restarts       uint64
 	lastStop       string
 	closed         bool
@@ -216,7 +217,13 @@ func (m *Manager) scale() {
 	m.spawn(nil)
 }
 
+// ensureMin starts workers up to minWorkers. After a failed boot it waits
+// --boot-retry-backoff, so a function that cannot boot is not respawned in
+// a tight loop (requests still trigger boots, and get BOOT_ERROR).
 func (m *Manager) ensureMin() {
+	if m.now().Before(m.bootRetryAt) {
+		return
+	}
 	for !m.closed && !m.crashLooping() && m.total() < m.cfg.MinWorkers {
 		m.spawn(nil)
 	}
@@ -242,6 +249,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	}
 	if ev.err != nil {
 		m.bootFailures++
+		m.bootRetryAt = m.now().Add(m.s.opts.BootRetryBackoff)
 		m.metrics.BootFailures.Inc()
 		if ev.replaces != nil {
 			ev.replaces.recycleAfter = m.now().Add(m.s.opts.BootTimeout)

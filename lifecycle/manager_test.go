@@ -969,3 +969,30 @@ func TestShutdownWaitsForStartingWorker(t *testing.T) {
 		}
 	})
 }
+
+func TestFailedBootBacksOffBeforeMinWorkersRespawn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MinWorkers = 1
+		opts := testOptions()
+		opts.BootRetryBackoff = 2 * time.Second
+		h := newHarness(t, cfg, opts)
+		h.hold.Store(true)
+		h.run()
+		h.boot(errors.New("syntax error"))
+		if h.held.Load() != 0 {
+			t.Fatal("respawned at once after a failed boot")
+		}
+		h.sleepUntil(1900 * time.Millisecond)
+		if h.held.Load() != 0 {
+			t.Fatal("respawned before the backoff ended")
+		}
+		h.sleepUntil(2100 * time.Millisecond)
+		if h.held.Load() != 1 {
+			t.Fatalf("%d boots waiting after the backoff, want 1", h.held.Load())
+		}
+		h.boot(nil)
+		h.expect(1, 0, 0)
+		h.stop()
+	})
+}

@@ -108,6 +108,9 @@ func (m *Manager) armTimer() {
 	if m.crashLooping() {
 		due(m.crashLoopUntil)
 	}
+	if m.total() < m.cfg.MinWorkers && m.bootRetryAt.After(now) {
+		due(m.bootRetryAt)
+	}
 	for _, p := range m.ready {
 		if !p.pingAt.IsZero() {
 			due(p.pingAt.Add(m.cfg.HealthCheckTimeout))

@@ -40,7 +40,7 @@ var StopReasons = []string{"idle", "max duration", "crash", "memory", "health", 
 type Gauges struct {
 	InFlight func() float64
 	Workers  func(state string) float64 // running | starting | draining
-	Breaker  func() float64              // 0 closed, 1 half-open, 2 open
+	Breaker  func() float64             // 0 closed, 1 half-open, 2 open
 }
 
 // NewFunctionMetrics registers the metrics of function name.
