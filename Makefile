@@ -23,7 +23,7 @@ deno: $(if $(filter $(TOOLS)/%,$(DENO)),$(DENO),)
 	@$(DENO) --version | head -1
 
 run: build deno
-	$(BIN) serve --functions examples/supabase/functions --host 127.0.0.1 --port 3100 --deno $(DENO) --log-format console
+	$(BIN) serve --dev --functions examples/supabase/functions --host 127.0.0.1 --port 3100 --deno $(DENO)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

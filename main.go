@@ -93,6 +93,13 @@ func serve(args []string, stderr io.Writer) int {
 	logOut := observe.NewBufferedWriter(stderr, opts.LogBufferSize, opts.LogFlushInterval)
 	defer logOut.Close()
 	log := newLogger(opts, stderr, logOut)
+	sec, err := buildSecurity(&opts, log)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if sec.Verifier != nil {
+		defer sec.Verifier.Close()
+	}
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
 		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
@@ -116,7 +123,7 @@ func serve(args []string, stderr io.Writer) int {
 		ln.Close()
 		return fail(stderr, err)
 	}
-	gw := gateway.New(opts, sup, log)
+	gw := gateway.New(opts, sup, sec, log)
 	var adminLn net.Listener
 	if opts.AdminListen != "" {
 		if adminLn, err = net.Listen("tcp", opts.AdminListen); err != nil {
@@ -167,7 +174,7 @@ func newLogger(opts config.Options, term io.Writer, out io.Writer) zerolog.Logge
 	format := opts.LogFormat
 	if format == "" {
 		format = "json"
-		if f, ok := term.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		if f, ok := term.(*os.File); opts.Dev || (ok && isatty.IsTerminal(f.Fd())) {
 			format = "console"
 		}
 	}

@@ -117,6 +117,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 		if err != nil {
 			return nil, err
 		}
+		if sf.VerifyJWT != nil && !*sf.VerifyJWT {
+			f.Config.Public = true
+		}
 		l.Functions = append(l.Functions, f)
 		seen[name] = true
 	}
@@ -136,7 +139,13 @@ func Discover(dir string, o Options) (*Layout, error) {
 		if err != nil {
 			return nil, err
 		}
+		if sf.VerifyJWT != nil && !*sf.VerifyJWT {
+			f.Config.Public = true
+		}
 		l.Functions = append(l.Functions, f)
+	}
+	if err := applyOverrides(l, o); err != nil {
+		return nil, err
 	}
 	sort.Slice(l.Functions, func(i, j int) bool { return l.Functions[i].Name < l.Functions[j].Name })
 	return l, nil
@@ -199,4 +208,30 @@ func isDir(p string) bool {
 func isFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular()
+}
+
+// applyOverrides applies --public-functions and --function-permissions.
+func applyOverrides(l *Layout, o Options) error {
+	for _, item := range o.PublicFunctions {
+		for _, name := range strings.Split(item, ",") {
+			name = strings.TrimSpace(name)
+			f := l.Lookup(name)
+			if f == nil {
+				return fmt.Errorf("flag --public-functions: no function %q in %s", name, l.Root)
+			}
+			f.Config.Public = true
+		}
+	}
+	for _, item := range o.FunctionPermissions {
+		name, profile, ok := strings.Cut(item, "=")
+		if !ok || profile == "" {
+			return fmt.Errorf("flag --function-permissions: want name=profile, got %q", item)
+		}
+		f := l.Lookup(name)
+		if f == nil {
+			return fmt.Errorf("flag --function-permissions: no function %q in %s", name, l.Root)
+		}
+		f.Config.Permissions = []string{profile}
+	}
+	return nil
 }

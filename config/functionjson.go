@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -29,6 +30,42 @@ type FunctionConfig struct {
 	HealthCheckMaxFailures   int
 	BackgroundTaskKeepsAlive bool
 	BackgroundTaskTimeout    time.Duration
+
+	Public       bool     // no token needed ("auth": false, verify_jwt = false, --public-functions)
+	Permissions  []string // a profile name or Deno permission flags
+	RPM          int      // requests per minute per client (0 = no limit)
+	MaxBodyBytes int64
+	Breaker      BreakerConfig
+}
+
+// BreakerConfig is a function's circuit breaker.
+type BreakerConfig struct {
+	ErrorRate float64       // open when at least this share of the window failed
+	Window    int           // calls considered
+	Cooldown  time.Duration // open this long, then one probe
+}
+
+// stringOrList is a JSON string or array of strings.
+type stringOrList []string
+
+func (s *stringOrList) UnmarshalJSON(b []byte) error {
+	var one string
+	if err := json.Unmarshal(b, &one); err == nil {
+		*s = []string{one}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err != nil {
+		return &json.UnmarshalTypeError{Value: "value", Type: reflectStringOrList, Field: "permissions"}
+	}
+	*s = list
+	return nil
+}
+
+type breakerFile struct {
+	ErrorRate   *float64 `json:"errorRate"`
+	ErrorWindow *int     `json:"errorWindow"`
+	CooldownMs  *int     `json:"cooldownMs"`
 }
 
 // functionFile mirrors function.json. Pointers tell "absent" from zero.
@@ -49,6 +86,12 @@ type functionFile struct {
 	HealthCheckMaxFailures   *int  `json:"healthCheckMaxFailures"`
 	BackgroundTaskKeepsAlive *bool `json:"backgroundTaskKeepsAlive"`
 	BackgroundTaskTimeout    *int  `json:"backgroundTaskTimeout"`
+
+	Auth         *bool        `json:"auth"`
+	Permissions  stringOrList `json:"permissions"`
+	RPM          *int         `json:"rpm"`
+	MaxBodyBytes *int64       `json:"maxBodyBytes"`
+	Breaker      *breakerFile `json:"breaker"`
 }
 
 // DefaultFunctionConfig is the per-function configuration implied by o.
@@ -68,6 +111,9 @@ func DefaultFunctionConfig(o Options) FunctionConfig {
 		HealthCheckMaxFailures:   o.HealthCheckMaxFailures,
 		BackgroundTaskKeepsAlive: o.BackgroundTaskKeepsAlive,
 		BackgroundTaskTimeout:    o.BackgroundTaskTimeout,
+		RPM:                      o.RateLimit,
+		MaxBodyBytes:             o.MaxBody,
+		Breaker:                  BreakerConfig{ErrorRate: o.BreakerErrorRate, Window: o.BreakerWindow, Cooldown: o.BreakerCooldown},
 	}
 }
 
@@ -142,6 +188,47 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 	if f.BackgroundTaskKeepsAlive != nil {
 		c.BackgroundTaskKeepsAlive = *f.BackgroundTaskKeepsAlive
 	}
+	if f.Auth != nil {
+		c.Public = !*f.Auth
+	}
+	if f.Permissions != nil {
+		if len(f.Permissions) == 0 {
+			return base, fmt.Errorf("%s: field \"permissions\" must name a profile or list flags", path)
+		}
+		c.Permissions = f.Permissions
+	}
+	if f.RPM != nil {
+		if *f.RPM < 0 {
+			return base, fmt.Errorf("%s: field \"rpm\" must not be negative", path)
+		}
+		c.RPM = *f.RPM
+	}
+	if f.MaxBodyBytes != nil {
+		if *f.MaxBodyBytes <= 0 {
+			return base, fmt.Errorf("%s: field \"maxBodyBytes\" must be positive", path)
+		}
+		c.MaxBodyBytes = *f.MaxBodyBytes
+	}
+	if b := f.Breaker; b != nil {
+		if b.ErrorRate != nil {
+			if *b.ErrorRate <= 0 || *b.ErrorRate > 1 {
+				return base, fmt.Errorf("%s: field \"breaker.errorRate\" must be in (0, 1]", path)
+			}
+			c.Breaker.ErrorRate = *b.ErrorRate
+		}
+		if b.ErrorWindow != nil {
+			if *b.ErrorWindow < 1 {
+				return base, fmt.Errorf("%s: field \"breaker.errorWindow\" must be at least 1", path)
+			}
+			c.Breaker.Window = *b.ErrorWindow
+		}
+		if b.CooldownMs != nil {
+			if *b.CooldownMs < 1 {
+				return base, fmt.Errorf("%s: field \"breaker.cooldownMs\" must be positive", path)
+			}
+			c.Breaker.Cooldown = time.Duration(*b.CooldownMs) * time.Millisecond
+		}
+	}
 	if c.MinWorkers > c.MaxWorkers {
 		return base, fmt.Errorf("%s: field \"minWorkers\" (%d) is above \"maxWorkers\" (%d)", path, c.MinWorkers, c.MaxWorkers)
 	}
@@ -168,3 +255,5 @@ func describeJSONError(err error) string {
 		return err.Error()
 	}
 }
+
+var reflectStringOrList = reflect.TypeOf("")

@@ -61,6 +61,38 @@ type Options struct {
 	MaxClientConns    int
 	WorkerLogLine     int
 
+	// Guards.
+	RateLimit        int
+	TrustedProxies   []string
+	CORSOrigins      []string
+	BreakerErrorRate float64
+	BreakerWindow    int
+	BreakerCooldown  time.Duration
+	BodyReadTimeout  time.Duration
+
+	// Modes, auth and secrets.
+	Dev                 bool
+	Auth                string
+	JWTSecret           string
+	JWTPublicKey        string
+	JWKSURL             string
+	JWKSRefresh         time.Duration
+	JWKSMinRefresh      time.Duration
+	JWTClockSkew        time.Duration
+	JWTIssuer           string
+	JWTAudience         string
+	JWTTokenFrom        string
+	JWTTokenName        string
+	JWTCacheSize        int
+	PublicFunctions     []string
+	EnvPassthrough      []string
+	EnvFiles            []string
+	Env                 []string
+	MaskSecrets         bool
+	PermissionProfiles  []string
+	FunctionPermissions []string
+	DenoFlags           []string
+
 	// Observability and admin.
 	InternalKey      string
 	AdminListen      string
@@ -75,10 +107,46 @@ type spec struct {
 	def   string
 	usage string
 	set   func(o *Options, v string) error
+	kind  flagKind
+}
+
+type flagKind uint8
+
+const (
+	kindValue flagKind = iota // --flag value
+	kindBool                  // --flag, --flag=false
+	kindList                  // repeatable; the environment form is comma-separated
+)
+
+// flagValue records the raw values of one flag for Parse.
+type flagValue struct {
+	kind   flagKind
+	values []string
+}
+
+func (v *flagValue) String() string { return "" }
+func (v *flagValue) Set(s string) error {
+	if v.kind == kindList {
+		v.values = append(v.values, s)
+	} else {
+		v.values = []string{s}
+	}
+	return nil
+}
+func (v *flagValue) IsBoolFlag() bool { return v.kind == kindBool }
+
+func listSpec(name, usage string, dst func(*Options) *[]string) spec {
+	return spec{name: name, def: "", usage: usage, kind: kindList, set: func(o *Options, v string) error {
+		if v == "" {
+			return nil
+		}
+		*dst(o) = append(*dst(o), v)
+		return nil
+	}}
 }
 
 func durationSpec(name, def, usage string, dst func(*Options) *time.Duration) spec {
-	return spec{name, def, usage, func(o *Options, v string) error {
+	return spec{name: name, def: def, usage: usage, set: func(o *Options, v string) error {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("not a duration (e.g. 150s, 500ms): %q", v)
@@ -92,7 +160,7 @@ func durationSpec(name, def, usage string, dst func(*Options) *time.Duration) sp
 }
 
 func intSpec(name, def, usage string, min int, dst func(*Options) *int) spec {
-	return spec{name, def, usage, func(o *Options, v string) error {
+	return spec{name: name, def: def, usage: usage, set: func(o *Options, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("not an integer: %q", v)
@@ -106,7 +174,7 @@ func intSpec(name, def, usage string, min int, dst func(*Options) *int) spec {
 }
 
 func stringSpec(name, def, usage string, allowed []string, dst func(*Options) *string) spec {
-	return spec{name, def, usage, func(o *Options, v string) error {
+	return spec{name: name, def: def, usage: usage, set: func(o *Options, v string) error {
 		if len(allowed) > 0 && !contains(allowed, v) {
 			return fmt.Errorf("must be one of %s: %q", strings.Join(allowed, "|"), v)
 		}
@@ -116,7 +184,7 @@ func stringSpec(name, def, usage string, allowed []string, dst func(*Options) *s
 }
 
 func boolSpec(name, def, usage string, dst func(*Options) *bool) spec {
-	return spec{name, def, usage, func(o *Options, v string) error {
+	return spec{name: name, def: def, usage: usage, kind: kindBool, set: func(o *Options, v string) error {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return fmt.Errorf("not a boolean: %q", v)
@@ -127,7 +195,7 @@ func boolSpec(name, def, usage string, dst func(*Options) *bool) spec {
 }
 
 func floatSpec(name, def, usage string, min, max float64, dst func(*Options) *float64) spec {
-	return spec{name, def, usage, func(o *Options, v string) error {
+	return spec{name: name, def: def, usage: usage, set: func(o *Options, v string) error {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < min || f > max {
 			return fmt.Errorf("must be a number from %g to %g: %q", min, max, v)
@@ -138,7 +206,7 @@ func floatSpec(name, def, usage string, min, max float64, dst func(*Options) *fl
 }
 
 func sizeSpec(name, def, usage string, dst func(*Options) *int64) spec {
-	return spec{name, def, usage, func(o *Options, v string) error {
+	return spec{name: name, def: def, usage: usage, set: func(o *Options, v string) error {
 		n, err := ParseSize(v)
 		if err != nil {
 			return err
@@ -194,6 +262,34 @@ var specs = []spec{
 	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
 	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),
+	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
+	listSpec("trusted-proxies", "CIDRs or IPs whose X-Forwarded-For is believed (e.g. nginx in front)", func(o *Options) *[]string { return &o.TrustedProxies }),
+	listSpec("cors-origins", "allowed CORS origins (* allowed only with --dev unless listed explicitly); unset = no CORS headers", func(o *Options) *[]string { return &o.CORSOrigins }),
+	floatSpec("breaker-error-rate", "0.5", "default breaker.errorRate: share of failed calls that opens the circuit", 0.01, 1, func(o *Options) *float64 { return &o.BreakerErrorRate }),
+	intSpec("breaker-window", "20", "default breaker.errorWindow: calls considered", 1, func(o *Options) *int { return &o.BreakerWindow }),
+	durationSpec("breaker-cooldown", "30s", "default breaker.cooldownMs: how long an open circuit refuses", func(o *Options) *time.Duration { return &o.BreakerCooldown }),
+	durationSpec("body-read-timeout", "30s", "longest idle gap between request body chunks (408 REQUEST_TIMEOUT)", func(o *Options) *time.Duration { return &o.BodyReadTimeout }),
+	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret and keys when none are given, CORS *, console logs", func(o *Options) *bool { return &o.Dev }),
+	stringSpec("auth", "jwt", "jwt: functions need a valid JWT unless public (production refuses to start without a key); none: no verification (e.g. nginx authenticates)", []string{"jwt", "none"}, func(o *Options) *string { return &o.Auth }),
+	stringSpec("jwt-secret", "", "HS256/384/512 secret (also JWT_SECRET or SUPABASE_JWT_SECRET); production refuses well-known or <32-byte secrets", nil, func(o *Options) *string { return &o.JWTSecret }),
+	stringSpec("jwt-public-key", "", "PEM file with an RSA, EC or Ed25519 public key", nil, func(o *Options) *string { return &o.JWTPublicKey }),
+	stringSpec("jwks-url", "", "JWKS URL; keys chosen by kid, refreshed in the background and on an unknown kid", nil, func(o *Options) *string { return &o.JWKSURL }),
+	durationSpec("jwks-refresh", "10m", "JWKS background refresh period", func(o *Options) *time.Duration { return &o.JWKSRefresh }),
+	durationSpec("jwks-min-refresh", "30s", "least time between two JWKS fetches (unknown kids cannot hammer the JWKS host)", func(o *Options) *time.Duration { return &o.JWKSMinRefresh }),
+	durationSpec("jwt-clock-skew", "30s", "leeway for exp and nbf", func(o *Options) *time.Duration { return &o.JWTClockSkew }),
+	stringSpec("jwt-issuer", "", "required iss claim, when set", nil, func(o *Options) *string { return &o.JWTIssuer }),
+	stringSpec("jwt-audience", "", "required aud claim, when set", nil, func(o *Options) *string { return &o.JWTAudience }),
+	stringSpec("jwt-token-from", "header", "header|cookie|query: where the token is read", []string{"header", "cookie", "query"}, func(o *Options) *string { return &o.JWTTokenFrom }),
+	stringSpec("jwt-token-name", "", "header, cookie or query parameter name (default: Authorization: Bearer for header)", nil, func(o *Options) *string { return &o.JWTTokenName }),
+	intSpec("jwt-cache-size", "4096", "verified tokens cached until their exp", 0, func(o *Options) *int { return &o.JWTCacheSize }),
+	listSpec("public-functions", "functions callable without a token (repeatable or comma-separated)", func(o *Options) *[]string { return &o.PublicFunctions }),
+	listSpec("env-passthrough", "gateway environment variables passed to functions (default: all but edgeway's own settings)", func(o *Options) *[]string { return &o.EnvPassthrough }),
+	listSpec("env-file", "extra .env file for every function (repeatable), after <functions>/.env", func(o *Options) *[]string { return &o.EnvFiles }),
+	listSpec("env", "KEY=VALUE for every function (repeatable), after --env-file", func(o *Options) *[]string { return &o.Env }),
+	boolSpec("mask-secrets", "true", "replace secret values with *** in logged worker output", func(o *Options) *bool { return &o.MaskSecrets }),
+	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),
+	listSpec("function-permissions", "name=profile: override a function's permissions (repeatable)", func(o *Options) *[]string { return &o.FunctionPermissions }),
+	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),
 	stringSpec("internal-key", "", "bearer key for /metrics and detailed /health (without it /metrics answers 403); compared in constant time", nil, func(o *Options) *string { return &o.InternalKey }),
 	stringSpec("admin-listen", "", "optional separate host:port for /health and /metrics (default: the main listener)", nil, func(o *Options) *string { return &o.AdminListen }),
 	floatSpec("access-log-sample", "1", "fraction of requests written to the access log (0 = none, 1 = all)", 0, 1, func(o *Options) *float64 { return &o.AccessLogSample }),
@@ -228,11 +324,11 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	o := Defaults()
 	fs := flag.NewFlagSet("edgeway serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	values := make(map[string]*string, len(specs))
+	values := make(map[string]*flagValue, len(specs))
 	for _, s := range specs {
-		v := new(string)
+		v := &flagValue{kind: s.kind}
 		values[s.name] = v
-		fs.StringVar(v, s.name, s.def, s.usage)
+		fs.Var(v, s.name, s.usage)
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -247,15 +343,23 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for _, s := range specs {
 		if given[s.name] {
-			if err := s.set(&o, *values[s.name]); err != nil {
-				return o, fmt.Errorf("flag --%s: %w", s.name, err)
+			for _, v := range values[s.name].values {
+				if err := s.set(&o, v); err != nil {
+					return o, fmt.Errorf("flag --%s: %w", s.name, err)
+				}
 			}
 			continue
 		}
 		env := EnvName(s.name)
 		if v := getenv(env); v != "" {
-			if err := s.set(&o, v); err != nil {
-				return o, fmt.Errorf("environment %s: %w", env, err)
+			items := []string{v}
+			if s.kind == kindList {
+				items = strings.Split(v, ",")
+			}
+			for _, item := range items {
+				if err := s.set(&o, strings.TrimSpace(item)); err != nil {
+					return o, fmt.Errorf("environment %s: %w", env, err)
+				}
 			}
 			continue
 		}
@@ -263,6 +367,14 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 			if v := getenv("PORT"); v != "" {
 				if err := s.set(&o, v); err != nil {
 					return o, fmt.Errorf("environment PORT: %w", err)
+				}
+			}
+		}
+		if s.name == "jwt-secret" {
+			for _, name := range []string{"JWT_SECRET", "SUPABASE_JWT_SECRET"} {
+				if v := getenv(name); v != "" {
+					o.JWTSecret = v
+					break
 				}
 			}
 		}

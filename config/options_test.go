@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,7 @@ func TestFunctionConfig(t *testing.T) {
 			t.Errorf("%s: error %v, want file and %s", content, err, want)
 		}
 	}
-	if c, err := LoadFunctionConfig(filepath.Join(dir, "absent.json"), base); err != nil || c != base {
+	if c, err := LoadFunctionConfig(filepath.Join(dir, "absent.json"), base); err != nil || !reflect.DeepEqual(c, base) {
 		t.Fatalf("absent file: %v", err)
 	}
 }

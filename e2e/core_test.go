@@ -436,7 +436,7 @@ func TestStartupErrorsNameTheCulprit(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			args := append([]string{"serve", "--deno", deno, "--port", "0"}, c.args...)
+			args := append([]string{"serve", "--deno", deno, "--port", "0", "--auth", "none"}, c.args...)
 			cmd := exec.Command(bin, args...)
 			cmd.Env = append(os.Environ(), c.env...)
 			out, err := cmd.CombinedOutput()

@@ -106,7 +106,9 @@ func startGateway(t *testing.T, files map[string]string, args ...string) *Gatewa
 // launch starts the binary without waiting for it to listen.
 func launch(t *testing.T, dir string, args ...string) *Gateway {
 	t.Helper()
-	full := append([]string{"serve", "--functions", dir, "--port", "0", "--deno", denoPath(t), "--log-format", "json", "--log-level", "debug"}, args...)
+	// Production mode needs a JWT key; tests that check auth pass their own
+	// --auth/--jwt-* flags, which come later and win.
+	full := append([]string{"serve", "--functions", dir, "--port", "0", "--deno", denoPath(t), "--log-format", "json", "--log-level", "debug", "--auth", "none", "--rate-limit", "0"}, args...)
 	cmd := exec.Command(binPath(t), full...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	stderr, err := cmd.StderrPipe()

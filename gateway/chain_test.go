@@ -53,9 +53,12 @@ func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions
 	cfg := config.DefaultFunctionConfig(opts)
 	m := observe.NewFunctionMetrics("hello", observe.Gauges{})
 	tb.Cleanup(m.Unregister)
-	fns := fakeFunctions{"hello": &lifecycle.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}}
+	fn := &lifecycle.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}
+	lifecycle.NewGuards(fn)
+	fn.RateLimiter = nil // the benchmark is one client
+	fns := fakeFunctions{"hello": fn}
 	opts.AccessLogSample = 0
-	return New(opts, fns, zerolog.Nop())
+	return New(opts, fns, Security{}, zerolog.Nop())
 }
 
 var helloBody = []byte("Hello from a fake worker")

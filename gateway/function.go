@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 
 	"edgeway/lifecycle"
@@ -36,12 +37,19 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 		p := pathOnly(ctx.Request.Header.RequestURI())
 		path = append(pathBuf[:0], p[:min(len(p), maxLoggedPath)]...)
 	}
-	pid := g.proxy(ctx, fn, fnURI, needsSlash, start)
+	client := g.clientIP(ctx)
+	pid := 0
+	if g.admit(ctx, fn, client, start) {
+		pid = g.proxy(ctx, fn, fnURI, needsSlash, client, start)
+		fn.Breaker.Report(breakerFailure(ctx), time.Now())
+	}
 	ctx.Response.Header.SetBytesKV(hdrRequestID, rid)
+	g.cors.Apply(ctx)
 	status := ctx.Response.StatusCode()
+	fn.Latency.Record(time.Since(start))
 	fn.Metrics.ObserveRequest(status, start, reqBytes, ctx.Response.Header.ContentLength())
 	if logged {
-		g.accessLog(ctx, fn, rid, path, status, start, pid)
+		g.accessLog(ctx, fn, rid, path, status, start, pid, client)
 	}
 }
 
@@ -50,20 +58,14 @@ const maxLoggedPath = 512
 
 // proxy runs the request through the worker pool and returns the pid of
 // the worker that answered (0 if none did).
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool, start time.Time) int {
-	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > g.opts.MaxBody {
-		errTooLarge.write(ctx)
-		fn.Metrics.Refuse(CodeTooLarge)
-		ctx.SetConnectionClose() // the unread body makes the connection unusable
-		return 0
-	}
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool, client netip.Addr, start time.Time) int {
 	if needsSlash {
 		var buf [512]byte
 		ctx.Request.SetRequestURIBytes(append(append(buf[:0], '/'), fnURI...))
 	} else {
 		ctx.Request.SetRequestURIBytes(fnURI)
 	}
-	setForwarded(ctx)
+	setForwarded(ctx, client, g.fromTrustedProxy(ctx))
 	deadline := start.Add(fn.Config.Timeout)
 	w, err := fn.Pool.Acquire(deadline)
 	if err == nil {
@@ -86,7 +88,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 
 // accessLog writes one line per request: no query string (it may carry
 // tokens), no headers.
-func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, rid, path []byte, status int, start time.Time, pid int) {
+func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, rid, path []byte, status int, start time.Time, pid int, client netip.Addr) {
 	var ipBuf [64]byte
 	g.log.Info().
 		Bytes("request_id", rid).
@@ -96,7 +98,7 @@ func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, ri
 		Int("status", status).
 		Dur("duration", time.Since(start)).
 		Int("bytes", ctx.Response.Header.ContentLength()).
-		Bytes("client_ip", appendClientIP(ipBuf[:0], ctx.RemoteAddr())).
+		Bytes("client_ip", client.AppendTo(ipBuf[:0])).
 		Int("worker_pid", pid).
 		Msg("request")
 }

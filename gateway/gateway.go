@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync/atomic"
 
 	"edgeway/config"
+	"edgeway/gateway/guard"
 	"edgeway/lifecycle"
 	"edgeway/observe"
+	"edgeway/secure"
 
 	"github.com/fasthttp/router"
 	"github.com/rs/zerolog"
@@ -32,11 +35,40 @@ type Gateway struct {
 	stopping    atomic.Bool
 	ids         *observe.RequestIDs
 	sampleBelow uint64 // access-log a request when a random uint32 is below this
+
+	verifier  *secure.Verifier // nil: no token checks (--auth none)
+	tokenFrom secure.TokenSource
+	cors      *guard.CORS // nil: no CORS headers
+	trusted   []netip.Prefix
+}
+
+// Security is what New needs beyond the options: the token verifier, CORS
+// policy and trusted proxies, built (and validated) by main.
+type Security struct {
+	Verifier  *secure.Verifier
+	TokenFrom secure.TokenSource
+	CORS      *guard.CORS
+	Trusted   []netip.Prefix
+}
+
+// fromTrustedProxy reports whether the peer is a trusted proxy.
+func (g *Gateway) fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
+	if len(g.trusted) == 0 {
+		return false
+	}
+	remote := guard.RemoteAddr(ctx)
+	for _, p := range g.trusted {
+		if p.Contains(remote) {
+			return true
+		}
+	}
+	return false
 }
 
 // New builds the gateway; Serve starts it.
-func New(opts config.Options, sup Functions, log zerolog.Logger) *Gateway {
-	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs()}
+func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *Gateway {
+	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs(),
+		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted}
 	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
@@ -94,6 +126,9 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	sanitizeRequest(&ctx.Request.Header)
+	if g.cors.Preflight(ctx) {
+		return
+	}
 	name, fnURI, needsSlash, ok := splitRoute(uri)
 	if !ok {
 		errNotFound.write(ctx)

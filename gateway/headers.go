@@ -145,16 +145,21 @@ func forEachToken(v []byte, f func([]byte)) {
 	}
 }
 
-// setForwarded sets X-Forwarded-For/-Host/-Proto from what the gateway saw,
-// replacing anything the client sent.
-func setForwarded(ctx *fasthttp.RequestCtx) {
+// setForwarded sets X-Forwarded-For to the client's address as the gateway
+// resolved it (see clientIP), and X-Forwarded-Host/-Proto from what the
+// gateway saw, or from a trusted proxy's headers. Client-sent values are
+// replaced.
+func setForwarded(ctx *fasthttp.RequestCtx, client netip.Addr, trustedPeer bool) {
 	h := &ctx.Request.Header
 	var buf [64]byte
-	h.SetBytesKV(hdrXForwardedFor, appendClientIP(buf[:0], ctx.RemoteAddr()))
+	h.SetBytesKV(hdrXForwardedFor, client.AppendTo(buf[:0]))
 	host := h.Host()
 	if len(host) == 0 {
 		h.SetHostBytes(defaultHost)
 		host = defaultHost
+	}
+	if trustedPeer && len(h.PeekBytes(hdrXForwardedHost)) > 0 && len(h.PeekBytes(hdrXForwardedProto)) > 0 {
+		return // the trusted proxy's host and scheme stand
 	}
 	h.SetBytesKV(hdrXForwardedHost, host)
 	h.SetBytesKV(hdrXForwardedProto, valHTTP)

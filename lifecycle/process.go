@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"edgeway/config"
+	"edgeway/secure"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -70,38 +70,19 @@ func (e *errBoot) Error() string {
 	return e.reason + "\n" + e.tail
 }
 
-// denoArgs builds the worker's command line with explicit permissions.
+// denoArgs builds the worker's command line: permissions from the
+// function's profile, reads scoped to its folder and the shared folders,
+// its sockets, the V8 heap limit and any --deno-flag.
 func denoArgs(s *Supervisor, fn *config.Function, sock, ctl string) []string {
-	read := []string{fn.Dir}
-	read = append(read, s.layout.Shared...)
-	read = append(read, sock, ctl)
-	args := []string{
-		"run",
-		"--no-prompt",
-		"--no-config",
-		"--no-lock",
-		"--allow-net",
-		"--allow-env",
-		"--allow-read=" + strings.Join(read, ","),
-		"--allow-write=" + sock + "," + ctl,
-	}
+	readable := append([]string{fn.Dir}, s.layout.Shared...)
+	args := []string{"run", "--no-config", "--no-lock"}
+	args = append(args, secure.DenoPermissionFlags(s.permissions[fn.Name], readable, []string{sock, ctl})...)
 	if fn.Config.MemoryLimitMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
 	}
+	args = append(args, s.opts.DenoFlags...)
 	entry := (&url.URL{Scheme: "file", Path: fn.Entrypoint}).String()
 	return append(args, s.bootstrapPath, sock, ctl, entry)
-}
-
-// workerEnv is the gateway's environment without edgeway's own settings.
-func workerEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "EDGEWAY_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "NO_COLOR=1", "DENO_NO_UPDATE_CHECK=1")
 }
 
 // startProcess spawns a worker for fn and waits until it serves or fails.
@@ -120,11 +101,15 @@ func startProcess(s *Supervisor, fn *config.Function, pool *upstream.Pool, id ui
 	p := &process{id: id, sock: sock, exited: make(chan struct{})}
 	cmd := exec.Command(s.opts.Deno, denoArgs(s, fn, sock, ctlPath)...)
 	cmd.Dir = fn.Dir
-	cmd.Env = s.env
+	fe := s.envs[fn.Name]
+	cmd.Env = fe.vars
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
 	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
 	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine, oom: &p.oom}
+	if fe.masker != nil {
+		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
+	}
 	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
 	if err := s.spawner.start(cmd); err != nil {

@@ -9,7 +9,9 @@ import (
 
 	"edgeway/bootstrap"
 	"edgeway/config"
+	"edgeway/gateway/guard"
 	"edgeway/observe"
+	"edgeway/secure"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -21,7 +23,19 @@ type Function struct {
 	Config  config.FunctionConfig
 	Pool    *upstream.Pool
 	Metrics *observe.FunctionMetrics
-	m       *Manager
+	// Per-function guards; RateLimiter is nil when the limit is off.
+	RateLimiter *guard.RateLimiter
+	Breaker     *guard.Breaker
+	Latency     *guard.LatencyRing
+	m           *Manager
+}
+
+// NewGuards builds a function's rate limiter, circuit breaker and latency
+// ring from its configuration.
+func NewGuards(f *Function) {
+	f.RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: f.Config.RPM})
+	f.Breaker = guard.NewBreaker(guard.BreakerOptions{ErrorRate: f.Config.Breaker.ErrorRate, Window: f.Config.Breaker.Window, Cooldown: f.Config.Breaker.Cooldown})
+	f.Latency = guard.NewLatencyRing(guard.DefaultLatencyRingSize)
 }
 
 // Status returns the function's visible state.
@@ -35,7 +49,8 @@ type Supervisor struct {
 	log           zerolog.Logger
 	runDir        string
 	bootstrapPath string
-	env           []string
+	envs          map[string]functionEnv
+	permissions   map[string][]string // profile flags per function
 	spawner       *spawner
 	nextID        atomic.Uint64
 
@@ -47,6 +62,27 @@ type Supervisor struct {
 // NewSupervisor prepares a private runtime folder (mode 0700) holding the
 // bootstrap and every worker's sockets, and a Manager per function.
 func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logger) (*Supervisor, error) {
+	envs, err := buildEnvs(opts, layout, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	profiles, err := secure.ParseProfiles(opts.PermissionProfiles)
+	if err != nil {
+		return nil, fmt.Errorf("flag --permission-profile: %w", err)
+	}
+	perms := make(map[string][]string, len(layout.Functions))
+	for _, fn := range layout.Functions {
+		flags, err := profiles.Resolve(fn.Config.Permissions)
+		if err != nil {
+			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, filepath.Join(fn.Dir, "function.json"), err)
+		}
+		for _, p := range append([]string{fn.Dir}, layout.Shared...) {
+			if err := secure.CheckPermissionPath(p); err != nil {
+				return nil, fmt.Errorf("function %s: %w", fn.Name, err)
+			}
+		}
+		perms[fn.Name] = flags
+	}
 	runDir, err := os.MkdirTemp("", "edgeway-")
 	if err != nil {
 		return nil, fmt.Errorf("create runtime folder: %w", err)
@@ -62,7 +98,8 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		log:           log,
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
-		env:           workerEnv(),
+		envs:          envs,
+		permissions:   perms,
 		spawner:       newSpawner(),
 	}
 	fns := make(map[string]*Function, len(layout.Functions))
@@ -70,10 +107,24 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		fn := &layout.Functions[i]
 		m := newManager(s, fn)
 		s.managers = append(s.managers, m)
-		fns[fn.Name] = &Function{Name: fn.Name, Config: fn.Config, Pool: m.pool, Metrics: m.metrics, m: m}
+		f := &Function{Name: fn.Name, Config: fn.Config, Pool: m.pool, Metrics: m.metrics, m: m}
+		NewGuards(f)
+		m.metrics.BreakerGauge(func() float64 { return breakerValue(f.Breaker.State()) })
+		fns[fn.Name] = f
 	}
 	s.functions.Store(&fns)
 	return s, nil
+}
+
+// breakerValue encodes a breaker state for the edgeway_breaker_state gauge.
+func breakerValue(state string) float64 {
+	switch state {
+	case guard.StateOpen:
+		return 2
+	case guard.StateHalfOpen:
+		return 1
+	}
+	return 0
 }
 
 // RunDir is the private folder holding sockets and the bootstrap.

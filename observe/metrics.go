@@ -11,7 +11,8 @@ import (
 // FunctionMetrics are one function's metrics. Every field is created once
 // when the function is loaded; updating them never allocates.
 type FunctionMetrics struct {
-	set *metrics.Set
+	set  *metrics.Set
+	name string
 
 	// Requests by status class (index = status/100, 1..5).
 	Requests      [6]*metrics.Counter
@@ -49,6 +50,7 @@ func NewFunctionMetrics(name string, g Gauges) *FunctionMetrics {
 	lbl := `{function=` + strconv.Quote(name)
 	m := &FunctionMetrics{
 		set:             s,
+		name:            name,
 		Duration:        s.NewPrometheusHistogram(`edgeway_request_duration_seconds` + lbl + `}`),
 		RequestBytes:    s.NewCounter(`edgeway_request_bytes_total` + lbl + `}`),
 		ResponseBytes:   s.NewCounter(`edgeway_response_bytes_total` + lbl + `}`),
@@ -79,11 +81,14 @@ func NewFunctionMetrics(name string, g Gauges) *FunctionMetrics {
 			s.NewGauge(fmt.Sprintf(`edgeway_workers%s,state=%q}`, lbl, state), func() float64 { return g.Workers(state) })
 		}
 	}
-	if g.Breaker != nil {
-		s.NewGauge(`edgeway_breaker_state`+lbl+`}`, g.Breaker)
-	}
 	metrics.RegisterSet(s)
 	return m
+}
+
+// BreakerGauge exposes the circuit breaker state (0 closed, 1 half-open,
+// 2 open) as edgeway_breaker_state.
+func (m *FunctionMetrics) BreakerGauge(f func() float64) {
+	m.set.NewGauge(`edgeway_breaker_state{function=`+strconv.Quote(m.name)+`}`, f)
 }
 
 // Unregister removes the function's metrics (the function was removed).

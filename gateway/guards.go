@@ -1,0 +1,128 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/netip"
+	"time"
+
+	"edgeway/gateway/guard"
+	"edgeway/lifecycle"
+	"edgeway/secure"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Guards, in the order they run for a function route (cheap refusals
+// first, before any worker is touched):
+//
+//	internal-header strip → CORS preflight → unknown name 404 → body size →
+//	auth → rate limit → circuit breaker → dispatch
+//
+// The first three run in Handle; admit runs the rest.
+
+var (
+	hdrAuthClaims  = []byte("X-Auth-Claims")
+	errRateLimited = newError(fasthttp.StatusTooManyRequests, "RATE_LIMITED", "too many requests; retry later")
+	errCircuitOpen = newError(fasthttp.StatusServiceUnavailable, "CIRCUIT_OPEN", "function is failing; retry later")
+)
+
+// unauthorized holds a prebuilt 401 per verification failure: the body says
+// why in a few words, the log says more.
+var unauthorized = map[error]gatewayError{}
+
+func init() {
+	for _, err := range []error{secure.ErrMissing, secure.ErrMalformed, secure.ErrExpired, secure.ErrNotYetValid, secure.ErrBadSignature, secure.ErrWrongIssuer, secure.ErrWrongAudience, secure.ErrUnknownKey, secure.ErrAlgorithm} {
+		unauthorized[err] = newError(fasthttp.StatusUnauthorized, "UNAUTHORIZED", err.Error())
+	}
+}
+
+func unauthorizedError(err error) gatewayError {
+	if e, ok := unauthorized[err]; ok {
+		return e
+	}
+	for known, e := range unauthorized {
+		if errors.Is(err, known) {
+			return e
+		}
+	}
+	return unauthorized[secure.ErrMalformed]
+}
+
+// clientIP is the socket peer, or, when the peer is a trusted proxy, the
+// right-most untrusted X-Forwarded-For entry.
+func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	remote := guard.RemoteAddr(ctx)
+	if len(g.trusted) == 0 {
+		return remote
+	}
+	return guard.ClientIP(remote, ctx.Request.Header.PeekBytes(hdrXForwardedFor), g.trusted)
+}
+
+// admit runs body size, auth, rate limit and circuit breaker. It answers
+// and returns false when the request is refused.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, now time.Time) bool {
+	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > fn.Config.MaxBodyBytes {
+		g.refuse(ctx, fn, errTooLarge)
+		ctx.SetConnectionClose() // the unread body makes the connection unusable
+		return false
+	}
+	var keyBuf [80]byte
+	key := append(keyBuf[:0], 'i', ':')
+	key = client.AppendTo(key)
+	if g.verifier != nil && !fn.Config.Public && !ctx.IsOptions() {
+		token := secure.TokenFrom(ctx, g.tokenFrom, g.opts.JWTTokenName)
+		if len(token) == 0 {
+			g.refuseAuth(ctx, fn, secure.ErrMissing)
+			return false
+		}
+		res, err := g.verifier.Verify(token, now)
+		if err != nil {
+			g.refuseAuth(ctx, fn, err)
+			return false
+		}
+		ctx.Request.Header.SetBytesKV(hdrAuthClaims, res.ClaimsB64)
+		if len(res.Sub) > 0 {
+			key = append(append(keyBuf[:0], 's', ':'), res.Sub...)
+		}
+	}
+	if fn.RateLimiter != nil {
+		if ok, retry := fn.RateLimiter.Allow(key, now); !ok {
+			fn.Metrics.RateLimited.Inc()
+			errRateLimited.writeRetryAfter(ctx, retry)
+			fn.Metrics.Refuse("RATE_LIMITED")
+			return false
+		}
+	}
+	if ok, retry := fn.Breaker.Allow(now); !ok {
+		errCircuitOpen.writeRetryAfter(ctx, retry)
+		fn.Metrics.Refuse("CIRCUIT_OPEN")
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, e gatewayError) {
+	e.write(ctx)
+	fn.Metrics.Refuse(string(e.code))
+}
+
+func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
+	g.refuse(ctx, fn, unauthorizedError(err))
+	g.log.Info().Str("function", fn.Name).Str("reason", err.Error()).Msg("request refused: unauthorized")
+}
+
+// breakerFailure reports whether a finished request counts against the
+// circuit breaker: a worker failure or timeout made by the gateway, not the
+// function's own status and not load shedding.
+func breakerFailure(ctx *fasthttp.RequestCtx) bool {
+	code := ctx.Response.Header.PeekBytes(errorHeaderKey)
+	switch string(code) {
+	case CodeWorkerError, CodeTimeout, CodeBootError, CodeWorkerLimit:
+		return true
+	}
+	return false
+}
+
+// claimsJSON decodes an x-auth-claims value (for tests and tools).
+func claimsJSON(v []byte) ([]byte, error) { return base64.RawURLEncoding.DecodeString(string(v)) }
