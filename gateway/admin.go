@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"time"
 
 	"edgeway/lifecycle"
 
@@ -95,11 +96,24 @@ type healthDoc struct {
 
 type functionHealth struct {
 	lifecycle.FunctionStatus
+	Breaker          string  `json:"breaker"`
+	Latency          latency `json:"latencyMs"`
 	LatencyMs        float64 `json:"avgLatencyMs"`
 	PipelinedTotal   uint64  `json:"pipelinedRequests"`
 	ExclusiveTotal   uint64  `json:"exclusiveRequests"`
 	QueuedOrStarting int     `json:"waiting"`
 }
+
+// latency is the percentiles over the function's last requests (a fixed
+// ring, see guard.LatencyRing).
+type latency struct {
+	P50     float64 `json:"p50"`
+	P95     float64 `json:"p95"`
+	P99     float64 `json:"p99"`
+	Samples int     `json:"samples"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // handleHealth answers {"status":"ok"} to anyone and the per-function
 // document to holders of the internal key.
@@ -120,8 +134,11 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 	if lister, ok := g.sup.(interface{ Functions() []*lifecycle.Function }); ok {
 		for _, fn := range lister.Functions() {
 			piped, excl := fn.Pool.Exchanges()
+			p50, p95, p99, n := fn.Latency.Percentiles()
 			doc.Functions[fn.Name] = functionHealth{
 				FunctionStatus:   fn.Status(),
+				Breaker:          fn.Breaker.State(),
+				Latency:          latency{P50: ms(p50), P95: ms(p95), P99: ms(p99), Samples: n},
 				LatencyMs:        float64(fn.Pool.Latency().Microseconds()) / 1000,
 				PipelinedTotal:   piped,
 				ExclusiveTotal:   excl,

@@ -7,9 +7,13 @@ import (
 	"time"
 
 	"edgeway/config"
+	"edgeway/gateway/guard"
 	"edgeway/lifecycle"
 	"edgeway/observe"
+	"edgeway/secure"
 	"edgeway/upstream"
+
+	"github.com/cristalhq/jwt/v5"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -179,6 +183,70 @@ func BenchmarkHandleNotFound(b *testing.B) {
 	ctx := newCtx("/nope/x")
 	b.ReportAllocs()
 	for b.Loop() {
+		g.Handle(ctx)
+	}
+}
+
+// The full chain with every guard on (CORS, JWT auth from a cached token,
+// rate limit, breaker) stays allocation-free on a warm request.
+func TestChainWithAllGuardsAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	sock := startFakeWorker(t, helloHandler)
+	g := newTestGateway(t, sock, pipelineOn)
+	secret := []byte("a-test-secret-that-is-long-enough-0123456789")
+	v, err := secure.NewVerifier(secure.VerifierOptions{Secret: secret, CacheSize: 16, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	signer, _ := jwt.NewSignerHS(jwt.HS256, secret)
+	tok, err := jwt.NewBuilder(signer).Build(jwt.RegisteredClaims{Subject: "user-1", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.verifier = v
+	g.cors = guard.NewCORS(guard.CORSOptions{Origins: []string{"https://app.example"}})
+	fn := g.sup.Lookup([]byte("hello"))
+	fn.RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: 1 << 30})
+	ctx := newCtx("/hello")
+	auth := "Bearer " + tok.String()
+	run := func() {
+		ctx.Request.SetRequestURI("/hello")
+		ctx.Request.Header.Set("Authorization", auth)
+		ctx.Request.Header.Set("Origin", "https://app.example")
+		ctx.Response.Reset()
+		g.Handle(ctx)
+	}
+	run()
+	if ctx.Response.StatusCode() != 200 || string(ctx.Response.Header.Peek("Access-Control-Allow-Origin")) != "https://app.example" {
+		t.Fatalf("status %d, headers %s", ctx.Response.StatusCode(), ctx.Response.Header.String())
+	}
+	if a := testing.AllocsPerRun(200, run); a != 0 {
+		t.Fatalf("warm request through every guard allocates %.1f times", a)
+	}
+}
+
+func BenchmarkChainAllGuards(b *testing.B) {
+	sock := startFakeWorker(b, helloHandler)
+	g := newTestGateway(b, sock, pipelineOn)
+	secret := []byte("a-test-secret-that-is-long-enough-0123456789")
+	v, _ := secure.NewVerifier(secure.VerifierOptions{Secret: secret, CacheSize: 16, Log: zerolog.Nop()})
+	defer v.Close()
+	signer, _ := jwt.NewSignerHS(jwt.HS256, secret)
+	tok, _ := jwt.NewBuilder(signer).Build(jwt.RegisteredClaims{Subject: "user-1", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))})
+	g.verifier = v
+	g.cors = guard.NewCORS(guard.CORSOptions{Origins: []string{"https://app.example"}})
+	g.sup.Lookup([]byte("hello")).RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: 1 << 30})
+	ctx := newCtx("/hello")
+	auth := "Bearer " + tok.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Request.SetRequestURI("/hello")
+		ctx.Request.Header.Set("Authorization", auth)
+		ctx.Request.Header.Set("Origin", "https://app.example")
+		ctx.Response.Reset()
 		g.Handle(ctx)
 	}
 }
