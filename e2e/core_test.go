@@ -115,11 +115,10 @@ func TestBinaryPostEchoedByteForByte(t *testing.T) {
 	}
 }
 
-func TestServerSentEventsArriveOneByOne(t *testing.T) {
-	// The function sends one event, then waits for /stream/next before the
-	// next. Had the gateway buffered the stream, the first event could never
-	// be read before "next" is requested.
-	g := startGateway(t, map[string]string{"stream/index.ts": `
+// sseReleaseFn sends one event, then waits for /stream/next before the
+// next: had anything buffered the stream, the first event could never be
+// read before "next" is requested.
+const sseReleaseFn = `
 let release: (() => void) | null = null;
 Deno.serve((req) => {
   if (new URL(req.url).pathname === "/next") { release?.(); return new Response("ok"); }
@@ -133,7 +132,13 @@ Deno.serve((req) => {
       c.enqueue(enc.encode("data: " + n + "\n\n"));
     },
   }), { headers: { "content-type": "text/event-stream" } });
-});`})
+});`
+
+func TestServerSentEventsArriveOneByOne(t *testing.T) {
+	// The function sends one event, then waits for /stream/next before the
+	// next. Had the gateway buffered the stream, the first event could never
+	// be read before "next" is requested.
+	g := startGateway(t, map[string]string{"stream/index.ts": sseReleaseFn})
 	resp, err := client.Get(g.URL + "/stream")
 	if err != nil {
 		t.Fatal(err)
