@@ -93,9 +93,14 @@ class Bench:
         self.validation: list[dict] = []
         self.cold: dict = {}
         self.notes: list[str] = []
+        self.failures: list[str] = []
 
     # ------------------------------------------------------------ setup
     def start_stacks(self):
+        self.edgeway_src = self.edgeway
+        self.edgeway = bl.snapshot_edgeway(self.edgeway, self.workdir)
+        self.edgeway_flags = bl.edgeway_flags(self.edgeway, "BENCH_EDGEWAY_FLAGS")
+        log(f"edgeway: {bl.sh([self.edgeway, 'version'])}, flags {' '.join(self.edgeway_flags) or '(none)'}")
         fdir = self.workdir / "functions"
         names = bl.SINGLE_FUNCTIONS + [p[1:] for p in FN50] + [f"cold{i:02d}" for i in range(self.cold_reps + 1)]
         bl.write_functions(fdir, names)
@@ -105,7 +110,7 @@ class Bench:
         log("starting nginx → Deno (unix socket)")
         self.stacks["nginx"] = bl.start_nginx(self.procs, self.deno, self.workdir, self.nginx)
         log(f"starting edgeway ({len(names)} functions)")
-        self.stacks["edgeway"] = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir)
+        self.stacks["edgeway"] = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir, self.edgeway_flags)
         for s in self.stacks.values():
             log(f"  {s.name:8s} http://127.0.0.1:{s.port}  pid {s.main.pid}")
 
@@ -265,8 +270,8 @@ class Bench:
             # (a) freshly started gateway: request → first byte of a cold function
             bl.wait_quiet(self.quiet_busy, self.quiet_wait)
             t0 = time.perf_counter()
-            st = bl.start_edgeway(self.procs, self.edgeway, self.deno, self.functions_dir, name="edgeway-cold",
-                                  ready_path=None)
+            st = bl.start_edgeway(self.procs, self.edgeway, self.deno, self.functions_dir, self.edgeway_flags,
+                                  name="edgeway-cold", ready_path=None)
             ready = time.perf_counter() - t0
             try:
                 code, _, body, ttfb, total = bl.http_request(st.port, "GET", "/hello", timeout=30)
@@ -315,10 +320,15 @@ class Bench:
                                        capture_output=True, text=True).stdout.strip()
         self.start_stacks()
         for scen in self.scenarios:
-            if scen == "coldstart":
-                self.coldstart()
-            else:
-                self.scenario(scen)
+            # One failing scenario must not cost the others' results.
+            try:
+                if scen == "coldstart":
+                    self.coldstart()
+                else:
+                    self.scenario(scen)
+            except Exception as e:  # noqa: BLE001 - reported, then the run goes on
+                log(f"SCENARIO {scen} FAILED: {e}")
+                self.failures.append(f"scenario {scen} failed: {str(e)[:600]}")
         self.elapsed = time.time() - t0
         self.final_rss = {name: round(sum(bl.rss_bytes(p) for p in s.proxy_pids()) / 2**20, 1)
                           for name, s in self.stacks.items() if name != "direct"}
@@ -360,7 +370,7 @@ def main():
         print()
         print(md_path.read_text())
         log(f"wrote {md_path} and {json_path}")
-        bad = [v for v in b.validation if not v["ok"]] + b.cold.get("failures", [])
+        bad = [v for v in b.validation if not v["ok"]] + b.cold.get("failures", []) + b.failures
         errs = [r for r in b.records if r["non2xx"] or r["socket_errors"]]
         if bad or errs:
             log(f"WARNING: {len(bad)} validation/cold-start failures, {len(errs)} runs with errors (see report)")

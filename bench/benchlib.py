@@ -454,6 +454,30 @@ def start_nginx(procs: Procs, deno: str, workdir: Path, nginx: str = "nginx") ->
     return Stack("nginx", port, n, deno=d)
 
 
+def snapshot_edgeway(src: str, workdir: Path) -> str:
+    """Copy the binary under test: bin/edgeway may be rebuilt by someone
+    else while a long run goes on, and every process of a run must be the
+    same build."""
+    dst = workdir / "edgeway"
+    shutil.copy2(src, dst)
+    return str(dst)
+
+
+def edgeway_flags(edgeway: str, extra_env: str) -> list[str]:
+    """Flags every benchmark/load-test gateway gets: no JWT verification and
+    no per-client rate limit (a load generator is one client), when this
+    build has those flags; then whatever `extra_env` (a variable's name)
+    holds, split like a shell would."""
+    import shlex
+    text = sh([edgeway, "help"])
+    flags = []
+    if re.search(r"^\s+--auth\s", text, re.M):
+        flags += ["--auth", "none"]
+    if re.search(r"^\s+--rate-limit\s", text, re.M):
+        flags += ["--rate-limit", "0"]
+    return flags + shlex.split(os.environ.get(extra_env, ""))
+
+
 def start_edgeway(procs: Procs, edgeway: str, deno: str, functions: Path, extra_flags=(), name="edgeway",
                   ready_path="/hello") -> Stack:
     port = free_port()

@@ -114,8 +114,9 @@ def markdown(b, agg, cold, meta) -> str:
              f"(A B C A B C …), {b.warmup:g}s discarded wrk warm-up per stack and scenario, median reported. "
              f"All stacks run at once on loopback; total time {meta['elapsed_s'] / 60:.1f} min.\n")
     L.append("Stacks: **direct** = wrk → `deno run server.ts` on TCP; **nginx** = wrk → nginx (1 worker, "
-             "keepalive upstream) → Deno on a Unix socket; **edgeway** = wrk → `bin/edgeway serve --log-level warn` "
-             "→ one Deno worker per function. Same handler code (`bench/deno/handlers.ts`) everywhere.\n")
+             "keepalive upstream) → Deno on a Unix socket; **edgeway** = wrk → `bin/edgeway serve --log-level warn "
+             f"{' '.join(b.edgeway_flags)}` (defaults otherwise) → one Deno worker per function. Same handler code "
+             "(`bench/deno/handlers.ts`) everywhere.\n")
 
     L.append("## Summary: edgeway relative to Deno direct and nginx (wrk req/s)\n")
     L.append("| scenario | what | direct req/s | nginx req/s | edgeway req/s | edgeway/direct | edgeway/nginx "
@@ -205,6 +206,8 @@ def markdown(b, agg, cold, meta) -> str:
              f"{len(b.validation) - len(bad)}/{len(b.validation)} passed.")
     for v in bad:
         L.append(f"  - FAILED {v['scenario']}/{v['stack']}: {'; '.join(v['problems'])}")
+    for f in b.failures:
+        L.append(f"- FAILED: {f}")
     for f in b.cold.get("failures", []):
         L.append(f"- Cold-start failure: {f}")
     errs = [r for r in b.records if r["non2xx"] or r["socket_errors"]]
@@ -250,7 +253,8 @@ def write(b) -> tuple[Path, Path]:
     agg = aggregate(b)
     cold = cold_summary(b.cold)
     doc = {**meta, "summary": agg, "coldstart": cold, "coldstart_raw": b.cold, "validation": b.validation,
-           "final": {"rss_mib": b.final_rss, "edgeway_workers": b.final_workers}, "runs": b.records}
+           "final": {"rss_mib": b.final_rss, "edgeway_workers": b.final_workers}, "failures": b.failures,
+           "edgeway_flags": b.edgeway_flags, "runs": b.records}
     b.outdir.mkdir(parents=True, exist_ok=True)
     stem = f"{date}-{commit}" + ("-quick" if b.quick else "")
     jp = b.outdir / f"{stem}.json"

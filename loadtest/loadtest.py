@@ -70,6 +70,9 @@ class LoadTest:
         self.vegeta = os.environ.get("VEGETA") or "vegeta"
         self.workdir = Path(os.environ["GUARD_TMP"])
         self.procs = bl.Procs(self.workdir)
+        self.edgeway = bl.snapshot_edgeway(self.edgeway, self.workdir)
+        self.base_flags = bl.edgeway_flags(self.edgeway, "LOADTEST_EDGEWAY_FLAGS")
+        log(f"edgeway: {bl.sh([self.edgeway, 'version'])}, flags {' '.join(self.base_flags) or '(none)'}")
         self.fdir = self.workdir / "functions"
         self.names = [f"f{i:02d}" for i in range(N_FUNCTIONS)]
         bl.write_functions(self.fdir, self.names)
@@ -77,8 +80,8 @@ class LoadTest:
 
     # ------------------------------------------------------------ helpers
     def start_gateway(self, name, flags=()) -> bl.Stack:
-        st = bl.start_edgeway(self.procs, self.edgeway, self.deno, self.fdir, extra_flags=flags, name=name,
-                              ready_path=None)
+        st = bl.start_edgeway(self.procs, self.edgeway, self.deno, self.fdir, extra_flags=[*self.base_flags, *flags],
+                              name=name, ready_path=None)
         bad = []
         for n in self.names:  # boot every function once, and check it answers right
             code, _, body, _, _ = bl.http_request(st.port, "GET", f"/{n}", timeout=30)
