@@ -21,6 +21,7 @@ type Options struct {
 	ShutdownGrace time.Duration
 	LogLevel      string
 	LogFormat     string
+	GoMaxProcs    int // 0 = auto
 
 	// Worker pools (per-function defaults, overridable in function.json).
 	MinWorkers               int
@@ -226,6 +227,7 @@ var specs = []spec{
 	durationSpec("boot-timeout", "15s", "limit from spawning a worker to it being ready", func(o *Options) *time.Duration { return &o.BootTimeout }),
 	durationSpec("shutdown-grace", "10s", "time in-flight requests get to finish on SIGTERM/SIGINT", func(o *Options) *time.Duration { return &o.ShutdownGrace }),
 	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
+	intSpec("gomaxprocs", "0", "OS threads running Go code; 0 = auto: GOMAXPROCS if set, else half the CPUs (at least 1), leaving the rest to Deno workers", 0, func(o *Options) *int { return &o.GoMaxProcs }),
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
 
 	intSpec("min-workers", "0", "default minWorkers: workers kept running per function", 0, func(o *Options) *int { return &o.MinWorkers }),

@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 )
 
 // Fixed endpoints. They are served by the router and never routed to
@@ -21,6 +22,7 @@ const (
 	pathHealth  = "/health"
 	pathReady   = "/health/ready"
 	pathMetrics = "/metrics"
+	pathPprof   = "/debug/pprof/"
 )
 
 func (g *Gateway) isAdminPath(path []byte) bool {
@@ -30,7 +32,7 @@ func (g *Gateway) isAdminPath(path []byte) bool {
 	case pathHealth, pathReady, pathMetrics:
 		return g.adminSrv == nil
 	}
-	return false
+	return g.adminSrv == nil && hasPrefix(path, pathPprof)
 }
 
 var (
@@ -52,6 +54,7 @@ func (g *Gateway) newAdminRouter() *router.Router {
 	r.GET(pathReady, g.handleReady)
 	r.GET(pathHealth, g.handleHealth)
 	r.GET(pathMetrics, g.handleMetrics)
+	r.GET(pathPprof+"{profile:*}", g.handlePprof)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) { errNotFound.write(ctx) }
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
 		newError(fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed").write(ctx)
@@ -148,6 +151,17 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 	}
 	body, _ := json.Marshal(doc)
 	writeJSON(ctx, fasthttp.StatusOK, body)
+}
+
+// handlePprof serves Go's profiles (CPU, heap, goroutines...) to holders
+// of the internal key: `go tool pprof -http=: 'http://host/debug/pprof/profile?seconds=10'`
+// with the key in an Authorization header.
+func (g *Gateway) handlePprof(ctx *fasthttp.RequestCtx) {
+	if !g.authorized(ctx) {
+		errForbidden.write(ctx)
+		return
+	}
+	pprofhandler.PprofHandler(ctx)
 }
 
 // handleMetrics writes Prometheus text for holders of the internal key.
