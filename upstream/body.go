@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -92,35 +93,7 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	case framingChunked:
-		if b.left == 0 {
-			size, err := readChunkSize(b.c.br)
-			if err != nil {
-				b.failed = true
-				return 0, err
-			}
-			if size == 0 {
-				if err := skipTrailers(b.c.br); err != nil {
-					b.failed = true
-					return 0, err
-				}
-				b.done = true
-				return 0, io.EOF
-			}
-			b.left = size
-		}
-		if int64(len(p)) > b.left {
-			p = p[:b.left]
-		}
-		n, err := b.c.br.Read(p)
-		b.left -= int64(n)
-		if err == nil && b.left == 0 {
-			err = readCRLF(b.c.br)
-		}
-		if err != nil {
-			b.failed = true
-			return n, io.ErrUnexpectedEOF
-		}
-		return n, nil
+		return b.readChunks(p)
 	default:
 		n, err := b.c.br.Read(p)
 		if err == io.EOF {
@@ -133,6 +106,61 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
+}
+
+// readChunks decodes chunked framing into p. Besides the chunk it is in,
+// it takes every following chunk already buffered (never waiting for
+// more), so a burst of small chunks from Deno leaves in one client write
+// and one flush instead of one each. An event that arrived alone still
+// goes out alone, at once.
+func (b *bodyReader) readChunks(p []byte) (int, error) {
+	br := b.c.br
+	n := 0
+	for n < len(p) {
+		if b.left == 0 {
+			if n > 0 && !lineBuffered(br) {
+				return n, nil
+			}
+			size, err := readChunkSize(br)
+			if err != nil {
+				b.failed = true
+				return n, err
+			}
+			if size == 0 {
+				if err := skipTrailers(br); err != nil {
+					b.failed = true
+					return n, err
+				}
+				b.done = true
+				return n, io.EOF
+			}
+			b.left = size
+		}
+		want := min(int64(len(p)-n), b.left)
+		if n > 0 {
+			want = min(want, int64(br.Buffered()))
+			if want == 0 {
+				return n, nil
+			}
+		}
+		m, err := br.Read(p[n : n+int(want)])
+		n += m
+		b.left -= int64(m)
+		if err == nil && b.left == 0 {
+			err = readCRLF(br)
+		}
+		if err != nil {
+			b.failed = true
+			return n, io.ErrUnexpectedEOF
+		}
+	}
+	return n, nil
+}
+
+// lineBuffered reports whether a whole line (a chunk header) is buffered.
+func lineBuffered(br *bufio.Reader) bool {
+	buf, _ := br.Peek(br.Buffered())
+	return bytes.IndexByte(buf, '\n') >= 0
 }
 
 // Close is called by the server when the response is written or the client
