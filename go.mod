@@ -13,6 +13,7 @@ require (
 require (
 	github.com/VictoriaMetrics/metrics v1.44.0 // indirect
 	github.com/cristalhq/jwt/v5 v5.4.0 // indirect
+	github.com/fasthttp/websocket v1.5.12 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/molecule-man/go-brrr v1.0.1 // indirect
@@ -20,5 +21,6 @@ require (
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fastrand v1.1.0 // indirect
 	github.com/valyala/histogram v1.2.0 // indirect
+	golang.org/x/net v0.58.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 )

@@ -21,7 +21,7 @@ const maxRequestIDLength = 128
 // serveFunction proxies one request to fn: path rewrite, forwarding
 // headers, request id, worker pick, proxy (with one retry when nothing
 // reached the worker), metrics and the access log.
-func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool) {
+func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash, ws bool) {
 	start := time.Now()
 	var ridBuf [maxRequestIDLength + 32]byte
 	rid := append(ridBuf[:0], ctx.Request.Header.PeekBytes(hdrRequestID)...)
@@ -40,7 +40,7 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 	client := g.clientIP(ctx)
 	pid := 0
 	if g.admit(ctx, fn, client, start) {
-		pid = g.proxy(ctx, fn, fnURI, needsSlash, client, start)
+		pid = g.proxy(ctx, fn, fnURI, needsSlash, ws, client, start)
 		fn.Breaker.Report(breakerFailure(ctx), time.Now())
 	}
 	ctx.Response.Header.SetBytesKV(hdrRequestID, rid)
@@ -58,7 +58,7 @@ const maxLoggedPath = 512
 
 // proxy runs the request through the worker pool and returns the pid of
 // the worker that answered (0 if none did).
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash bool, client netip.Addr, start time.Time) int {
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash, ws bool, client netip.Addr, start time.Time) int {
 	if needsSlash {
 		var buf [512]byte
 		ctx.Request.SetRequestURIBytes(append(append(buf[:0], '/'), fnURI...))
@@ -67,14 +67,20 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 	}
 	setForwarded(ctx, client, g.fromTrustedProxy(ctx))
 	deadline := start.Add(fn.Config.Timeout)
+	send := (*upstream.Worker).Proxy
+	if ws {
+		send = func(w *upstream.Worker, ctx *fasthttp.RequestCtx, deadline time.Time) error {
+			return w.Upgrade(ctx, deadline, g.sessions)
+		}
+	}
 	w, err := fn.Pool.Acquire(deadline)
 	if err == nil {
-		err = w.Proxy(ctx, deadline)
+		err = send(w, ctx, deadline)
 		if err == upstream.ErrDial {
 			// Nothing reached the worker: one retry on another (or on its
 			// replacement) is safe.
 			if w, err = fn.Pool.AcquireOther(deadline, w); err == nil {
-				err = w.Proxy(ctx, deadline)
+				err = send(w, ctx, deadline)
 			}
 		}
 	}
@@ -82,7 +88,9 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 		g.writeDispatchError(ctx, fn, err)
 		return 0
 	}
-	sanitizeResponse(&ctx.Response.Header)
+	if ctx.Response.StatusCode() != fasthttp.StatusSwitchingProtocols {
+		sanitizeResponse(&ctx.Response.Header)
+	}
 	return w.PID
 }
 

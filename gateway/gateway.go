@@ -12,6 +12,7 @@ import (
 	"edgeway/lifecycle"
 	"edgeway/observe"
 	"edgeway/secure"
+	"edgeway/upstream"
 
 	"github.com/fasthttp/router"
 	"github.com/rs/zerolog"
@@ -40,6 +41,7 @@ type Gateway struct {
 	tokenFrom secure.TokenSource
 	cors      *guard.CORS // nil: no CORS headers
 	trusted   []netip.Prefix
+	sessions  *upstream.Sessions // open WebSocket sessions
 }
 
 // Security is what New needs beyond the options: the token verifier, CORS
@@ -68,7 +70,8 @@ func (g *Gateway) fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
 // New builds the gateway; Serve starts it.
 func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *Gateway {
 	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs(),
-		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted}
+		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted,
+		sessions: upstream.NewSessions()}
 	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
@@ -105,6 +108,9 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
 // and closes idle connections.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopping.Store(true)
+	// Open WebSockets would outlive any grace: end them now so clients
+	// reconnect elsewhere.
+	g.sessions.Close(0)
 	if g.adminSrv != nil {
 		defer g.adminSrv.ShutdownWithContext(ctx)
 	}
@@ -125,7 +131,11 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		g.admin.Handler(ctx)
 		return
 	}
+	ws := isWebSocketUpgrade(&ctx.Request.Header)
 	sanitizeRequest(&ctx.Request.Header)
+	if ws {
+		restoreUpgrade(&ctx.Request.Header)
+	}
 	if g.cors.Preflight(ctx) {
 		return
 	}
@@ -139,7 +149,7 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		errNotFound.write(ctx)
 		return
 	}
-	g.serveFunction(ctx, fn, fnURI, needsSlash)
+	g.serveFunction(ctx, fn, fnURI, needsSlash, ws)
 }
 
 // handleParseError answers requests fasthttp could not read.

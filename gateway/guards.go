@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"net/netip"
@@ -16,8 +17,8 @@ import (
 // Guards, in the order they run for a function route (cheap refusals
 // first, before any worker is touched):
 //
-//	internal-header strip → CORS preflight → unknown name 404 → body size →
-//	auth → rate limit → circuit breaker → dispatch
+//	internal-header strip → CORS preflight → unknown name 404 → framing →
+//	body size → auth → rate limit → circuit breaker → dispatch
 //
 // The first three run in Handle; admit runs the rest.
 
@@ -59,9 +60,14 @@ func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	return guard.ClientIP(remote, ctx.Request.Header.PeekBytes(hdrXForwardedFor), g.trusted)
 }
 
-// admit runs body size, auth, rate limit and circuit breaker. It answers
-// and returns false when the request is refused.
+// admit runs the framing check, body size, auth, rate limit and circuit
+// breaker. It answers and returns false when the request is refused.
 func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, now time.Time) bool {
+	if ambiguousFraming(ctx.Request.Header.RawHeaders()) {
+		g.refuse(ctx, fn, errBadRequest)
+		ctx.SetConnectionClose() // what follows on the connection cannot be trusted
+		return false
+	}
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > fn.Config.MaxBodyBytes {
 		g.refuse(ctx, fn, errTooLarge)
 		ctx.SetConnectionClose() // the unread body makes the connection unusable
@@ -100,6 +106,47 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 		return false
 	}
 	return true
+}
+
+// ambiguousFraming reports a header block (as received: fasthttp's
+// RawHeaders) that a proxy in front of the gateway could frame differently
+// than fasthttp v1.74.0 does, which serves all of these:
+//
+//   - Content-Length together with Transfer-Encoding: fasthttp lets
+//     Transfer-Encoding win but keeps the connection open, so bytes after the
+//     chunked body are served as the next request (RFC 9112 §6.1 says the
+//     server MUST close the connection);
+//   - an obs-fold continuation line, which fasthttp unfolds (a folded
+//     "Transfer-Encoding:\r\n chunked" takes effect where a proxy may
+//     ignore it);
+//   - a bare LF line ending.
+//
+// The request line is not kept by fasthttp, so a bare LF there is not seen.
+// It does not allocate.
+func ambiguousFraming(raw []byte) bool {
+	var contentLength, transferEncoding bool
+	for start := 0; start < len(raw); {
+		i := bytes.IndexByte(raw[start:], '\n')
+		if i < 0 {
+			break
+		}
+		end := start + i
+		if end == 0 || raw[end-1] != '\r' {
+			return true // bare LF
+		}
+		line := raw[start : end-1]
+		start = end + 1
+		switch {
+		case len(line) == 0:
+		case line[0] == ' ' || line[0] == '\t':
+			return true // obs-fold
+		case hasPrefixFold(line, "content-length:"):
+			contentLength = true
+		case hasPrefixFold(line, "transfer-encoding:"):
+			transferEncoding = true
+		}
+	}
+	return contentLength && transferEncoding
 }
 
 func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, e gatewayError) {

@@ -181,3 +181,23 @@ func appendClientIP(dst []byte, addr net.Addr) []byte {
 	}
 	return dst
 }
+
+var (
+	hdrUpgrade    = []byte("Upgrade")
+	hdrConnection = []byte("Connection")
+	valWebSocket  = []byte("websocket")
+	valUpgrade    = []byte("Upgrade")
+)
+
+// isWebSocketUpgrade reports a WebSocket handshake (Connection: upgrade and
+// Upgrade: websocket), checked before the hop-by-hop strip removes both.
+func isWebSocketUpgrade(h *fasthttp.RequestHeader) bool {
+	return h.ConnectionUpgrade() && equalFold(h.PeekBytes(hdrUpgrade), "websocket")
+}
+
+// restoreUpgrade puts back the two hop-by-hop headers a WebSocket
+// handshake needs, after the strip removed whatever the client sent.
+func restoreUpgrade(h *fasthttp.RequestHeader) {
+	h.SetBytesKV(hdrConnection, valUpgrade)
+	h.SetBytesKV(hdrUpgrade, valWebSocket)
+}
