@@ -122,7 +122,11 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 //   - a bare LF line ending.
 //
 // The request line is not kept by fasthttp, so a bare LF there is not seen.
-// It does not allocate.
+// Called from admit it misses obs-fold too: sanitizeRequest, which runs
+// first, walks RawHeaders with fasthttp's scanner, and that unfolds
+// continuation lines in place. Calling it at the top of Handle, before
+// sanitizeRequest, would catch folds and cover the 404, preflight and admin
+// answers as well. It does not allocate.
 func ambiguousFraming(raw []byte) bool {
 	var contentLength, transferEncoding bool
 	for start := 0; start < len(raw); {
