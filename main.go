@@ -148,15 +148,35 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("functions_dir", layout.Root).Strs("functions", names).Str("deno", denoPath).Str("run_dir", sup.RunDir()).Int("gomaxprocs", procs).Str("version", version).Msg("edgeway listening")
 
+	rescan := func() (*config.Layout, error) { return config.Discover(opts.Functions, opts) }
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	if opts.Watch == "true" || (opts.Watch == "auto" && opts.Dev) {
+		go func() {
+			if err := sup.Watch(layout.Root, opts.WatchDebounce, rescan, stopWatch); err != nil {
+				log.Error().Err(err).Msg("cannot watch the functions folder; SIGHUP still reloads")
+			}
+		}()
+		log.Info().Str("dir", layout.Root).Msg("watching for changes")
+	}
+
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case sig := <-sigs:
-		log.Info().Str("signal", sig.String()).Dur("grace", opts.ShutdownGrace).Msg("shutting down")
-	case err := <-served:
-		log.Error().Err(err).Msg("listener failed")
-		sup.Stop()
-		return 1
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				go sup.ReloadFromDisk(rescan, "SIGHUP")
+				continue
+			}
+			log.Info().Str("signal", sig.String()).Dur("grace", opts.ShutdownGrace).Msg("shutting down")
+			break wait
+		case err := <-served:
+			log.Error().Err(err).Msg("listener failed")
+			sup.Stop()
+			return 1
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.ShutdownGrace)
 	defer cancel()

@@ -72,6 +72,8 @@ type Options struct {
 	BodyReadTimeout  time.Duration
 
 	// Modes, auth and secrets.
+	Watch               string // "true", "false" or "auto" (= on with --dev)
+	WatchDebounce       time.Duration
 	Dev                 bool
 	Auth                string
 	JWTSecret           string
@@ -271,6 +273,19 @@ var specs = []spec{
 	intSpec("breaker-window", "20", "default breaker.errorWindow: calls considered", 1, func(o *Options) *int { return &o.BreakerWindow }),
 	durationSpec("breaker-cooldown", "30s", "default breaker.cooldownMs: how long an open circuit refuses", func(o *Options) *time.Duration { return &o.BreakerCooldown }),
 	durationSpec("body-read-timeout", "30s", "longest idle gap between request body chunks (408 REQUEST_TIMEOUT)", func(o *Options) *time.Duration { return &o.BodyReadTimeout }),
+	{name: "watch", def: "auto", usage: "reload functions when their files change (default: on with --dev); without it SIGHUP reloads", kind: kindBool, set: func(o *Options, v string) error {
+		if v == "auto" {
+			o.Watch = v
+			return nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		o.Watch = strconv.FormatBool(b)
+		return nil
+	}},
+	durationSpec("watch-debounce", "200ms", "quiet time after a file change before reloading", func(o *Options) *time.Duration { return &o.WatchDebounce }),
 	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret and keys when none are given, CORS *, console logs", func(o *Options) *bool { return &o.Dev }),
 	stringSpec("auth", "jwt", "jwt: functions need a valid JWT unless public (production refuses to start without a key); none: no verification (e.g. nginx authenticates)", []string{"jwt", "none"}, func(o *Options) *string { return &o.Auth }),
 	stringSpec("jwt-secret", "", "HS256/384/512 secret (also JWT_SECRET or SUPABASE_JWT_SECRET); production refuses well-known or <32-byte secrets", nil, func(o *Options) *string { return &o.JWTSecret }),

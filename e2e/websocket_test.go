@@ -125,6 +125,7 @@ func TestWebSocketsEndOnShutdownAndWorkerDeath(t *testing.T) {
 	if _, _, err := c.ReadMessage(); err == nil {
 		t.Fatal("connection survived its worker")
 	}
+	g.WaitLog(func(l logLine) bool { return l.Msg() == "worker died" })
 	c2, _ := dialWS(t, wsURL(g, "/ws"), nil)
 	c2.ReadMessage()
 	g.Signal(syscall.SIGTERM)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"edgeway/config"
+	"edgeway/observe"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -93,13 +94,20 @@ type harness struct {
 	configure func(*fakeProc)
 }
 
+// testMetrics makes a metrics set for one test and drops it afterwards.
+func testMetrics(t *testing.T) *observe.FunctionMetrics {
+	m := observe.NewFunctionMetrics("fn", observe.Gauges{})
+	t.Cleanup(m.Unregister)
+	return m
+}
+
 // newHarness must be called inside the synctest bubble.
 func newHarness(t *testing.T, cfg config.FunctionConfig, opts config.Options) *harness {
 	t.Helper()
 	s := &Supervisor{opts: opts, log: zerolog.Nop()}
 	fn := &config.Function{Name: "fn", Config: cfg}
 	h := &harness{t: t, begin: time.Now(), gate: make(chan error), breaker: make(chan struct{})}
-	h.m = newManager(s, fn)
+	h.m = newManager(s, &launchSpec{fn: fn}, testMetrics(t))
 	h.m.start = h.start
 	h.m.now = h.now
 	t.Cleanup(h.teardown)

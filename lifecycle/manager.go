@@ -58,7 +58,13 @@ type Manager struct {
 	lastStop       string
 	closed         bool
 	stopReply      chan struct{}
-	timer          *time.Timer
+
+	// warmup makes run start a worker at once and report the first boot's
+	// outcome on warmDone (a reload's make-before-break).
+	warmup   bool
+	warmDone chan struct{}
+	warmErr  error
+	timer    *time.Timer
 }
 
 type evSpawned struct {
@@ -80,7 +86,8 @@ type evControl struct {
 	n    int
 }
 
-func newManager(s *Supervisor, fn *config.Function) *Manager {
+func newManager(s *Supervisor, spec *launchSpec, metrics *observe.FunctionMetrics) *Manager {
+	fn := spec.fn
 	m := &Manager{
 		s:   s,
 		fn:  fn,
@@ -98,28 +105,10 @@ func newManager(s *Supervisor, fn *config.Function) *Manager {
 		done:      make(chan struct{}),
 		replacing: map[*process]bool{},
 		now:       time.Now,
+		warmDone:  make(chan struct{}),
 	}
-	m.start = func(id uint64) (*process, error) { return startProcess(s, fn, m.pool, id, m.log) }
-	m.metrics = observe.NewFunctionMetrics(fn.Name, observe.Gauges{
-		InFlight: func() float64 {
-			n := 0
-			for _, w := range m.Status().Workers {
-				n += w.InFlight
-			}
-			return float64(n)
-		},
-		Workers: func(state string) float64 {
-			st := m.Status()
-			switch state {
-			case "running":
-				return float64(st.Running)
-			case "starting":
-				return float64(st.Starting)
-			default:
-				return float64(st.Draining)
-			}
-		},
-	})
+	m.start = func(id uint64) (*process, error) { return startProcess(s, spec, m.pool, id, m.log) }
+	m.metrics = metrics
 	m.publish()
 	return m
 }
@@ -154,7 +143,7 @@ func (m *Manager) run() {
 	defer close(m.done)
 	m.timer = time.NewTimer(time.Hour)
 	m.timer.Stop()
-	if m.cfg.EagerSpawn {
+	if m.cfg.EagerSpawn || m.warmup {
 		for m.total() < max(m.cfg.MinWorkers, 1) {
 			m.spawn(nil)
 		}
@@ -209,6 +198,26 @@ func (m *Manager) spawn(replaces *process) {
 	}()
 }
 
+// signalWarm reports the first boot's outcome to waitWarm.
+func (m *Manager) signalWarm(err error) {
+	if !m.warmup {
+		return
+	}
+	m.warmup = false
+	m.warmErr = err
+	close(m.warmDone)
+}
+
+// waitWarm waits for the first boot of a warmup manager.
+func (m *Manager) waitWarm() error {
+	select {
+	case <-m.warmDone:
+		return m.warmErr
+	case <-m.done:
+		return errors.New("function stopped before its first worker was ready")
+	}
+}
+
 // scale answers a nudge from a request that found no free worker.
 func (m *Manager) scale() {
 	if m.closed || m.crashLooping() || m.starting > 0 || m.total() >= m.cfg.MaxWorkers {
@@ -247,6 +256,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	if ev.replaces != nil {
 		delete(m.replacing, ev.replaces)
 	}
+	m.signalWarm(ev.err)
 	if ev.err != nil {
 		m.bootFailures++
 		m.bootRetryAt = m.now().Add(m.s.opts.BootRetryBackoff)

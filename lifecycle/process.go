@@ -21,6 +21,16 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// launchSpec is everything a function's workers are started with. A reload
+// builds a new one and a new Manager; a running Manager's spec never
+// changes.
+type launchSpec struct {
+	fn     *config.Function
+	shared []string // `_*` folders, readable by the function
+	perms  []string // permission flags of its profile
+	env    functionEnv
+}
+
 // process is one Deno worker process. Its fields are written by the
 // goroutine that starts it and then only read; the Manager owns its fate.
 type process struct {
@@ -73,10 +83,11 @@ func (e *errBoot) Error() string {
 // denoArgs builds the worker's command line: permissions from the
 // function's profile, reads scoped to its folder and the shared folders,
 // its sockets, the V8 heap limit and any --deno-flag.
-func denoArgs(s *Supervisor, fn *config.Function, sock, ctl string) []string {
-	readable := append([]string{fn.Dir}, s.layout.Shared...)
+func denoArgs(s *Supervisor, spec *launchSpec, sock, ctl string) []string {
+	fn := spec.fn
+	readable := append([]string{fn.Dir}, spec.shared...)
 	args := []string{"run", "--no-config", "--no-lock"}
-	args = append(args, secure.DenoPermissionFlags(s.permissions[fn.Name], readable, []string{sock, ctl})...)
+	args = append(args, secure.DenoPermissionFlags(spec.perms, readable, []string{sock, ctl})...)
 	if fn.Config.MemoryLimitMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
 	}
@@ -87,7 +98,8 @@ func denoArgs(s *Supervisor, fn *config.Function, sock, ctl string) []string {
 
 // startProcess spawns a worker for fn and waits until it serves or fails.
 // It runs outside the Manager goroutine and only reports back.
-func startProcess(s *Supervisor, fn *config.Function, pool *upstream.Pool, id uint64, log zerolog.Logger) (*process, error) {
+func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint64, log zerolog.Logger) (*process, error) {
+	fn := spec.fn
 	sock := filepath.Join(s.runDir, "w"+strconv.FormatUint(id, 10)+".sock")
 	ctlPath := filepath.Join(s.runDir, "c"+strconv.FormatUint(id, 10)+".sock")
 	ln, err := net.Listen("unix", ctlPath)
@@ -99,9 +111,9 @@ func startProcess(s *Supervisor, fn *config.Function, pool *upstream.Pool, id ui
 	defer ul.Close()
 
 	p := &process{id: id, sock: sock, exited: make(chan struct{})}
-	cmd := exec.Command(s.opts.Deno, denoArgs(s, fn, sock, ctlPath)...)
+	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, sock, ctlPath)...)
 	cmd.Dir = fn.Dir
-	fe := s.envs[fn.Name]
+	fe := spec.env
 	cmd.Env = fe.vars
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()

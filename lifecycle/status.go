@@ -77,3 +77,22 @@ func (m *Manager) Status() FunctionStatus {
 	st.refs, st.starts = nil, nil
 	return st
 }
+
+func (st FunctionStatus) inFlight() int {
+	n := 0
+	for _, w := range st.Workers {
+		n += w.InFlight
+	}
+	return n
+}
+
+func (st FunctionStatus) count(state string) int {
+	switch state {
+	case "running":
+		return st.Running
+	case "starting":
+		return st.Starting
+	default:
+		return st.Draining
+	}
+}

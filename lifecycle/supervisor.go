@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -42,26 +43,36 @@ func NewGuards(f *Function) {
 func (f *Function) Status() FunctionStatus { return f.m.Status() }
 
 // Supervisor owns the runtime folder, the spawner and every function's
-// Manager. Lookup is safe for concurrent use and lock-free.
+// Manager. Lookup is safe for concurrent use and lock-free; Reload and
+// Stop are serialised by mu.
 type Supervisor struct {
 	opts          config.Options
-	layout        *config.Layout
 	log           zerolog.Logger
 	runDir        string
 	bootstrapPath string
-	envs          map[string]functionEnv
-	permissions   map[string][]string // profile flags per function
 	spawner       *spawner
 	nextID        atomic.Uint64
 
 	functions atomic.Pointer[map[string]*Function]
-	mu        sync.Mutex // guards managers during start/stop
-	managers  []*Manager
+
+	mu      sync.Mutex // guards the fields below
+	layout  *config.Layout
+	prints  map[string]string // content fingerprint per function
+	metrics map[string]*observe.FunctionMetrics
+	started bool
+	stopped bool
 }
 
-// NewSupervisor prepares a private runtime folder (mode 0700) holding the
-// bootstrap and every worker's sockets, and a Manager per function.
-func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logger) (*Supervisor, error) {
+// plan is a layout turned into launch specs, validated as a whole.
+type plan struct {
+	layout *config.Layout
+	specs  map[string]*launchSpec
+	prints map[string]string
+}
+
+// makePlan resolves environments and permissions for every function of
+// layout; any error leaves the running functions untouched.
+func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 	envs, err := buildEnvs(opts, layout, os.Environ())
 	if err != nil {
 		return nil, err
@@ -70,18 +81,30 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("flag --permission-profile: %w", err)
 	}
-	perms := make(map[string][]string, len(layout.Functions))
-	for _, fn := range layout.Functions {
+	p := &plan{layout: layout, specs: map[string]*launchSpec{}, prints: map[string]string{}}
+	for i := range layout.Functions {
+		fn := &layout.Functions[i]
 		flags, err := profiles.Resolve(fn.Config.Permissions)
 		if err != nil {
 			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, filepath.Join(fn.Dir, "function.json"), err)
 		}
-		for _, p := range append([]string{fn.Dir}, layout.Shared...) {
-			if err := secure.CheckPermissionPath(p); err != nil {
+		for _, path := range append([]string{fn.Dir}, layout.Shared...) {
+			if err := secure.CheckPermissionPath(path); err != nil {
 				return nil, fmt.Errorf("function %s: %w", fn.Name, err)
 			}
 		}
-		perms[fn.Name] = flags
+		p.specs[fn.Name] = &launchSpec{fn: fn, shared: layout.Shared, perms: flags, env: envs[fn.Name]}
+		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name])
+	}
+	return p, nil
+}
+
+// NewSupervisor prepares a private runtime folder (mode 0700) holding the
+// bootstrap and every worker's sockets, and a Manager per function.
+func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logger) (*Supervisor, error) {
+	p, err := makePlan(opts, layout)
+	if err != nil {
+		return nil, err
 	}
 	runDir, err := os.MkdirTemp("", "edgeway-")
 	if err != nil {
@@ -94,26 +117,57 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 	}
 	s := &Supervisor{
 		opts:          opts,
-		layout:        layout,
 		log:           log,
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
-		envs:          envs,
-		permissions:   perms,
 		spawner:       newSpawner(),
+		layout:        layout,
+		prints:        p.prints,
+		metrics:       map[string]*observe.FunctionMetrics{},
 	}
 	fns := make(map[string]*Function, len(layout.Functions))
-	for i := range layout.Functions {
-		fn := &layout.Functions[i]
-		m := newManager(s, fn)
-		s.managers = append(s.managers, m)
-		f := &Function{Name: fn.Name, Config: fn.Config, Pool: m.pool, Metrics: m.metrics, m: m}
-		NewGuards(f)
-		m.metrics.BreakerGauge(func() float64 { return breakerValue(f.Breaker.State()) })
-		fns[fn.Name] = f
+	for _, fn := range layout.Functions {
+		fns[fn.Name] = s.newFunction(p.specs[fn.Name])
 	}
 	s.functions.Store(&fns)
 	return s, nil
+}
+
+// newFunction builds a function with a fresh Manager (not yet running).
+// Its metrics are the name's, kept across reloads.
+func (s *Supervisor) newFunction(spec *launchSpec) *Function {
+	name := spec.fn.Name
+	fm := s.metrics[name]
+	if fm == nil {
+		fm = observe.NewFunctionMetrics(name, observe.Gauges{
+			InFlight: func() float64 {
+				return s.gauge(name, func(st FunctionStatus) float64 { return float64(st.inFlight()) })
+			},
+			Workers: func(state string) float64 {
+				return s.gauge(name, func(st FunctionStatus) float64 { return float64(st.count(state)) })
+			},
+		})
+		fm.BreakerGauge(func() float64 {
+			if f := s.current(name); f != nil {
+				return breakerValue(f.Breaker.State())
+			}
+			return 0
+		})
+		s.metrics[name] = fm
+	}
+	m := newManager(s, spec, fm)
+	f := &Function{Name: name, Config: spec.fn.Config, Pool: m.pool, Metrics: fm, m: m}
+	NewGuards(f)
+	return f
+}
+
+func (s *Supervisor) current(name string) *Function { return (*s.functions.Load())[name] }
+
+func (s *Supervisor) gauge(name string, f func(FunctionStatus) float64) float64 {
+	if fn := s.current(name); fn != nil {
+		return f(fn.Status())
+	}
+	return 0
 }
 
 // breakerValue encodes a breaker state for the edgeway_breaker_state gauge.
@@ -134,8 +188,9 @@ func (s *Supervisor) RunDir() string { return s.runDir }
 func (s *Supervisor) Start() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, m := range s.managers {
-		go m.run()
+	s.started = true
+	for _, f := range *s.functions.Load() {
+		go f.m.run()
 	}
 }
 
@@ -148,11 +203,10 @@ func (s *Supervisor) Lookup(name []byte) *Function {
 func (s *Supervisor) Functions() []*Function {
 	fns := *s.functions.Load()
 	out := make([]*Function, 0, len(fns))
-	for i := range s.layout.Functions {
-		if f := fns[s.layout.Functions[i].Name]; f != nil {
-			out = append(out, f)
-		}
+	for _, f := range fns {
+		out = append(out, f)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -162,12 +216,13 @@ func (s *Supervisor) Functions() []*Function {
 func (s *Supervisor) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.stopped = true
 	var wg sync.WaitGroup
-	for _, m := range s.managers {
+	for _, f := range *s.functions.Load() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.stop()
+			f.m.stop()
 		}()
 	}
 	wg.Wait()

@@ -1,0 +1,55 @@
+package lifecycle
+
+import (
+	"path/filepath"
+	"time"
+
+	"edgeway/config"
+
+	"github.com/rjeczalik/notify"
+)
+
+// watchBuffer is the notify channel's capacity. notify drops events when
+// the channel is full, which is harmless here: events are only hints that
+// trigger a full rescan.
+const watchBuffer = 256
+
+// Watch reloads whenever the functions folder (recursively) or the folder
+// holding config.toml changes: events are debounced (editors write several
+// times per save) and then the folder is rescanned, so a missed event or a
+// deep `mkdir -p` still ends in the right state. It runs until stop is
+// closed.
+func (s *Supervisor) Watch(root string, debounce time.Duration, rescan func() (*config.Layout, error), stop <-chan struct{}) error {
+	events := make(chan notify.EventInfo, watchBuffer)
+	if err := notify.Watch(filepath.Join(root, "..."), events, notify.All); err != nil {
+		return err
+	}
+	defer notify.Stop(events)
+	if err := notify.Watch(filepath.Dir(root), events, notify.All); err != nil {
+		return err
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-events:
+			timer.Reset(debounce)
+		case <-timer.C:
+			s.ReloadFromDisk(rescan, "watch")
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+// ReloadFromDisk rescans the functions folder and reloads what changed;
+// errors are logged and the running functions kept.
+func (s *Supervisor) ReloadFromDisk(rescan func() (*config.Layout, error), trigger string) {
+	layout, err := rescan()
+	if err != nil {
+		s.log.Error().Err(err).Str("trigger", trigger).Msg("reload refused: the running functions are kept")
+		return
+	}
+	s.log.Info().Str("trigger", trigger).Msg("reloading functions")
+	s.Reload(layout)
+}
