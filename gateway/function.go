@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"edgeway/gateway/guard"
 	"edgeway/lifecycle"
 	"edgeway/upstream"
 
@@ -41,7 +42,12 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 	pid := 0
 	if g.admit(ctx, fn, client, start) {
 		pid = g.proxy(ctx, fn, fnURI, needsSlash, ws, client, start)
+		wasOpen := fn.Breaker.State() == guard.StateOpen
 		fn.Breaker.Report(breakerFailure(ctx), time.Now())
+		if !wasOpen && fn.Breaker.State() == guard.StateOpen {
+			fn.Metrics.BreakerOpenings.Inc()
+			g.log.Warn().Str("function", fn.Name).Msg("circuit breaker opened")
+		}
 	}
 	ctx.Response.Header.SetBytesKV(hdrRequestID, rid)
 	g.cors.Apply(ctx)
@@ -127,6 +133,9 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Fun
 		e = errWorkerLimit
 	case errors.Is(err, upstream.ErrClosed):
 		e = errShuttingDown
+	case errors.Is(err, upstream.ErrClientBody):
+		e = errBadRequest
+		ctx.SetConnectionClose() // the rest of the body cannot be framed
 	}
 	if hasRetry {
 		e.writeRetryAfter(ctx, retry)

@@ -131,6 +131,14 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		g.admin.Handler(ctx)
 		return
 	}
+	// Framing first, on the header block as received (sanitizeRequest
+	// rewrites it): a request another parser could read differently is
+	// refused and the connection closed, whatever its path.
+	if ambiguousFraming(ctx.Request.Header.RawHeaders()) {
+		errBadRequest.write(ctx)
+		ctx.SetConnectionClose()
+		return
+	}
 	ws := isWebSocketUpgrade(&ctx.Request.Header)
 	sanitizeRequest(&ctx.Request.Header)
 	if ws {

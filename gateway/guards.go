@@ -60,14 +60,9 @@ func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	return guard.ClientIP(remote, ctx.Request.Header.PeekBytes(hdrXForwardedFor), g.trusted)
 }
 
-// admit runs the framing check, body size, auth, rate limit and circuit
-// breaker. It answers and returns false when the request is refused.
+// admit runs body size, auth, rate limit and circuit breaker (the framing
+// check runs first of all, in Handle). It answers and returns false when the request is refused.
 func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, now time.Time) bool {
-	if ambiguousFraming(ctx.Request.Header.RawHeaders()) {
-		g.refuse(ctx, fn, errBadRequest)
-		ctx.SetConnectionClose() // what follows on the connection cannot be trusted
-		return false
-	}
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > fn.Config.MaxBodyBytes {
 		g.refuse(ctx, fn, errTooLarge)
 		ctx.SetConnectionClose() // the unread body makes the connection unusable

@@ -19,6 +19,9 @@ var (
 	ErrOverloaded = errors.New("upstream: function overloaded")
 	// ErrClosed: the function is being removed or the gateway is stopping.
 	ErrClosed = errors.New("upstream: function is shutting down")
+	// ErrClientBody: the client's request body broke (malformed chunking,
+	// the client went away) while it was being forwarded.
+	ErrClientBody = errors.New("upstream: client request body is malformed or incomplete")
 	// ErrMemoryLimit: the worker died of its memory limit mid-request.
 	ErrMemoryLimit = errors.New("upstream: worker hit its memory limit")
 )

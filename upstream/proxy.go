@@ -146,7 +146,28 @@ func (c *conn) writeRequest(req *fasthttp.Request) {
 	if err == nil {
 		err = c.bw.Flush()
 	}
+	if err != nil {
+		// Unblock the reader: the worker may wait forever for the rest of
+		// a body that will not come.
+		c.nc.Close()
+	}
 	c.writing <- err
+}
+
+// clientBodyFailed reports that the concurrent body writer failed while
+// reading the client's body (not while writing to the worker). It waits
+// for the writer, which has closed the connection on any error.
+func (c *conn) clientBodyFailed() bool {
+	if c.writing == nil {
+		return false
+	}
+	err := <-c.writing
+	c.writing = nil
+	if err == nil {
+		return false
+	}
+	var op *net.OpError
+	return !(errors.As(err, &op) && op.Op == "write")
 }
 
 func (w *Worker) finish(c *conn, reusable bool) {
@@ -183,6 +204,10 @@ func noBody(status int) bool {
 // do not race onto a dead worker.
 func (w *Worker) fail(c *conn, err error, deadline time.Time) error {
 	c.nc.Close()
+	if c.clientBodyFailed() {
+		w.finish(c, false)
+		return ErrClientBody
+	}
 	err = w.classify(err, deadline)
 	w.finish(c, false)
 	return err
