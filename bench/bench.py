@@ -221,11 +221,37 @@ class Bench:
             "box_busy_pct": meas["box_busy_pct"], "steal_pct": meas["steal_pct"], "other_pct": meas["other_pct"],
             "waited_quiet_s": waited,
         }
+        if res["non2xx"] or res["socket_errors"]:
+            rec.update(self.diagnose(scen, self.stacks[stack]))
         self.records.append(rec)
         log(f"  {tool:6s} {scen:8s} {stack:8s} r{rnd}: {res['req_s']:>9,.0f} req/s  p50 {res['p50_ms']:.2f} "
             f"p99 {res['p99_ms']:.2f} ms  err {res['non2xx']}/{res['socket_errors']}  "
             f"cpu µs/req gen {cpu['gen']:.1f} proxy {cpu.get('proxy', 0):.1f} deno {cpu['deno']:.1f}"
             f"  other {meas['other_pct']}% steal {meas['steal_pct']}%")
+
+    def diagnose(self, scen, stack: bl.Stack) -> dict:
+        """After a run with errors: what one request gets now, and the last
+        lines of the gateway's log."""
+        out = {}
+        spec = SCENARIOS[scen]
+        body = (self.workdir / f"body-{scen}.bin").read_bytes() if spec["body"] else b""
+        try:
+            st, hdrs, got, _, _ = bl.http_request(stack.port, spec["method"], spec["paths"][0], body, timeout=10)
+            out["probe"] = {"status": st, "x-edgeway-error": hdrs.get("x-edgeway-error"),
+                            "retry-after": hdrs.get("retry-after"),
+                            "body": got[:200].decode("latin-1") if st != 200 else f"{len(got)} bytes"}
+        except OSError as e:
+            out["probe"] = {"error": str(e)}
+        name = {"direct": "direct-deno", "nginx": "nginx", "edgeway": "edgeway"}[stack.name]
+        logf = self.workdir / f"{name}.log"
+        if stack.name == "nginx":
+            logf = self.workdir / "nginx" / "error.log"
+        try:
+            lines = logf.read_text(errors="replace").splitlines()
+            out["log_tail"] = [ln[:300] for ln in lines[-5:]]
+        except OSError:
+            pass
+        return out
 
     def scenario(self, scen):
         spec = SCENARIOS[scen]

@@ -29,6 +29,13 @@ def pct(xs, q):
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
 
 
+ERROR_SHARE = 0.01  # a run with more errors than this measured error answers, not the stack
+
+
+def failed(r) -> bool:
+    return (r["non2xx"] + r["socket_errors"]) > ERROR_SHARE * max(1, r["requests"])
+
+
 def aggregate(b) -> dict:
     summary: dict = {}
     for r in b.records:
@@ -38,17 +45,22 @@ def aggregate(b) -> dict:
         out[scen] = {}
         for tool, stacks in tools.items():
             out[scen][tool] = {}
-            for stack, runs in stacks.items():
+            for stack, all_runs in stacks.items():
+                # Medians over the runs without errors: fast error answers would
+                # otherwise pass for throughput. Errors are summed over all runs.
+                runs = [r for r in all_runs if not failed(r)] or all_runs
                 rs = [r["req_s"] for r in runs]
                 agg = {
-                    "runs": len(runs),
+                    "runs": len(all_runs),
+                    "runs_with_errors": sum(1 for r in all_runs if failed(r)),
+                    "all_runs_failed": all(failed(r) for r in all_runs),
                     "req_s": round(median(rs), 1), "req_s_min": min(rs), "req_s_max": max(rs),
                     "p50_ms": median([r["p50_ms"] for r in runs]),
                     "p95_ms": median([r["p95_ms"] for r in runs]),
                     "p99_ms": median([r["p99_ms"] for r in runs]),
                     "max_ms": max(r["max_ms"] for r in runs),
-                    "non2xx": sum(r["non2xx"] for r in runs),
-                    "socket_errors": sum(r["socket_errors"] for r in runs),
+                    "non2xx": sum(r["non2xx"] for r in all_runs),
+                    "socket_errors": sum(r["socket_errors"] for r in all_runs),
                     "cpu_us_per_req": {k: round(median([r["cpu_us_per_req"].get(k, 0) for r in runs]), 1)
                                        for k in ("gen", "proxy", "deno", "total")},
                     "cpu_pct": {k: round(median([r["cpu_pct"].get(k, 0) for r in runs]), 0)
@@ -68,8 +80,9 @@ def aggregate(b) -> dict:
                 o = stacks.get(other)
                 if not e or not o:
                     continue
-                by_round = {r["round"]: r["req_s"] for r in o}
-                paired = [r["req_s"] / by_round[r["round"]] for r in e if by_round.get(r["round"])]
+                by_round = {r["round"]: r["req_s"] for r in o if not failed(r)}
+                paired = [r["req_s"] / by_round[r["round"]] for r in e
+                          if by_round.get(r["round"]) and not failed(r)]
                 out[scen][tool].setdefault("ratios", {})[f"edgeway/{other}"] = {
                     "req_s": round(out[scen][tool]["edgeway"]["req_s"] / out[scen][tool][other]["req_s"], 3)
                     if out[scen][tool][other]["req_s"] else None,
@@ -129,7 +142,13 @@ def markdown(b, agg, cold, meta) -> str:
             continue
         ra = w.get("ratios", {})
         ed, en = ra.get("edgeway/direct", {}), ra.get("edgeway/nginx", {})
-        L.append(f"| {scen} | {SCENARIOS[scen]['what']} | {fmt_num(w.get('direct', {}).get('req_s'))} "
+        if w.get("edgeway", {}).get("runs_with_errors"):
+            n = w["edgeway"]["runs_with_errors"]
+            what = SCENARIOS[scen]["what"] + (f" (edgeway: {n} run(s) with errors left out)"
+                                              if not w["edgeway"]["all_runs_failed"] else " (edgeway: ALL RUNS HAD ERRORS)")
+        else:
+            what = SCENARIOS[scen]["what"]
+        L.append(f"| {scen} | {what} | {fmt_num(w.get('direct', {}).get('req_s'))} "
                  f"| {fmt_num(w.get('nginx', {}).get('req_s'))} | {fmt_num(w.get('edgeway', {}).get('req_s'))} "
                  f"| {fmt_num(ed.get('req_s'), 2)} | {fmt_num(en.get('req_s'), 2)} "
                  f"| {fmt_num(ed.get('paired'), 2)} | {fmt_num(en.get('paired'), 2)} "
@@ -171,6 +190,10 @@ def markdown(b, agg, cold, meta) -> str:
                     vs_d = fmt_num(a["req_s"] / t["direct"]["req_s"], 2) if t["direct"]["req_s"] else "–"
                 rate = f"| {a['rate_target']:,} " if tool == "vegeta" else ""
                 noisy = f" ({a['noisy_runs']} noisy)" if a["noisy_runs"] else ""
+                if a.get("all_runs_failed"):
+                    noisy += " **ALL RUNS HAD ERRORS**"
+                elif a.get("runs_with_errors"):
+                    noisy += f" ({a['runs_with_errors']} run(s) with errors left out)"
                 proxy = "–" if stack == "direct" else f"{c['proxy']:.1f}"
                 proxy_pct = "–" if stack == "direct" else f"{cp['proxy']:.0f}"
                 L.append(
@@ -211,11 +234,16 @@ def markdown(b, agg, cold, meta) -> str:
     for f in b.cold.get("failures", []):
         L.append(f"- Cold-start failure: {f}")
     errs = [r for r in b.records if r["non2xx"] or r["socket_errors"]]
-    L.append(f"- Runs with errors: {len(errs)} of {len(b.records)}.")
+    L.append(f"- Runs with errors: {len(errs)} of {len(b.records)}. Runs with more than {ERROR_SHARE:.0%} errors "
+             "are left out of the medians and ratios (their req/s would count error answers).")
     for r in errs:
         extra = f" codes {r.get('status_codes')}" if r.get("status_codes") else f" {r.get('socket_detail')}"
-        L.append(f"  - {r['tool']} {r['scenario']}/{r['stack']} round {r['round']}: non-2xx {r['non2xx']}, "
-                 f"socket {r['socket_errors']}{extra}")
+        L.append(f"  - {r['tool']} {r['scenario']}/{r['stack']} round {r['round']}: {r['requests']:,} requests, "
+                 f"non-2xx {r['non2xx']:,}, socket {r['socket_errors']}{extra}")
+        if r.get("probe"):
+            L.append(f"    - request right after the run: {r['probe']}")
+        if r.get("log_tail"):
+            L.append(f"    - gateway log: `{' | '.join(r['log_tail'])[:600]}`")
     noisy = [r for r in b.records if r["other_pct"] > 15 or r["steal_pct"] > 10]
     L.append(f"- Noisy runs (other processes > 15 % of a core or steal > 10 %): {len(noisy)} of {len(b.records)}"
              + (": " + ", ".join(f"{r['tool']} {r['scenario']}/{r['stack']} r{r['round']} "
@@ -262,3 +290,32 @@ def write(b) -> tuple[Path, Path]:
     jp.write_text(json.dumps(doc, indent=1) + "\n")
     mp.write_text(markdown(b, agg, cold, meta))
     return mp, jp
+
+
+def rerender(json_path: str):
+    """Rewrite <x>.md (and the aggregates in <x>.json) from the raw runs in
+    <x>.json, e.g. after a change of aggregation: python3 bench/report.py X.json"""
+    import sys
+    from types import SimpleNamespace
+    sys.path.insert(0, str(bl.BENCH_DIR))
+    from bench import SCENARIOS
+    jp = Path(json_path)
+    doc = json.loads(jp.read_text())
+    c = doc["config"]
+    b = SimpleNamespace(
+        quick=c["quick"], dur=c["duration_s"], runs=c["runs"], warmup=c["warmup_s"], conns=c["conns"],
+        scenarios=c["scenarios"], max_workers=c["vegeta_max_workers"], spec=SCENARIOS, records=doc["runs"],
+        validation=doc["validation"], cold=doc.get("coldstart_raw") or {}, failures=doc.get("failures", []),
+        final_rss=doc["final"]["rss_mib"], final_workers=doc["final"]["edgeway_workers"],
+        edgeway_flags=doc.get("edgeway_flags", []))
+    meta = {k: doc[k] for k in ("date", "commit", "elapsed_s", "machine")}
+    agg = aggregate(b)
+    doc["summary"] = agg
+    jp.write_text(json.dumps(doc, indent=1) + "\n")
+    jp.with_suffix(".md").write_text(markdown(b, agg, cold_summary(b.cold), meta))
+    print(jp.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    import sys
+    rerender(sys.argv[1])
