@@ -21,12 +21,17 @@ import benchlib as bl  # noqa: E402
 from benchlib import log, median  # noqa: E402
 
 ALL_STACKS = ["direct", "nginx", "edgeway"]
+# edgeway-off: a second edgeway with --upstream-pipelining off, for the
+# scenarios that compare the two upstream modes (hello, mixed).
+PIPE_OFF = "edgeway-off"
 FN50 = [f"/f{i:02d}" for i in range(50)]
+# mixed: 9 fast requests for 1 slow one (200 ms) to the same function
+MIXED = ["/mixed/fast"] * 9 + ["/mixed/slow"]
 
 # name: method, paths, request body size, vegeta rate (req/s), stacks, expected body check
 SCENARIOS = {
-    "hello": dict(method="GET", paths=["/hello"], body=0, rate=2000, stacks=ALL_STACKS,
-                  what="GET, 14-byte body"),
+    "hello": dict(method="GET", paths=["/hello"], body=0, rate=2000, stacks=ALL_STACKS + [PIPE_OFF],
+                  what="GET, 14-byte body", one_conn=["edgeway", PIPE_OFF]),
     "echo1k": dict(method="POST", paths=["/echo"], body=1024, rate=2000, stacks=ALL_STACKS,
                    what="POST 1 KiB, echoed"),
     "echo64k": dict(method="POST", paths=["/echo"], body=65536, rate=1000, stacks=ALL_STACKS,
@@ -37,6 +42,9 @@ SCENARIOS = {
                    what="chunked response, 5 × 512 B chunks"),
     "fn50": dict(method="GET", paths=FN50, body=0, rate=2000, stacks=["direct", "edgeway"],
                  what="50 functions round-robin (direct: 50 paths, 1 process)"),
+    "mixed": dict(method="GET", paths=MIXED, body=0, rate=1000, stacks=["edgeway", PIPE_OFF],
+                  what="one function, 9 × /fast (immediate) : 1 × /slow (200 ms), vegeta only", vegeta_only=True,
+                  by_url=True),
     "coldstart": dict(what="first request to a cold function"),
 }
 FULL = list(SCENARIOS)
@@ -88,6 +96,7 @@ class Bench:
         self.outdir = Path(os.environ.get("BENCH_OUT") or (bl.BENCH_DIR / "results"))
         self.procs = bl.Procs(self.workdir)
         self.spec = SCENARIOS
+        self.edgeway_off_flags: list[str] = []
         self.stacks: dict[str, bl.Stack] = {}
         self.records: list[dict] = []
         self.validation: list[dict] = []
@@ -102,7 +111,7 @@ class Bench:
         self.edgeway_flags = bl.edgeway_flags(self.edgeway, "BENCH_EDGEWAY_FLAGS")
         log(f"edgeway: {bl.sh([self.edgeway, 'version'])}, flags {' '.join(self.edgeway_flags) or '(none)'}")
         fdir = self.workdir / "functions"
-        names = bl.SINGLE_FUNCTIONS + [p[1:] for p in FN50] + [f"cold{i:02d}" for i in range(self.cold_reps + 1)]
+        names = bl.SINGLE_FUNCTIONS + ["mixed"] + [p[1:] for p in FN50] + [f"cold{i:02d}" for i in range(self.cold_reps + 1)]
         bl.write_functions(fdir, names)
         self.functions_dir = fdir
         log("starting Deno direct (TCP)")
@@ -111,6 +120,16 @@ class Bench:
         self.stacks["nginx"] = bl.start_nginx(self.procs, self.deno, self.workdir, self.nginx)
         log(f"starting edgeway ({len(names)} functions)")
         self.stacks["edgeway"] = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir, self.edgeway_flags)
+        if any(PIPE_OFF in SCENARIOS[s].get("stacks", []) for s in self.scenarios):
+            if "--upstream-pipelining" in bl.sh([self.edgeway, "help"]):
+                self.edgeway_off_flags = self.edgeway_flags + ["--upstream-pipelining", "off"]
+                log(f"starting edgeway-off (--upstream-pipelining off, {len(names)} functions)")
+                st = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir, self.edgeway_off_flags,
+                                      name=PIPE_OFF)
+                st.name = PIPE_OFF
+                self.stacks[PIPE_OFF] = st
+            else:
+                self.notes.append("this build has no --upstream-pipelining: edgeway-off not run")
         for s in self.stacks.values():
             log(f"  {s.name:8s} http://127.0.0.1:{s.port}  pid {s.main.pid}")
 
@@ -141,12 +160,12 @@ class Bench:
         deno = lambda: stack.deno_pids(fns)  # noqa: E731
         return bl.Meter({"proxy": stack.proxy_pids, "deno": deno}, {"gateway": stack.proxy_pids, "deno": deno})
 
-    def run_wrk(self, scen, stack, script, dur, record=True, rnd=0):
+    def run_wrk(self, scen, stack, script, dur, record=True, rnd=0, conns=None, tool="wrk"):
         url = f"http://127.0.0.1:{stack.port}{SCENARIOS[scen]['paths'][0]}"
-        argv = [self.wrk, "-t1", f"-c{self.conns}", f"-d{dur:g}s", "--timeout", "10s", "--latency", "-s",
+        argv = [self.wrk, "-t1", f"-c{conns or self.conns}", f"-d{dur:g}s", "--timeout", "10s", "--latency", "-s",
                 str(script), url]
         waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait) if record else 0
-        out = self.workdir / f"wrk-{scen}-{stack.name}-r{rnd}.txt"
+        out = self.workdir / f"{tool}-{scen}-{stack.name}-r{rnd}.txt"
         m = self.meter(scen, stack)
         m.start()
         rc, gen_cpu = self.procs.run_measured("wrk", argv, dur + 30, out)
@@ -157,15 +176,15 @@ class Bench:
         if rc != 0:
             raise RuntimeError(f"wrk exited {rc}: {text[-1500:]}")
         res = bl.parse_wrk(text)
-        self.add_record(scen, "wrk", stack.name, rnd, res, meas, waited)
+        self.add_record(scen, tool, stack.name, rnd, res, meas, waited)
         return res
 
-    def run_vegeta(self, scen, stack, targets, dur, rnd):
+    def run_vegeta(self, scen, stack, targets, dur, rnd, record=True, by_url=False):
         rate = self.rate_override or SCENARIOS[scen]["rate"]
         out = self.workdir / f"vegeta-{scen}-{stack.name}-r{rnd}.bin"
         argv = [self.vegeta, "attack", "-targets", str(targets), "-rate", f"{rate}/1s", "-duration", f"{dur:g}s",
                 "-timeout", "10s", "-workers", "16", "-max-workers", str(self.max_workers), "-output", str(out)]
-        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait) if record else 0
         m = self.meter(scen, stack)
         m.start()
         rc, gen_cpu = self.procs.run_measured("vegeta", argv, dur + 30, self.workdir / "vegeta-attack.log")
@@ -176,11 +195,47 @@ class Bench:
                              timeout=120)
         if rep.returncode != 0:
             raise RuntimeError(f"vegeta report failed: {rep.stderr[-1000:]}")
+        if not record:
+            out.unlink(missing_ok=True)
+            return None
+        per_url = self.vegeta_by_url(out) if by_url else None
         out.unlink(missing_ok=True)
         res = bl.parse_vegeta_report(rep.stdout)
         res["rate_target"] = rate
+        if per_url:
+            res["by_url"] = per_url
         self.add_record(scen, "vegeta", stack.name, rnd, res, meas, waited)
         return res
+
+    def vegeta_by_url(self, results: Path) -> dict:
+        """Latency percentiles per path from vegeta's per-request results
+        (`vegeta encode --to json`): e.g. the fast vs the slow requests of
+        the mixed scenario."""
+        enc = self.workdir / "vegeta-encoded.json"
+        with open(enc, "wb") as f:
+            r = subprocess.run([self.vegeta, "encode", "--to", "json", str(results)], stdout=f,
+                               stderr=subprocess.PIPE, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(f"vegeta encode failed: {r.stderr[-1000:]!r}")
+        lat: dict[str, list[float]] = {}
+        bad: dict[str, int] = {}
+        with open(enc) as f:
+            for ln in f:
+                if not ln.strip():
+                    continue
+                row = json.loads(ln)
+                path = "/" + row["url"].split("/", 3)[3]
+                lat.setdefault(path, []).append(row["latency"] / 1e6)
+                if not 200 <= row["code"] < 300:
+                    bad[path] = bad.get(path, 0) + 1
+        enc.unlink(missing_ok=True)
+        out = {}
+        for path, xs in lat.items():
+            xs.sort()
+            out[path] = {"requests": len(xs), "errors": bad.get(path, 0),
+                         **{f"p{q}_ms": round(bl.percentile(xs, q / 100), 3) for q in (50, 90, 99)},
+                         "max_ms": round(xs[-1], 3)}
+        return out
 
     def run_k6(self, scen, stack, script, dur, rnd):
         """Reference only: k6 closed loop with as many VUs as wrk connections
@@ -242,7 +297,7 @@ class Bench:
                             "body": got[:200].decode("latin-1") if st != 200 else f"{len(got)} bytes"}
         except OSError as e:
             out["probe"] = {"error": str(e)}
-        name = {"direct": "direct-deno", "nginx": "nginx", "edgeway": "edgeway"}[stack.name]
+        name = {"direct": "direct-deno", "nginx": "nginx", "edgeway": "edgeway", PIPE_OFF: PIPE_OFF}[stack.name]
         logf = self.workdir / f"{name}.log"
         if stack.name == "nginx":
             logf = self.workdir / "nginx" / "error.log"
@@ -261,7 +316,7 @@ class Bench:
         if body:
             body_file = self.workdir / f"body-{scen}.bin"
             body_file.write_bytes(body)
-        stacks = [self.stacks[s] for s in spec["stacks"]]
+        stacks = [self.stacks[s] for s in spec["stacks"] if s in self.stacks]
         script = self.workdir / f"wrk-{scen}.lua"
         bl.write_wrk_script(script, spec["method"], spec["paths"], body_file)
         targets = {}
@@ -269,14 +324,25 @@ class Bench:
             self.validate(scen, spec, st, body)
             targets[st.name] = self.workdir / f"targets-{scen}-{st.name}.txt"
             bl.write_vegeta_targets(targets[st.name], st.port, spec["method"], spec["paths"], body_file)
-        for st in stacks:
-            self.run_wrk(scen, st, script, self.warmup, record=False)
+        if spec.get("vegeta_only"):
+            # no closed loop here (a wrk connection would wait behind each slow
+            # request); the warm-up is a discarded vegeta run at the same rate
+            for st in stacks:
+                self.run_vegeta(scen, st, targets[st.name], self.warmup, 0, record=False)
+        else:
+            for st in stacks:
+                self.run_wrk(scen, st, script, self.warmup, record=False)
+            for rnd in range(1, self.runs + 1):
+                for st in stacks:
+                    self.run_wrk(scen, st, script, self.dur, rnd=rnd)
+        # one connection: wrk -t1 -c1, p50 = the latency one request adds
+        one = [st for st in stacks if st.name in spec.get("one_conn", [])]
+        for rnd in range(1, self.runs + 1) if one else ():
+            for st in one:
+                self.run_wrk(scen, st, script, self.dur, rnd=rnd, conns=1, tool="wrk-c1")
         for rnd in range(1, self.runs + 1):
             for st in stacks:
-                self.run_wrk(scen, st, script, self.dur, rnd=rnd)
-        for rnd in range(1, self.runs + 1):
-            for st in stacks:
-                self.run_vegeta(scen, st, targets[st.name], self.dur, rnd)
+                self.run_vegeta(scen, st, targets[st.name], self.dur, rnd, by_url=spec.get("by_url", False))
         if scen in self.k6_scenarios:
             k6_script = self.workdir / f"k6-{scen}.js"
             bl.write_k6_script(k6_script, spec["method"], spec["paths"], body_file)
@@ -362,6 +428,8 @@ class Bench:
 
 
 def expected_body(path: str, sent: bytes):
+    if path.startswith("/mixed/"):
+        return path[len("/mixed/"):].encode() + b"\n"
     if path == "/echo":
         return sent
     if path == "/cpu":

@@ -596,6 +596,15 @@ def parse_vegeta_report(text: str) -> dict:
     }
 
 
+def percentile(sorted_xs, q):
+    """Linear-interpolated quantile q (0..1) of an already sorted list."""
+    if not sorted_xs:
+        return None
+    k = (len(sorted_xs) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(sorted_xs) - 1)
+    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (k - lo)
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None

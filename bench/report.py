@@ -10,7 +10,10 @@ from pathlib import Path
 import benchlib as bl
 from benchlib import median
 
-STACK_LABEL = {"direct": "Deno direct", "nginx": "nginx → Deno", "edgeway": "edgeway → Deno"}
+STACK_LABEL = {"direct": "Deno direct", "nginx": "nginx → Deno", "edgeway": "edgeway → Deno",
+               "edgeway-off": "edgeway --upstream-pipelining off → Deno"}
+STACK_ORDER = ("direct", "nginx", "edgeway", "edgeway-off")
+MIXED_FAST, MIXED_SLOW = "/mixed/fast", "/mixed/slow"
 
 
 def git(*args) -> str:
@@ -73,22 +76,33 @@ def aggregate(b) -> dict:
                 }
                 if tool == "vegeta":
                     agg["rate_target"] = runs[0]["rate_target"]
+                paths = sorted({p for r in runs for p in (r.get("by_url") or {})})
+                if paths:  # per-path latency (mixed: fast vs slow), median over runs
+                    agg["by_url"] = {p: {k: median([r["by_url"][p][k] for r in runs if p in r.get("by_url", {})])
+                                         for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")}
+                                     | {"errors": sum(r["by_url"].get(p, {}).get("errors", 0) for r in all_runs)}
+                                     for p in paths}
                 out[scen][tool][stack] = agg
-            # ratios edgeway / others, plain and paired (same round)
-            e = stacks.get("edgeway")
-            for other in ("direct", "nginx"):
-                o = stacks.get(other)
-                if not e or not o:
-                    continue
-                by_round = {r["round"]: r["req_s"] for r in o if not failed(r)}
-                paired = [r["req_s"] / by_round[r["round"]] for r in e
-                          if by_round.get(r["round"]) and not failed(r)]
-                out[scen][tool].setdefault("ratios", {})[f"edgeway/{other}"] = {
-                    "req_s": round(out[scen][tool]["edgeway"]["req_s"] / out[scen][tool][other]["req_s"], 3)
-                    if out[scen][tool][other]["req_s"] else None,
-                    "paired": round(median(paired), 3) if paired else None,
-                    "p50_added_ms": round(out[scen][tool]["edgeway"]["p50_ms"] - out[scen][tool][other]["p50_ms"], 3),
-                }
+            # ratios edgeway (and edgeway-off) / others, plain and paired (same round)
+            for ename, others in (("edgeway", ("direct", "nginx", "edgeway-off")),
+                                  ("edgeway-off", ("direct", "nginx"))):
+                e = stacks.get(ename)
+                for other in others:
+                    o = stacks.get(other)
+                    if not e or not o:
+                        continue
+                    by_round = {r["round"]: r for r in o if not failed(r)}
+                    paired = [r["req_s"] / by_round[r["round"]]["req_s"] for r in e
+                              if r["round"] in by_round and by_round[r["round"]]["req_s"] and not failed(r)]
+                    p50_diff = [r["p50_ms"] - by_round[r["round"]]["p50_ms"] for r in e
+                                if r["round"] in by_round and not failed(r)]
+                    out[scen][tool].setdefault("ratios", {})[f"{ename}/{other}"] = {
+                        "req_s": round(out[scen][tool][ename]["req_s"] / out[scen][tool][other]["req_s"], 3)
+                        if out[scen][tool][other]["req_s"] else None,
+                        "paired": round(median(paired), 3) if paired else None,
+                        "p50_added_ms": round(out[scen][tool][ename]["p50_ms"] - out[scen][tool][other]["p50_ms"], 3),
+                        "p50_added_ms_paired": round(median(p50_diff), 4) if p50_diff else None,
+                    }
     return out
 
 
@@ -128,8 +142,10 @@ def markdown(b, agg, cold, meta) -> str:
              f"All stacks run at once on loopback; total time {meta['elapsed_s'] / 60:.1f} min.\n")
     L.append("Stacks: **direct** = wrk → `deno run server.ts` on TCP; **nginx** = wrk → nginx (1 worker, "
              "keepalive upstream) → Deno on a Unix socket; **edgeway** = wrk → `bin/edgeway serve --log-level warn "
-             f"{' '.join(b.edgeway_flags)}` (defaults otherwise) → one Deno worker per function. Same handler code "
-             "(`bench/deno/handlers.ts`) everywhere.\n")
+             f"{' '.join(b.edgeway_flags)}` (defaults otherwise) → one Deno worker per function"
+             + (f"; **edgeway-off** = the same with `--upstream-pipelining off` (hello and mixed only)"
+                if getattr(b, "edgeway_off_flags", None) else "")
+             + ". Same handler code (`bench/deno/handlers.ts`) everywhere.\n")
 
     L.append("## Summary: edgeway relative to Deno direct and nginx (wrk req/s)\n")
     L.append("| scenario | what | direct req/s | nginx req/s | edgeway req/s | edgeway/direct | edgeway/nginx "
@@ -155,9 +171,12 @@ def markdown(b, agg, cold, meta) -> str:
                  f"| {fmt_num(w.get('edgeway', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} "
                  f"| {fmt_num(w.get('nginx', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} |")
     L.append("")
+    L += pipelining_section(b, agg)
 
-    tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
-             ("vegeta", "Latency at a fixed rate: vegeta (open loop)")]
+    tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)")]
+    if any(r["tool"] == "wrk-c1" for r in b.records):
+        tools.append(("wrk-c1", "One connection: wrk -t1 -c1 (closed loop, one request at a time)"))
+    tools.append(("vegeta", "Latency at a fixed rate: vegeta (open loop)"))
     if any(r["tool"] == "k6" for r in b.records):
         tools.append(("k6", f"Reference only: k6 --vus {b.conns} (closed loop; k6 uses most of the CPU itself)"))
     for tool, title in tools:
@@ -172,7 +191,7 @@ def markdown(b, agg, cold, meta) -> str:
             t = agg.get(scen, {}).get(tool)
             if not t:
                 continue
-            for stack in ("direct", "nginx", "edgeway"):
+            for stack in STACK_ORDER:
                 a = t.get(stack)
                 if not a:
                     continue
@@ -181,11 +200,11 @@ def markdown(b, agg, cold, meta) -> str:
                 if tool == "vegeta":
                     if stack != "direct" and t.get("direct"):
                         vs_d = f"{a['p50_ms'] - t['direct']['p50_ms']:+.2f}"
-                    if stack == "edgeway" and t.get("nginx"):
+                    if stack.startswith("edgeway") and t.get("nginx"):
                         vs_n = f"{a['p50_ms'] - t['nginx']['p50_ms']:+.2f}"
-                elif stack == "edgeway":
-                    vs_d = fmt_num(t.get("ratios", {}).get("edgeway/direct", {}).get("req_s"), 2)
-                    vs_n = fmt_num(t.get("ratios", {}).get("edgeway/nginx", {}).get("req_s"), 2)
+                elif stack.startswith("edgeway"):
+                    vs_d = fmt_num(t.get("ratios", {}).get(f"{stack}/direct", {}).get("req_s"), 2)
+                    vs_n = fmt_num(t.get("ratios", {}).get(f"{stack}/nginx", {}).get("req_s"), 2)
                 elif stack == "nginx" and t.get("direct"):
                     vs_d = fmt_num(a["req_s"] / t["direct"]["req_s"], 2) if t["direct"]["req_s"] else "–"
                 rate = f"| {a['rate_target']:,} " if tool == "vegeta" else ""
@@ -258,6 +277,75 @@ def markdown(b, agg, cold, meta) -> str:
     return "\n".join(L) + "\n"
 
 
+def pipelining_section(b, agg) -> list[str]:
+    """edgeway (--upstream-pipelining auto, the default) vs edgeway-off, from
+    the same interleaved rounds: throughput vs nginx, one-connection p50,
+    and the fast requests' p99 when slow ones share the function (mixed)."""
+    rows = []
+
+    def get(scen, tool, stack):
+        return agg.get(scen, {}).get(tool, {}).get(stack)
+
+    w = agg.get("hello", {}).get("wrk", {})
+    if w.get("edgeway-off"):
+        ra = w.get("ratios", {})
+        rows.append(f"| hello wrk -c{b.conns} req/s | {fmt_num(w['edgeway']['req_s'])} | "
+                    f"{fmt_num(w['edgeway-off']['req_s'])} | auto/off {fmt_num(ra.get('edgeway/edgeway-off', {}).get('req_s'), 2)} "
+                    f"(paired {fmt_num(ra.get('edgeway/edgeway-off', {}).get('paired'), 2)}) |")
+        rows.append(f"| hello wrk -c{b.conns}: edgeway/nginx | {fmt_num(ra.get('edgeway/nginx', {}).get('req_s'), 2)} "
+                    f"(paired {fmt_num(ra.get('edgeway/nginx', {}).get('paired'), 2)}) "
+                    f"| {fmt_num(ra.get('edgeway-off/nginx', {}).get('req_s'), 2)} "
+                    f"(paired {fmt_num(ra.get('edgeway-off/nginx', {}).get('paired'), 2)}) | |")
+        rows.append(f"| hello wrk -c{b.conns}: edgeway proxy CPU µs/req | "
+                    f"{fmt_num(w['edgeway']['cpu_us_per_req']['proxy'], 1)} | "
+                    f"{fmt_num(w['edgeway-off']['cpu_us_per_req']['proxy'], 1)} | |")
+        rows.append(f"| hello wrk -c{b.conns}: Deno CPU µs/req | "
+                    f"{fmt_num(w['edgeway']['cpu_us_per_req']['deno'], 1)} | "
+                    f"{fmt_num(w['edgeway-off']['cpu_us_per_req']['deno'], 1)} | |")
+    c1 = agg.get("hello", {}).get("wrk-c1", {})
+    if c1.get("edgeway") and c1.get("edgeway-off"):
+        r = c1.get("ratios", {}).get("edgeway/edgeway-off", {})
+        d = c1["edgeway"]["p50_ms"] - c1["edgeway-off"]["p50_ms"]
+        paired = r.get("p50_added_ms_paired")
+        rows.append(f"| hello wrk -t1 -c1 p50 µs | {c1['edgeway']['p50_ms'] * 1000:.0f} | "
+                    f"{c1['edgeway-off']['p50_ms'] * 1000:.0f} | auto − off **{d * 1000:+.0f} µs**"
+                    + (f" (paired per round {paired * 1000:+.0f} µs)" if paired is not None else "") + " |")
+        rows.append(f"| hello wrk -t1 -c1 req/s | {fmt_num(c1['edgeway']['req_s'])} | "
+                    f"{fmt_num(c1['edgeway-off']['req_s'])} | |")
+    v = agg.get("hello", {}).get("vegeta", {})
+    if v.get("edgeway") and v.get("edgeway-off"):
+        rows.append(f"| hello vegeta {v['edgeway']['rate_target']:,}/s p50 / p99 ms | "
+                    f"{fmt_ms(v['edgeway']['p50_ms'])} / {fmt_ms(v['edgeway']['p99_ms'])} | "
+                    f"{fmt_ms(v['edgeway-off']['p50_ms'])} / {fmt_ms(v['edgeway-off']['p99_ms'])} | |")
+    m = agg.get("mixed", {}).get("vegeta", {})
+    if m.get("edgeway") and m.get("edgeway-off"):
+        fa = m["edgeway"].get("by_url", {}).get(MIXED_FAST, {})
+        fo = m["edgeway-off"].get("by_url", {}).get(MIXED_FAST, {})
+        sa = m["edgeway"].get("by_url", {}).get(MIXED_SLOW, {})
+        so = m["edgeway-off"].get("by_url", {}).get(MIXED_SLOW, {})
+        ratio = (fa["p99_ms"] / fo["p99_ms"]) if fa.get("p99_ms") and fo.get("p99_ms") else None
+        rate = m["edgeway"]["rate_target"]
+        rows.append(f"| mixed {rate:,}/s: **fast p99 ms** | {fmt_ms(fa.get('p99_ms'))} | {fmt_ms(fo.get('p99_ms'))} "
+                    f"| auto/off **{fmt_num(ratio, 2)}** |")
+        rows.append(f"| mixed: fast p50 / p90 / max ms | {fmt_ms(fa.get('p50_ms'))} / {fmt_ms(fa.get('p90_ms'))} / "
+                    f"{fmt_ms(fa.get('max_ms'))} | {fmt_ms(fo.get('p50_ms'))} / {fmt_ms(fo.get('p90_ms'))} / "
+                    f"{fmt_ms(fo.get('max_ms'))} | |")
+        rows.append(f"| mixed: slow (200 ms) p50 / p99 ms | {fmt_ms(sa.get('p50_ms'))} / {fmt_ms(sa.get('p99_ms'))} "
+                    f"| {fmt_ms(so.get('p50_ms'))} / {fmt_ms(so.get('p99_ms'))} | |")
+        rows.append(f"| mixed: achieved req/s, errors (fast/slow) | {fmt_num(m['edgeway']['req_s'])}, "
+                    f"{fa.get('errors', 0)}/{sa.get('errors', 0)} | {fmt_num(m['edgeway-off']['req_s'])}, "
+                    f"{fo.get('errors', 0)}/{so.get('errors', 0)} | |")
+    if not rows:
+        return []
+    return ["## Upstream pipelining: auto (edgeway, default) vs off (edgeway-off)\n",
+            "Both gateways run side by side on the same functions folder, interleaved in every round. "
+            "`mixed`: one function serves `/mixed/fast` (answers at once) and `/mixed/slow` (awaits 200 ms), "
+            "9 : 1, at a fixed vegeta rate; fast and slow latencies are split from vegeta's per-request results "
+            "(`vegeta encode`), median over runs. A fast p99 ratio auto/off well above 1 means fast requests "
+            "waited behind slow ones on a pipelined connection.\n",
+            "| measure | auto (edgeway) | off (edgeway-off) | comparison |", "|---|---:|---:|---|", *rows, ""]
+
+
 def write(b) -> tuple[Path, Path]:
     commit = b.commit
     date = b.started.strftime("%Y-%m-%d")
@@ -282,7 +370,8 @@ def write(b) -> tuple[Path, Path]:
     cold = cold_summary(b.cold)
     doc = {**meta, "summary": agg, "coldstart": cold, "coldstart_raw": b.cold, "validation": b.validation,
            "final": {"rss_mib": b.final_rss, "edgeway_workers": b.final_workers}, "failures": b.failures,
-           "edgeway_flags": b.edgeway_flags, "runs": b.records}
+           "edgeway_flags": b.edgeway_flags, "edgeway_off_flags": getattr(b, "edgeway_off_flags", []),
+           "runs": b.records}
     b.outdir.mkdir(parents=True, exist_ok=True)
     stem = f"{date}-{commit}" + ("-quick" if b.quick else "")
     jp = b.outdir / f"{stem}.json"
@@ -307,7 +396,7 @@ def rerender(json_path: str):
         scenarios=c["scenarios"], max_workers=c["vegeta_max_workers"], spec=SCENARIOS, records=doc["runs"],
         validation=doc["validation"], cold=doc.get("coldstart_raw") or {}, failures=doc.get("failures", []),
         final_rss=doc["final"]["rss_mib"], final_workers=doc["final"]["edgeway_workers"],
-        edgeway_flags=doc.get("edgeway_flags", []))
+        edgeway_flags=doc.get("edgeway_flags", []), edgeway_off_flags=doc.get("edgeway_off_flags", []))
     meta = {k: doc[k] for k in ("date", "commit", "elapsed_s", "machine")}
     agg = aggregate(b)
     doc["summary"] = agg

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""edgeway load tests: soak and chaos. Bounded, loopback-only, self-stopping.
+"""edgeway load tests: soak, chaos, reload and flood. Bounded, loopback-only, self-stopping.
 
 Started by loadtest/run.sh; see bench/README.md ("make loadtest") for the
 variables. Prints one PASS/FAIL line per test with its figures and exits 1 if
@@ -13,7 +13,10 @@ import datetime as dt
 import json
 import os
 import random
+import select
 import signal
+import socket
+import threading
 import subprocess
 import sys
 import time
@@ -63,7 +66,17 @@ class LoadTest:
         # passed to the soak gateway as --upstream-max-idle-conns (edgeway's
         # default); the fd bound uses it
         self.upstream_idle = 64
-        self.only = [x for x in (os.environ.get("LOADTEST_ONLY") or "soak,chaos").split(",") if x]
+        self.only = [x for x in (os.environ.get("LOADTEST_ONLY") or "soak,chaos,reload,flood").split(",") if x]
+        for t in self.only:
+            if t not in ("soak", "chaos", "reload", "flood"):
+                raise SystemExit(f"unknown test {t!r}; known: soak, chaos, reload, flood")
+        self.reloads = int(os.environ.get("LOADTEST_RELOADS") or 20)
+        self.reload_rate = int(os.environ.get("LOADTEST_RELOAD_RATE") or 500)
+        self.flood_dur = duration(os.environ.get("LOADTEST_FLOOD_DURATION") or str(self.dur) + "s")
+        self.flood_rate = int(os.environ.get("LOADTEST_FLOOD_RATE") or 2000)
+        self.flood_ips = int(os.environ.get("LOADTEST_FLOOD_IPS") or 100_000)
+        self.slowloris = int(os.environ.get("LOADTEST_SLOWLORIS") or 8)
+        self.flood_rss_growth = float(os.environ.get("LOADTEST_FLOOD_RSS_GROWTH_MIB") or 200)
         self.seed = int(os.environ.get("LOADTEST_SEED") or int(time.time()))
         self.deno = os.environ["DENO"]
         self.edgeway = os.environ.get("EDGEWAY_BIN") or str(bl.ROOT / "bin" / "edgeway")
@@ -316,6 +329,268 @@ class LoadTest:
                      {"rate": self.chaos_rate, "kills": kills, "requests": len(rows), "ok": ok,
                       "worker_error_502": worker_err, "bad": bad[:20], "bad_count": len(bad), "hangs": hangs,
                       "max_latency_ms": lat_max, "after": after, "problems": problems, "seed": self.seed})
+
+    # ------------------------------------------------------------ reload
+    def reload(self):
+        """Continuous load on one function while its index.ts is rewritten
+        LOADTEST_RELOADS times; each write waits for the gateway's
+        "function reloaded" before the next. Passes when no request failed."""
+        log(f"== reload: {self.reloads} rewrites of live/index.ts under {self.reload_rate} req/s")
+        fdir = self.workdir / "functions-reload"
+        index = fdir / "live" / "index.ts"
+        index.parent.mkdir(parents=True, exist_ok=True)
+
+        def version(i):
+            return f'Deno.serve(() => new Response("v{i}\\n"));\n'
+
+        index.write_text(version(0))
+        name = "edgeway-reload"
+        # info level for the "function reloaded" line; no access log (it would
+        # be most of the log at this rate)
+        quiet = ["--access-log-sample", "0"] if "--access-log-sample" in bl.sh([self.edgeway, "help"]) else []
+        st = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir,
+                              extra_flags=[*self.base_flags, "--watch", "--watch-debounce", "100ms",
+                                           "--log-level", "info", *quiet],
+                              name=name, ready_path="/live")
+        logf = self.workdir / f"{name}.log"
+        seen = {"offset": 0, "n": 0, "partial": b""}
+
+        def reloaded_count():
+            """Count the gateway's "function reloaded" lines for live (read
+            incrementally: the log only grows)."""
+            with open(logf, "rb") as f:
+                f.seek(seen["offset"])
+                data = f.read()
+            seen["offset"] += len(data)
+            data = seen["partial"] + data
+            lines = data.split(b"\n")
+            seen["partial"] = lines.pop()
+            for ln in lines:
+                if b"function reloaded" not in ln:
+                    continue
+                try:
+                    d = json.loads(ln)
+                except ValueError:
+                    continue
+                if d.get("message") == "function reloaded" and d.get("function") == "live":
+                    seen["n"] += 1
+            return seen["n"]
+
+        t = self.workdir / "targets-reload.txt"
+        bl.write_vegeta_targets(t, st.port, "GET", ["/live"], None)
+        out = self.workdir / "reload.bin"
+        budget = 30 + self.reloads * 10  # vegeta is stopped (SIGINT) once the rewrites are done
+        argv = [self.vegeta, "attack", "-targets", str(t), "-rate", f"{self.reload_rate}/1s", "-duration",
+                f"{budget}s", "-timeout", f"{self.timeout:g}s", "-workers", "16", "-max-workers",
+                str(self.max_workers), "-output", str(out)]
+        atk = self.procs.start("vegeta-reload", argv)
+        problems = []
+        waits = []
+        time.sleep(1.0)
+        done = 0
+        for i in range(1, self.reloads + 1):
+            before = reloaded_count()
+            t0 = time.monotonic()
+            index.write_text(version(i))
+            while reloaded_count() <= before:
+                if time.monotonic() - t0 > 30:
+                    problems.append(f"rewrite {i}: no \"function reloaded\" within 30 s")
+                    break
+                if st.main.poll() is not None or atk.poll() is not None:
+                    problems.append(f"rewrite {i}: {'edgeway' if st.main.poll() is not None else 'vegeta'} exited")
+                    break
+                time.sleep(0.02)
+            else:
+                waits.append(time.monotonic() - t0)
+                done += 1
+                time.sleep(0.2)  # some load on the new version before the next write
+                continue
+            break
+        time.sleep(0.5)
+        if atk.poll() is None:
+            os.kill(atk.pid, signal.SIGINT)  # vegeta stops and flushes its results
+            try:
+                atk.wait(self.timeout + 15)
+            except subprocess.TimeoutExpired:
+                problems.append("vegeta did not stop on SIGINT")
+        self.procs.stop(atk)
+        final = b""
+        try:
+            code, _, final, _, _ = bl.http_request(st.port, "GET", "/live", timeout=10)
+        except OSError as e:
+            code = f"error {e}"
+        self.procs.stop(st.main)
+        want_last = f"v{done}\n".encode()
+        if final != want_last:
+            problems.append(f"after the rewrites GET /live = {code} {final[:40]!r}, want {want_last!r}")
+        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
+                             timeout=120)
+        total = ok = 0
+        bad: dict = {}
+        examples = []
+        for ln in enc.stdout.splitlines():
+            if not ln.strip():
+                continue
+            r = json.loads(ln)
+            total += 1
+            body = base64.b64decode(r.get("body") or "")
+            if r["code"] == 200 and body.startswith(b"v") and body.endswith(b"\n"):
+                ok += 1
+            else:
+                hdr = {k.lower(): v for k, v in (r.get("headers") or {}).items()}
+                key = f"{r['code']} {(hdr.get('x-edgeway-error') or [''])[0]} {r.get('error') or ''}".strip()
+                bad[key] = bad.get(key, 0) + 1
+                if len(examples) < 5:
+                    examples.append({"code": r["code"], "error": r.get("error"), "body": body[:120].decode("latin-1")})
+        failed_n = total - ok
+        if not total:
+            problems.append("vegeta produced no results")
+        if failed_n:
+            problems.append(f"{failed_n} failed requests: {bad}")
+        summary = (f"{done}/{self.reloads} reloads under {self.reload_rate} req/s: {total:,} requests, "
+                   f"{failed_n} failed; wait for \"function reloaded\" median "
+                   + (f"{bl.median(waits) * 1000:.0f} ms, max {max(waits) * 1000:.0f} ms" if waits else "n/a")
+                   + (f"; PROBLEMS: {'; '.join(problems)}" if problems else ""))
+        self.verdict("reload", not problems, summary,
+                     {"reloads": done, "requests": total, "failed": failed_n, "failures": bad,
+                      "examples": examples, "reload_wait_ms": [round(w * 1000, 1) for w in waits],
+                      "problems": problems})
+
+    # ------------------------------------------------------------ flood
+    def flood(self):
+        """Many distinct client IPs (X-Forwarded-For from a trusted proxy, so
+        one rate-limit bucket each) plus slowloris connections, while a normal
+        client keeps requesting. Passes when every normal request succeeds and
+        the gateway's RSS growth stays under LOADTEST_FLOOD_RSS_GROWTH_MIB."""
+        log(f"== flood: {self.flood_rate} req/s from up to {self.flood_ips:,} client IPs + {self.slowloris} "
+            f"slowloris connections for {self.flood_dur:g}s, one normal client")
+        st = self.start_gateway("edgeway-flood", ["--trusted-proxies", "127.0.0.1/32", "--rate-limit", "60"])
+        time.sleep(1)
+        start = self.snapshot(st)
+        rng = random.Random(self.seed)
+        ips: set[str] = set()
+        while len(ips) < self.flood_ips:  # public-looking unicast addresses, all distinct
+            ips.add(f"{rng.randint(11, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}")
+        t = self.workdir / "targets-flood.txt"
+        with open(t, "w") as f:
+            for i, ip in enumerate(ips):
+                f.write(f"GET http://127.0.0.1:{st.port}/{self.names[i % len(self.names)]}\n"
+                        f"X-Forwarded-For: {ip}\n\n")
+        del ips
+        stop = threading.Event()
+        normal = {"ok": 0, "bad": [], "lat": []}
+        slow = {"opened": 0, "closed_by_gateway": 0, "open_s": [], "errors": 0}
+        peak = {"rss_mib": start["rss_mib"]}
+
+        def normal_client():
+            # 5 req/s over the 20 functions: 15/min per function, far under
+            # the 60/min limit of this client's own bucket
+            i = 0
+            while not stop.is_set():
+                fn = self.names[i % len(self.names)]
+                i += 1
+                t0 = time.monotonic()
+                try:
+                    code, hdrs, body, _, _ = bl.http_request(st.port, "GET", f"/{fn}", timeout=5)
+                    if code == 200 and body == HELLO:
+                        normal["ok"] += 1
+                    else:
+                        normal["bad"].append(f"/{fn}: {code} {hdrs.get('x-edgeway-error')} {body[:60]!r}")
+                except OSError as e:
+                    normal["bad"].append(f"/{fn}: {e}")
+                normal["lat"].append(time.monotonic() - t0)
+                stop.wait(max(0.0, 0.2 - (time.monotonic() - t0)))
+
+        def slowloris():
+            # each connection sends a request line, then one header line per
+            # second, never the blank line; reopened when the gateway closes it
+            conns: dict = {}
+
+            def open_one():
+                try:
+                    s = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+                    s.sendall(f"GET /f00 HTTP/1.1\r\nHost: 127.0.0.1:{st.port}\r\n".encode())
+                    s.setblocking(False)
+                    conns[s] = time.monotonic()
+                    slow["opened"] += 1
+                except OSError:
+                    slow["errors"] += 1
+
+            for _ in range(self.slowloris):
+                open_one()
+            n = 0
+            while not stop.wait(1.0):
+                n += 1
+                for s in list(conns):
+                    closed = False
+                    try:
+                        r, _, _ = select.select([s], [], [], 0)
+                        if r:
+                            closed = True  # EOF or an error answer (408/400): the gateway gave up on it
+                        else:
+                            s.send(f"X-Slow-{n}: {'a' * 8}\r\n".encode())
+                    except OSError:
+                        closed = True
+                    if closed:
+                        slow["closed_by_gateway"] += 1
+                        slow["open_s"].append(time.monotonic() - conns.pop(s))
+                        s.close()
+                        open_one()
+            for s in conns:
+                s.close()
+
+        def sampler():
+            while not stop.wait(0.5):
+                peak["rss_mib"] = max(peak["rss_mib"], round(bl.rss_bytes(st.main.pid) / 2**20, 1))
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (normal_client, slowloris, sampler)]
+        for th in threads:
+            th.start()
+        try:
+            r = self.attack_report(t, self.flood_rate, self.flood_dur, "flood")
+        finally:
+            stop.set()
+            for th in threads:
+                th.join(10)
+        during = self.snapshot(st)
+        time.sleep(2)
+        end = self.snapshot(st)
+        alive = st.main.poll() is None
+        self.procs.stop(st.main)
+        distinct = min(self.flood_ips, r["requests"])
+        codes = r["status_codes"]
+        growth = max(peak["rss_mib"], end["rss_mib"]) - start["rss_mib"]
+        problems = []
+        if normal["bad"]:
+            problems.append(f"{len(normal['bad'])} normal requests failed, e.g. {normal['bad'][:3]}")
+        if not normal["ok"]:
+            problems.append("the normal client got no answer at all")
+        if growth > self.flood_rss_growth:
+            problems.append(f"gateway RSS grew {growth:.0f} MiB (> {self.flood_rss_growth:g})")
+        if not alive:
+            problems.append("edgeway exited")
+        warn = []
+        odd = {k: v for k, v in codes.items() if k not in ("200", "429")}
+        if odd:
+            warn.append(f"flood answers other than 200/429: {odd}")
+        if r["req_s"] < 0.95 * self.flood_rate:
+            warn.append(f"flood rate not held ({r['req_s']:,.0f} of {self.flood_rate} req/s)")
+        nl = sorted(normal["lat"])
+        summary = (f"flood {r['requests']:,} requests from {distinct:,} distinct IPs at {r['req_s']:,.0f} req/s "
+                   f"(codes {codes}, p99 {r['p99_ms']:.1f} ms); normal client {normal['ok']}/{len(nl)} ok"
+                   + (f", p99 {bl.percentile(nl, 0.99) * 1000:.1f} ms max {nl[-1] * 1000:.1f} ms" if nl else "")
+                   + f"; slowloris {self.slowloris} conns: {slow['opened']} opened, {slow['closed_by_gateway']} "
+                   f"closed by the gateway"
+                   + (f" after {bl.median(slow['open_s']):.1f} s (median)" if slow["open_s"] else "")
+                   + f"; gateway RSS {start['rss_mib']} start → {peak['rss_mib']} peak → {end['rss_mib']} MiB end "
+                   f"(bound +{self.flood_rss_growth:g}), fds {start['fds']} → {end['fds']}"
+                   + (f"; PROBLEMS: {'; '.join(problems)}" if problems else "")
+                   + (f"; warnings: {'; '.join(warn)}" if warn else ""))
+        self.verdict("flood", not problems, summary,
+                     {"rate": self.flood_rate, "distinct_ips": distinct, "flood": r, "normal_ok": normal["ok"],
+                      "normal_failed": normal["bad"][:20], "slowloris": {k: v for k, v in slow.items() if k != "open_s"},
+                      "slowloris_open_s": [round(x, 2) for x in slow["open_s"]], "start": start, "during": during,
+                      "end": end, "rss_peak_mib": peak["rss_mib"], "problems": problems, "warnings": warn})
 
     def run(self):
         for t in self.only:

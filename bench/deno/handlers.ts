@@ -18,6 +18,12 @@ function burn(): number {
   return x >>> 0;
 }
 
+// mixed: one function with a fast path (answers at once) and a slow one
+// (awaits MIXED_SLOW_MS before answering), e.g. a cache hit and a call to a
+// slow API: does a slow request delay the fast ones queued behind it?
+const MIXED_SLOW_MS = 200;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 const STREAM_CHUNKS = 5;
 const STREAM_CHUNK = new TextEncoder().encode("x".repeat(511) + "\n");
 
@@ -30,6 +36,13 @@ export const handlers: Record<string, Handler> = {
     return new Response(body, { headers: { "content-type": "application/octet-stream" } });
   },
   cpu: () => new Response(`cpu ${burn()}\n`),
+  mixed: async (req) => {
+    if (req.url.endsWith("/slow")) {
+      await sleep(MIXED_SLOW_MS);
+      return new Response("slow\n");
+    }
+    return new Response("fast\n");
+  },
   stream: () => {
     let sent = 0;
     const body = new ReadableStream<Uint8Array>({
