@@ -2,6 +2,7 @@
 // Deno worker processes behind one fasthttp front door.
 //
 //	edgeway serve [flags]   serve the functions folder
+//	edgeway check [flags]   validate the folder and type-check every function
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
 package main
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stderr)
+	case "check":
+		return check(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -67,6 +70,8 @@ func usage(w io.Writer) {
 
 Usage:
   edgeway serve [flags]   serve a Supabase-style functions folder
+  edgeway check [flags]   validate a functions folder and type-check every
+                          function with deno check (exits non-zero on errors)
   edgeway version         print the version
   edgeway help            this help
 

@@ -488,12 +488,5 @@ func TestRefusalMetricsMatchWhatWasSent(t *testing.T) {
 		`edgeway_refused_total{function="small",code="CIRCUIT_OPEN"}`:        0,
 		`edgeway_refused_total{function="private",code="PAYLOAD_TOO_LARGE"}`: 0,
 	}
-	for k, v := range want {
-		got, ok := m[k]
-		if !ok {
-			t.Errorf("missing metric %s", k)
-		} else if got != v {
-			t.Errorf("%s = %v, want %v", k, got, v)
-		}
-	}
+	expectMetrics(t, m, want)
 }

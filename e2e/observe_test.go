@@ -41,6 +41,19 @@ func scrape(t *testing.T, g *Gateway, base string) map[string]float64 {
 	return out
 }
 
+// expectMetrics checks scraped samples against want (name{labels} → value).
+func expectMetrics(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("missing metric %s", k)
+		} else if g != v {
+			t.Errorf("%s = %v, want %v", k, g, v)
+		}
+	}
+}
+
 func TestMetricsCountWhatWasSent(t *testing.T) {
 	g := startGateway(t, map[string]string{
 		"counted/index.ts": `Deno.serve((req) => new Response("x", { status: new URL(req.url).pathname === "/missing" ? 404 : 200 }));`,
@@ -93,14 +106,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 		`edgeway_request_duration_seconds_count{function="broken"}`:          1,
 		`edgeway_refused_total{function="counted",code="PAYLOAD_TOO_LARGE"}`: 0,
 	}
-	for k, v := range want {
-		got, ok := m[k]
-		if !ok {
-			t.Errorf("missing metric %s", k)
-		} else if got != v {
-			t.Errorf("%s = %v, want %v", k, got, v)
-		}
-	}
+	expectMetrics(t, m, want)
 	if _, ok := m["go_goroutines"]; !ok {
 		t.Error("process metrics missing")
 	}
@@ -134,6 +140,11 @@ func TestHealthDocumentAndRequestIDs(t *testing.T) {
 		Status    string
 		Functions map[string]struct {
 			Running int
+			Breaker string
+			Latency struct {
+				P50, P95, P99 float64
+				Samples       int
+			} `json:"latencyMs"`
 			Workers []struct {
 				PID    int
 				State  string
@@ -147,6 +158,9 @@ func TestHealthDocumentAndRequestIDs(t *testing.T) {
 	fn := doc.Functions["echo"]
 	if doc.Status != "ok" || fn.Running != 1 || len(fn.Workers) != 1 || fn.Workers[0].PID == 0 || fn.Workers[0].Served != 2 || fn.Workers[0].State != "running" {
 		t.Fatalf("health document: %s", r.Body)
+	}
+	if fn.Breaker != "closed" || fn.Latency.Samples != 2 || fn.Latency.P50 <= 0 || fn.Latency.P99 < fn.Latency.P50 {
+		t.Fatalf("breaker and latency percentiles: %s", r.Body)
 	}
 }
 

@@ -155,16 +155,8 @@ func TestManyConcurrentWebSockets(t *testing.T) {
 	}
 }
 
-// wsToken signs an HS256 token for sub, valid for an hour.
+// wsToken signs an HS256 Supabase user token for sub.
 func wsToken(t *testing.T, secret, sub string) string {
 	t.Helper()
-	signer, err := jwt.NewSignerHS(jwt.HS256, []byte(secret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jwt.NewBuilder(signer).Build(jwt.RegisteredClaims{Subject: sub, ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok.String()
+	return mint(t, hsSigner(t, jwt.HS256, []byte(secret)), userClaims(sub))
 }

@@ -73,7 +73,10 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 	}
 	setForwarded(ctx, client, g.fromTrustedProxy(ctx))
 	deadline := start.Add(fn.Config.Timeout)
-	send := (*upstream.Worker).Proxy
+	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout}
+	send := func(w *upstream.Worker, ctx *fasthttp.RequestCtx, deadline time.Time) error {
+		return w.Proxy(ctx, deadline, lim)
+	}
 	if ws {
 		send = func(w *upstream.Worker, ctx *fasthttp.RequestCtx, deadline time.Time) error {
 			return w.Upgrade(ctx, deadline, g.sessions)
@@ -136,6 +139,12 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Fun
 	case errors.Is(err, upstream.ErrClientBody):
 		e = errBadRequest
 		ctx.SetConnectionClose() // the rest of the body cannot be framed
+	case errors.Is(err, upstream.ErrBodyTooLarge):
+		e = errTooLarge
+		ctx.SetConnectionClose()
+	case errors.Is(err, upstream.ErrBodyStalled):
+		e = errReqTimeout
+		ctx.SetConnectionClose()
 	}
 	if hasRetry {
 		e.writeRetryAfter(ctx, retry)

@@ -228,3 +228,10 @@ func (s *Supervisor) Stop() {
 	wg.Wait()
 	os.RemoveAll(s.runDir)
 }
+
+// Validate checks everything a serve would resolve for layout (.env files,
+// permission profiles, paths) without starting anything.
+func Validate(opts config.Options, layout *config.Layout) error {
+	_, err := makePlan(opts, layout)
+	return err
+}

@@ -18,7 +18,7 @@ import (
 // ErrDial means nothing reached the worker (retry elsewhere is safe);
 // ErrTimeout means the deadline passed before the response head; ErrWorker
 // means the worker broke the exchange.
-func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
+func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits) error {
 	start := time.Now().UnixNano()
 	if o := &w.pool.pipe; o.Conns > 0 && w.pool.latency.Load() < int64(o.MaxAge) && pipelineable(&ctx.Request) {
 		if pc := w.pickPipe(start); pc != nil {
@@ -57,21 +57,15 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time) error {
 		// streams it back): write concurrently, or both sides block on full
 		// socket buffers.
 		c.writing = make(chan error, 1)
-		go c.writeRequest(req)
+		go c.writeRequest(req, ctx.Conn(), lim, deadline)
 	} else {
-		err = req.Write(c.bw)
-		if err == nil {
-			err = c.bw.Flush()
-		}
+		err = c.send(req)
 	}
 	if clientClose {
 		req.Header.SetConnectionClose()
 	}
 	if err != nil {
-		c.nc.Close()
-		err = w.classify(err, deadline)
-		w.release()
-		return err
+		return w.abort(c, err, deadline)
 	}
 	resp := &ctx.Response
 	stream, err := readResponse(req, resp, c.br)
@@ -141,11 +135,8 @@ func streamsBody(req *fasthttp.Request, bufSize int) bool {
 
 // writeRequest sends the request in the background; the result tells finish
 // whether the connection can be reused.
-func (c *conn) writeRequest(req *fasthttp.Request) {
-	err := req.Write(c.bw)
-	if err == nil {
-		err = c.bw.Flush()
-	}
+func (c *conn) writeRequest(req *fasthttp.Request, client net.Conn, lim BodyLimits, deadline time.Time) {
+	err := c.writeStreamed(req, client, lim, deadline)
 	if err != nil {
 		// Unblock the reader: the worker may wait forever for the rest of
 		// a body that will not come.
@@ -154,20 +145,25 @@ func (c *conn) writeRequest(req *fasthttp.Request) {
 	c.writing <- err
 }
 
-// clientBodyFailed reports that the concurrent body writer failed while
-// reading the client's body (not while writing to the worker). It waits
-// for the writer, which has closed the connection on any error.
-func (c *conn) clientBodyFailed() bool {
+// clientBodyError returns why the concurrent body writer failed if the
+// client's body was at fault (too large, stalled, malformed), and nil when
+// it succeeded or failed writing to the worker. It waits for the writer,
+// which has closed the connection on any error.
+func (c *conn) clientBodyError() error {
 	if c.writing == nil {
-		return false
+		return nil
 	}
 	err := <-c.writing
 	c.writing = nil
-	if err == nil {
-		return false
-	}
 	var op *net.OpError
-	return !(errors.As(err, &op) && op.Op == "write")
+	switch {
+	case err == nil || (errors.As(err, &op) && op.Op == "write"):
+		return nil
+	case err == ErrBodyTooLarge || err == ErrBodyStalled:
+		return err
+	default:
+		return ErrClientBody
+	}
 }
 
 func (w *Worker) finish(c *conn, reusable bool) {
@@ -199,14 +195,30 @@ func noBody(status int) bool {
 	return status == fasthttp.StatusNoContent || status == fasthttp.StatusNotModified || (status >= 100 && status < 200)
 }
 
+// send writes the whole request and flushes it.
+func (c *conn) send(req *fasthttp.Request) error {
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// abort ends an exchange whose request could not be written.
+func (w *Worker) abort(c *conn, err error, deadline time.Time) error {
+	c.nc.Close()
+	err = w.classify(err, deadline)
+	w.release()
+	return err
+}
+
 // fail ends a broken exchange. The slot is given back only after classify
 // has learned whether the worker is dying, so requests waiting for a slot
 // do not race onto a dead worker.
 func (w *Worker) fail(c *conn, err error, deadline time.Time) error {
 	c.nc.Close()
-	if c.clientBodyFailed() {
+	if berr := c.clientBodyError(); berr != nil {
 		w.finish(c, false)
-		return ErrClientBody
+		return berr
 	}
 	err = w.classify(err, deadline)
 	w.finish(c, false)

@@ -25,14 +25,8 @@ func (w *Worker) Upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 	nc := c.nc
 	nc.SetDeadline(deadline)
 	req := &ctx.Request
-	if err := req.Write(c.bw); err == nil {
-		err = c.bw.Flush()
-	}
-	if err != nil {
-		nc.Close()
-		err = w.classify(err, deadline)
-		w.release()
-		return err
+	if err := c.send(req); err != nil {
+		return w.abort(&c, err, deadline)
 	}
 	resp := &ctx.Response
 	stream, err := readResponse(req, resp, c.br)

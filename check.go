@@ -1,0 +1,85 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"edgeway/config"
+	"edgeway/lifecycle"
+)
+
+// edgewayTypes declares what the bootstrap gives every function, so
+// `deno check` knows EdgeRuntime.
+const edgewayTypes = `declare const EdgeRuntime: { waitUntil<T>(promise: Promise<T>): Promise<T> };
+`
+
+// check validates a functions folder for CI before deploy: discovery,
+// every function.json, .env and config.toml, permission profiles, and a
+// `deno check` type-check of each entrypoint. It prints a table and
+// returns non-zero on any error.
+func check(args []string, stdout, stderr io.Writer) int {
+	opts, err := config.Parse(args, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "edgeway check: %v\n", err)
+		return 2
+	}
+	deno, err := exec.LookPath(opts.Deno)
+	if err == nil {
+		deno, err = filepath.Abs(deno)
+	}
+	if err != nil {
+		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+	}
+	layout, err := config.Discover(opts.Functions, opts)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	if err := lifecycle.Validate(opts, layout); err != nil {
+		return fail(stderr, err)
+	}
+	tmp, err := os.MkdirTemp("", "edgeway-check-")
+	if err != nil {
+		return fail(stderr, err)
+	}
+	defer os.RemoveAll(tmp)
+	types := filepath.Join(tmp, "edgeway.d.ts")
+	conf := filepath.Join(tmp, "deno.json")
+	os.WriteFile(types, []byte(edgewayTypes), 0o644)
+	os.WriteFile(conf, []byte(`{"compilerOptions":{"types":["`+types+`"]}}`), 0o644)
+
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FUNCTION\tROUTE\tAUTH\tPERMISSIONS\tPOOL\tCHECK")
+	failed := 0
+	for _, fn := range layout.Functions {
+		auth := "jwt"
+		if fn.Config.Public || opts.Auth == "none" {
+			auth = "public"
+		}
+		perms := "standard"
+		if len(fn.Config.Permissions) > 0 {
+			perms = strings.Join(fn.Config.Permissions, ",")
+		}
+		result := "ok"
+		cmd := exec.Command(deno, "check", "--config", conf, "--no-lock", fn.Entrypoint)
+		cmd.Dir = fn.Dir
+		cmd.Env = append(os.Environ(), "NO_COLOR=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			failed++
+			result = "FAILED"
+			fmt.Fprintf(stderr, "%s: deno check failed:\n%s\n", fn.Name, strings.TrimSpace(string(out)))
+		}
+		fmt.Fprintf(tw, "%s\t/functions/v1/%s, /%s\t%s\t%s\t%d-%d\t%s\n", fn.Name, fn.Name, fn.Name, auth, perms, fn.Config.MinWorkers, fn.Config.MaxWorkers, result)
+	}
+	tw.Flush()
+	if failed > 0 {
+		return fail(stderr, errors.New(fmt.Sprint(failed, " function(s) failed to type-check")))
+	}
+	fmt.Fprintf(stdout, "%d functions ok in %s\n", len(layout.Functions), layout.Root)
+	return 0
+}

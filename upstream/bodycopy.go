@@ -1,0 +1,94 @@
+package upstream
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BodyLimits bound a request body streamed from the client to a worker.
+type BodyLimits struct {
+	Max     int64         // most bytes; 0 = unlimited
+	IdleGap time.Duration // longest wait for more body bytes; 0 = none
+}
+
+// Errors a streamed client body can end with.
+var (
+	// ErrBodyTooLarge: the body outgrew BodyLimits.Max (413).
+	ErrBodyTooLarge = errors.New("upstream: request body too large")
+	// ErrBodyStalled: the client sent nothing for BodyLimits.IdleGap (408).
+	ErrBodyStalled = errors.New("upstream: request body stalled")
+)
+
+// writeStreamed writes the request head and copies the client's body to
+// the worker itself, so the body limit holds for chunked uploads and a
+// client that stops sending for IdleGap is cut off. An unknown length is
+// sent chunked.
+func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLimits, deadline time.Time) error {
+	cl := req.Header.ContentLength()
+	if cl < 0 {
+		req.Header.SetContentLength(-1) // Transfer-Encoding: chunked
+	}
+	if err := req.Header.Write(c.bw); err != nil {
+		return err
+	}
+	src := req.BodyStream()
+	buf := make([]byte, 32<<10)
+	var total int64
+	for {
+		if lim.IdleGap > 0 && client != nil {
+			client.SetReadDeadline(minTime(time.Now().Add(lim.IdleGap), deadline))
+		}
+		n, rerr := src.Read(buf)
+		total += int64(n)
+		if lim.Max > 0 && total > lim.Max {
+			return ErrBodyTooLarge
+		}
+		if n > 0 {
+			if err := c.writeBodyPart(buf[:n], cl < 0); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			var ne net.Error
+			if errors.As(rerr, &ne) && ne.Timeout() {
+				return ErrBodyStalled
+			}
+			return rerr
+		}
+	}
+	if cl < 0 {
+		if _, err := c.bw.WriteString("0\r\n\r\n"); err != nil {
+			return err
+		}
+	}
+	return c.bw.Flush()
+}
+
+// writeBodyPart writes p, as one chunk when chunked, and flushes so the
+// worker sees the body as it arrives.
+func (c *conn) writeBodyPart(p []byte, chunked bool) error {
+	if chunked {
+		c.bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+		c.bw.WriteString("\r\n")
+	}
+	c.bw.Write(p)
+	if chunked {
+		c.bw.WriteString("\r\n")
+	}
+	return c.bw.Flush()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.IsZero() || a.Before(b) {
+		return a
+	}
+	return b
+}
