@@ -358,7 +358,7 @@ func (h *harness) release(w *upstream.Worker) {
 // giveBack ends a request on w without waiting for the bubble to settle.
 func giveBack(w *upstream.Worker) error {
 	var ctx fasthttp.RequestCtx
-	return w.Proxy(&ctx, time.Now().Add(time.Second))
+	return w.Proxy(&ctx, time.Now().Add(time.Second), upstream.BodyLimits{})
 }
 
 // fakeProc is a fake worker process and its bootstrap.
