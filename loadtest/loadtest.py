@@ -336,7 +336,10 @@ class LoadTest:
         LOADTEST_RELOADS times; each write waits for the gateway's
         "function reloaded" before the next. Passes when no request failed."""
         log(f"== reload: {self.reloads} rewrites of live/index.ts under {self.reload_rate} req/s")
-        fdir = self.workdir / "functions-reload"
+        # edgeway also watches the folder holding the functions folder (for
+        # config.toml): keep it free of busy files (logs, vegeta's results),
+        # whose every write would restart the debounce
+        fdir = self.workdir / "reload" / "functions"
         index = fdir / "live" / "index.ts"
         index.parent.mkdir(parents=True, exist_ok=True)
 
