@@ -53,6 +53,7 @@ type Options struct {
 	PipelineConns        int
 	PipelineDepth        int
 	PipelineMaxAge       time.Duration
+	PipelineSlowCooldown time.Duration
 
 	// Front door.
 	MaxBody           int64
@@ -259,6 +260,7 @@ var specs = []spec{
 	intSpec("upstream-pipeline-conns", "2", "pipelined connections per worker", 1, func(o *Options) *int { return &o.PipelineConns }),
 	intSpec("upstream-pipeline-depth", "32", "most requests outstanding on one pipelined connection", 1, func(o *Options) *int { return &o.PipelineDepth }),
 	durationSpec("upstream-pipeline-max-age", "10ms", "never pipeline behind a request outstanding longer than this, nor for functions averaging slower", func(o *Options) *time.Duration { return &o.PipelineMaxAge }),
+	durationSpec("upstream-pipeline-slow-cooldown", "30s", "after one request slower than --upstream-pipeline-max-age, the function is not pipelined for this long", func(o *Options) *time.Duration { return &o.PipelineSlowCooldown }),
 	durationSpec("worker-exit-wait", "1s", "how long a failed request waits to learn if its worker died of its memory limit (546 instead of 502)", func(o *Options) *time.Duration { return &o.WorkerExitWait }),
 
 	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),

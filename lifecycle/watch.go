@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"path/filepath"
+	"strings"
 	"time"
 
 	"edgeway/config"
@@ -32,14 +33,26 @@ func (s *Supervisor) Watch(root string, debounce time.Duration, rescan func() (*
 	timer.Stop()
 	for {
 		select {
-		case <-events:
-			timer.Reset(debounce)
+		case ev := <-events:
+			if relevant(root, ev.Path()) {
+				timer.Reset(debounce)
+			}
 		case <-timer.C:
 			s.ReloadFromDisk(rescan, "watch")
 		case <-stop:
 			return nil
 		}
 	}
+}
+
+// relevant reports whether a change at path can affect the functions: any
+// path inside the functions folder, and only config.toml in the folder
+// above it (logs or other files written there must not trigger reloads).
+func relevant(root, path string) bool {
+	if path == root || strings.HasPrefix(path, root+string(filepath.Separator)) {
+		return true
+	}
+	return filepath.Dir(path) == filepath.Dir(root) && filepath.Base(path) == "config.toml"
 }
 
 // ReloadFromDisk rescans the functions folder and reloads what changed;

@@ -193,3 +193,24 @@ func BenchmarkAcquire(b *testing.B) {
 		}
 	})
 }
+
+func TestOneSlowRequestStopsPipeliningForTheCooldown(t *testing.T) {
+	p := NewPool(PoolOptions{MaxWorkers: 1, Pipeline: PipelineOptions{Conns: 2, Depth: 8, MaxAge: 10 * time.Millisecond, SlowCooldown: time.Minute}})
+	now := time.Now().UnixNano()
+	for i := 0; i < 50; i++ {
+		p.observe(int64(time.Millisecond))
+	}
+	if !p.pipelineAllowed(now) {
+		t.Fatal("a fast function is not pipelined")
+	}
+	p.observe(int64(200 * time.Millisecond))
+	for i := 0; i < 50; i++ {
+		p.observe(int64(time.Millisecond)) // the average recovers at once...
+	}
+	if p.pipelineAllowed(time.Now().UnixNano()) {
+		t.Fatal("pipelined again right after a slow request")
+	}
+	if !p.pipelineAllowed(time.Now().Add(2 * time.Minute).UnixNano()) {
+		t.Fatal("still not pipelined after the cooldown")
+	}
+}

@@ -24,9 +24,10 @@ import (
 
 // PipelineOptions tunes pipelining; the zero value turns it off.
 type PipelineOptions struct {
-	Conns  int           // pipelined connections per worker (0 = off)
-	Depth  int           // most requests outstanding per connection
-	MaxAge time.Duration // never pipeline behind a request older than this
+	Conns        int           // pipelined connections per worker (0 = off)
+	Depth        int           // most requests outstanding per connection
+	MaxAge       time.Duration // never pipeline behind a request older than this
+	SlowCooldown time.Duration // after a request slower than MaxAge, no pipelining for this long
 }
 
 // errNotSent: the pipelined connection broke before the request was

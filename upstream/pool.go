@@ -29,11 +29,12 @@ type PoolOptions struct {
 
 // Pool is a function's set of workers as the hot path sees it.
 type Pool struct {
-	snap    atomic.Pointer[Snapshot]
-	rr      atomic.Uint32
-	waiting atomic.Int32 // requests in the slow path
-	queued  atomic.Int32 // requests waiting for a slot on a busy worker
-	latency atomic.Int64 // moving average of request durations, nanos
+	snap      atomic.Pointer[Snapshot]
+	rr        atomic.Uint32
+	waiting   atomic.Int32 // requests in the slow path
+	queued    atomic.Int32 // requests waiting for a slot on a busy worker
+	latency   atomic.Int64 // moving average of request durations, nanos
+	slowUntil atomic.Int64 // no pipelining until then (unix nanos)
 	// Exchanges by connection kind, for status and tests.
 	pipelined atomic.Uint64
 	exclusive atomic.Uint64
@@ -75,6 +76,18 @@ func (p *Pool) Publish(s Snapshot) {
 func (p *Pool) observe(d int64) {
 	old := p.latency.Load()
 	p.latency.Store(old + (d-old)/8)
+	if p.pipe.Conns > 0 && d >= int64(p.pipe.MaxAge) {
+		// One slow request is enough to stop pipelining for a while: the
+		// average hides a mix of fast and slow paths, and a fast request
+		// pipelined behind a slow one waits for it.
+		p.slowUntil.Store(time.Now().UnixNano() + int64(p.pipe.SlowCooldown))
+	}
+}
+
+// pipelineAllowed reports whether the function's recent requests are all
+// quick enough to pipeline.
+func (p *Pool) pipelineAllowed(now int64) bool {
+	return p.pipe.Conns > 0 && p.latency.Load() < int64(p.pipe.MaxAge) && now >= p.slowUntil.Load()
 }
 
 // Exchanges reports how many requests went over pipelined and over

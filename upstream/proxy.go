@@ -20,7 +20,7 @@ import (
 // means the worker broke the exchange.
 func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits) error {
 	start := time.Now().UnixNano()
-	if o := &w.pool.pipe; o.Conns > 0 && w.pool.latency.Load() < int64(o.MaxAge) && pipelineable(&ctx.Request) {
+	if w.pool.pipelineAllowed(start) && pipelineable(&ctx.Request) {
 		if pc := w.pickPipe(start); pc != nil {
 			err := w.proxyPipelined(ctx, pc, deadline)
 			if err != errNotSent {
