@@ -97,8 +97,6 @@ func TestIdleWorkerStopsAndNextRequestGetsANewOne(t *testing.T) {
 
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	g := &Gateway{t: t}
-	_ = g
 	for i := 0; alive(pid); i++ {
 		if i > int(eventTimeout.Milliseconds()/20) {
 			t.Fatalf("pid %d still alive", pid)

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"net/netip"
 	"time"
@@ -169,6 +168,3 @@ func breakerFailure(ctx *fasthttp.RequestCtx) bool {
 	}
 	return false
 }
-
-// claimsJSON decodes an x-auth-claims value (for tests and tools).
-func claimsJSON(v []byte) ([]byte, error) { return base64.RawURLEncoding.DecodeString(string(v)) }

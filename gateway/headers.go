@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"net"
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
@@ -163,23 +162,6 @@ func setForwarded(ctx *fasthttp.RequestCtx, client netip.Addr, trustedPeer bool)
 	}
 	h.SetBytesKV(hdrXForwardedHost, host)
 	h.SetBytesKV(hdrXForwardedProto, valHTTP)
-}
-
-// appendClientIP appends the peer's IP without allocating.
-func appendClientIP(dst []byte, addr net.Addr) []byte {
-	var ip net.IP
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		ip = a.IP
-	case *net.UDPAddr:
-		ip = a.IP
-	default:
-		return dst
-	}
-	if a, ok := netip.AddrFromSlice(ip); ok {
-		return a.Unmap().AppendTo(dst)
-	}
-	return dst
 }
 
 var (

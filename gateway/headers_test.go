@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"net"
 	"strings"
 	"testing"
 
@@ -58,20 +57,6 @@ func TestSanitizeResponse(t *testing.T) {
 	out := resp.Header.String()
 	if string(resp.Header.Peek("X-Mine")) != "1" || !strings.Contains(out, "Set-Cookie: a=1") || !strings.Contains(out, "Set-Cookie: b=2") {
 		t.Errorf("response headers changed: %s", resp.Header.String())
-	}
-}
-
-func TestAppendClientIP(t *testing.T) {
-	cases := map[string]net.Addr{
-		"127.0.0.1":   &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)},
-		"10.1.2.3":    &net.TCPAddr{IP: net.ParseIP("::ffff:10.1.2.3")},
-		"2001:db8::1": &net.TCPAddr{IP: net.ParseIP("2001:db8::1")},
-		"":            &net.UnixAddr{Name: "/x"},
-	}
-	for want, addr := range cases {
-		if got := string(appendClientIP(nil, addr)); got != want {
-			t.Errorf("appendClientIP(%v) = %q, want %q", addr, got, want)
-		}
 	}
 }
 

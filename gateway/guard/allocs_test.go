@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"bytes"
 	"net/netip"
 	"testing"
 	"time"
@@ -85,20 +84,5 @@ func TestNoAllocs(t *testing.T) {
 	t.Run("LatencyRing", func(t *testing.T) {
 		r := NewLatencyRing(0)
 		checkNoAllocs(t, "Record", func() { r.Record(time.Millisecond) })
-	})
-	t.Run("LimitedReader", func(t *testing.T) {
-		body := bytes.Repeat([]byte("x"), 100)
-		src := bytes.NewReader(body)
-		buf := make([]byte, 64)
-		checkNoAllocs(t, "Acquire, Read, Release", func() {
-			src.Reset(body)
-			lr := AcquireLimitedReader(src, 50)
-			for {
-				if _, err := lr.Read(buf); err != nil {
-					break
-				}
-			}
-			ReleaseLimitedReader(lr)
-		})
 	})
 }

@@ -20,9 +20,7 @@
 //     Retry-After when empty); memory stays within MaxKeys buckets.
 //  4. Breaker.Allow refuses calls to a failing function (503 with
 //     Retry-After); Breaker.Report records each outcome afterwards.
-//  5. AcquireLimitedReader caps streamed request bodies (413 on
-//     ErrBodyTooLarge).
-//  6. LatencyRing.Record keeps recent durations for health and metrics.
+//  5. LatencyRing.Record keeps recent durations for health and metrics.
 //
 // A nil *RateLimiter, *Breaker or *CORS lets everything through, so a
 // disabled guard costs one nil check.
