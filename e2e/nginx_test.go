@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/rand"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fasthttp/websocket"
 )
 
 // startNginx runs real nginx with examples/nginx/edgeway.conf in front of g.
@@ -79,10 +83,21 @@ func clientFrom(local string) *http.Client {
 	}}
 }
 
+// wsBehindNginx first reports the client address it was given, then
+// echoes every message.
+const wsBehindNginx = `Deno.serve((req) => {
+  const xff = req.headers.get("x-forwarded-for");
+  const { socket, response } = Deno.upgradeWebSocket(req);
+  socket.onopen = () => socket.send("xff " + xff);
+  socket.onmessage = (e) => socket.send(e.data);
+  return response;
+});`
+
 func TestBehindNginx(t *testing.T) {
 	g := startGateway(t, map[string]string{
 		"echo/index.ts":   echoURL,
 		"stream/index.ts": sseReleaseFn,
+		"ws/index.ts":     wsBehindNginx,
 	}, "--trusted-proxies", "127.0.0.1/32")
 	front := startNginx(t, g)
 	c := clientFrom("127.0.0.2")
@@ -123,5 +138,43 @@ func TestBehindNginx(t *testing.T) {
 			}
 			r.Body.Close()
 		}
+	}
+
+	// A WebSocket echo: nginx passes the upgrade on (the example sets Upgrade
+	// and Connection: upgrade), edgeway splices it to the worker.
+	d := websocket.Dialer{HandshakeTimeout: eventTimeout,
+		NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}
+	ws, wresp, err := d.Dial("ws"+strings.TrimPrefix(front, "http")+"/functions/v1/ws",
+		http.Header{"X-Forwarded-For": {"6.6.6.6"}})
+	if err != nil {
+		status := 0
+		if wresp != nil {
+			status = wresp.StatusCode
+		}
+		t.Fatalf("WebSocket through nginx: %v (status %d)", err, status)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(eventTimeout))
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "xff 127.0.0.2" {
+		t.Fatalf("WebSocket through nginx: first message %q %v, want the real client 127.0.0.2", msg, err)
+	}
+	big := make([]byte, 256<<10) // more than nginx's proxy buffer
+	rand.Read(big)
+	for _, m := range []struct {
+		kind int
+		data []byte
+	}{{websocket.TextMessage, []byte("hello through nginx")}, {websocket.BinaryMessage, []byte{0, 1, 2, 0xfe, 0xff}},
+		{websocket.BinaryMessage, big}} {
+		if err := ws.WriteMessage(m.kind, m.data); err != nil {
+			t.Fatal(err)
+		}
+		kind, got, err := ws.ReadMessage()
+		if err != nil || kind != m.kind || !bytes.Equal(got, m.data) {
+			t.Fatalf("WebSocket echo of %d bytes through nginx: kind %d, %d bytes, %v", len(m.data), kind, len(got), err)
+		}
+	}
+	ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("close handshake through nginx: %v", err)
 	}
 }
