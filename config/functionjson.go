@@ -30,6 +30,10 @@ type FunctionConfig struct {
 	HealthCheckMaxFailures   int
 	BackgroundTaskKeepsAlive bool
 	BackgroundTaskTimeout    time.Duration
+	MaxWebSockets            int           // WebSocket sessions per worker (0 = unlimited)
+	WebSocketKeepsAlive      bool          // open WebSockets keep a worker from its idle timeout
+	WebSocketDrainTimeout    time.Duration // how long a stopping worker keeps its WebSockets
+	WebSocketIdleTimeout     time.Duration // close a WebSocket silent this long (0 = never)
 
 	Public       bool     // no token needed ("auth": false, verify_jwt = false, --public-functions)
 	Permissions  []string // a profile name or Deno permission flags
@@ -86,6 +90,10 @@ type functionFile struct {
 	HealthCheckMaxFailures   *int  `json:"healthCheckMaxFailures"`
 	BackgroundTaskKeepsAlive *bool `json:"backgroundTaskKeepsAlive"`
 	BackgroundTaskTimeout    *int  `json:"backgroundTaskTimeout"`
+	MaxWebSocketConnections  *int  `json:"maxWebSocketConnections"`
+	WebsocketKeepsAlive      *bool `json:"websocketKeepsAlive"`
+	WebsocketDrainTimeout    *int  `json:"websocketDrainTimeout"`
+	WebsocketIdleTimeout     *int  `json:"websocketIdleTimeout"`
 
 	Auth         *bool        `json:"auth"`
 	Permissions  stringOrList `json:"permissions"`
@@ -111,6 +119,10 @@ func DefaultFunctionConfig(o Options) FunctionConfig {
 		HealthCheckMaxFailures:   o.HealthCheckMaxFailures,
 		BackgroundTaskKeepsAlive: o.BackgroundTaskKeepsAlive,
 		BackgroundTaskTimeout:    o.BackgroundTaskTimeout,
+		MaxWebSockets:            o.MaxWebSocketConnections,
+		WebSocketKeepsAlive:      o.WebSocketKeepsAlive,
+		WebSocketDrainTimeout:    o.WebSocketDrainTimeout,
+		WebSocketIdleTimeout:     o.WebSocketIdleTimeout,
 		RPM:                      o.RateLimit,
 		MaxBodyBytes:             o.MaxBody,
 		Breaker:                  BreakerConfig{ErrorRate: o.BreakerErrorRate, Window: o.BreakerWindow, Cooldown: o.BreakerCooldown},
@@ -151,6 +163,7 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 		{"maxQueue", f.MaxQueue, 0, &c.MaxQueue},
 		{"memoryLimitMb", f.MemoryLimitMb, 0, &c.MemoryLimitMB},
 		{"healthCheckMaxFailures", f.HealthCheckMaxFailures, 1, &c.HealthCheckMaxFailures},
+		{"maxWebSocketConnections", f.MaxWebSocketConnections, 0, &c.MaxWebSockets},
 	} {
 		if fld.src == nil {
 			continue
@@ -173,6 +186,8 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 		{"healthCheckInterval", f.HealthCheckInterval, &c.HealthCheckInterval},
 		{"healthCheckTimeout", f.HealthCheckTimeout, &c.HealthCheckTimeout},
 		{"backgroundTaskTimeout", f.BackgroundTaskTimeout, &c.BackgroundTaskTimeout},
+		{"websocketDrainTimeout", f.WebsocketDrainTimeout, &c.WebSocketDrainTimeout},
+		{"websocketIdleTimeout", f.WebsocketIdleTimeout, &c.WebSocketIdleTimeout},
 	} {
 		if fld.src == nil {
 			continue
@@ -187,6 +202,9 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 	}
 	if f.BackgroundTaskKeepsAlive != nil {
 		c.BackgroundTaskKeepsAlive = *f.BackgroundTaskKeepsAlive
+	}
+	if f.WebsocketKeepsAlive != nil {
+		c.WebSocketKeepsAlive = *f.WebsocketKeepsAlive
 	}
 	if f.Auth != nil {
 		c.Public = !*f.Auth

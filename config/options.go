@@ -29,6 +29,12 @@ type Options struct {
 	IdleTimeout              time.Duration
 	WorkerMaxDuration        time.Duration
 	MaxConcurrency           int
+	MaxWebSocketConnections  int
+	WebSocketKeepsAlive      bool
+	WebSocketDrainTimeout    time.Duration
+	WebSocketIdleTimeout     time.Duration
+	MaxWebSockets            int
+	WebSocketCloseTimeout    time.Duration
 	MaxQueue                 int
 	QueueTimeout             time.Duration
 	MemoryLimitMB            int
@@ -246,6 +252,12 @@ var specs = []spec{
 	intSpec("health-check-max-failures", "3", "default healthCheckMaxFailures before a worker is replaced", 1, func(o *Options) *int { return &o.HealthCheckMaxFailures }),
 	boolSpec("background-task-keeps-alive", "true", "default backgroundTaskKeepsAlive: pending waitUntil tasks keep a worker up", func(o *Options) *bool { return &o.BackgroundTaskKeepsAlive }),
 	durationSpec("background-task-timeout", "30s", "default backgroundTaskTimeout after a worker's last response", func(o *Options) *time.Duration { return &o.BackgroundTaskTimeout }),
+	intSpec("max-websocket-connections", "100", "default maxWebSocketConnections: WebSocket sessions per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxWebSocketConnections }),
+	boolSpec("websocket-keeps-alive", "true", "default websocketKeepsAlive: open WebSockets keep a worker from its idle timeout", func(o *Options) *bool { return &o.WebSocketKeepsAlive }),
+	durationSpec("websocket-drain-timeout", "30s", "default websocketDrainTimeout: a recycled or reloaded worker keeps its open WebSockets this long, then closes them with 1001", func(o *Options) *time.Duration { return &o.WebSocketDrainTimeout }),
+	durationSpec("websocket-idle-timeout", "0s", "default websocketIdleTimeout: close a WebSocket with no traffic either way for this long with 1001 (0 = never)", func(o *Options) *time.Duration { return &o.WebSocketIdleTimeout }),
+	intSpec("max-websockets", "10000", "most WebSocket sessions for the whole gateway; more upgrades get 503 OVERLOADED before the handshake (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxWebSockets }),
+	durationSpec("websocket-close-timeout", "2s", "how long a close handshake started by the gateway (shutdown, stop, reload, idle, worker crash) waits for the client's reply", func(o *Options) *time.Duration { return &o.WebSocketCloseTimeout }),
 
 	intSpec("crash-loop-threshold", "5", "crashes within --crash-loop-window that put a function in a crash loop", 1, func(o *Options) *int { return &o.CrashLoopThreshold }),
 	durationSpec("crash-loop-window", "30s", "window over which crashes are counted", func(o *Options) *time.Duration { return &o.CrashLoopWindow }),

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"syscall"
@@ -114,43 +116,81 @@ func TestWebSocketTokenFromQuery(t *testing.T) {
 	}
 }
 
-func TestWebSocketsEndOnShutdownAndWorkerDeath(t *testing.T) {
+func TestWebSocketCloseCodesOnWorkerDeathAndShutdown(t *testing.T) {
 	g := startGateway(t, map[string]string{"ws/index.ts": wsEcho})
 	c, _ := dialWS(t, wsURL(g, "/ws"), nil)
 	c.ReadMessage()
-	// kill -9 of the worker ends the client's connection.
+	// kill -9 of the worker: the gateway closes the client with 1011.
 	for _, pid := range g.WorkerPIDs() {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if _, _, err := c.ReadMessage(); err == nil {
-		t.Fatal("connection survived its worker")
-	}
+	expectClose(t, c, websocket.CloseInternalServerErr)
+	g.WaitLog(func(l logLine) bool {
+		return l.Msg() == "websocket closed" && l.Int("code") == 1011 && l.Str("closed_by") == "gateway"
+	})
 	g.WaitLog(func(l logLine) bool { return l.Msg() == "worker died" })
-	c2, _ := dialWS(t, wsURL(g, "/ws"), nil)
-	c2.ReadMessage()
+	// SIGTERM: every open connection gets 1001 (going away), then the
+	// gateway exits cleanly.
+	var conns []*websocket.Conn
+	for i := 0; i < 3; i++ {
+		c, _ := dialWS(t, wsURL(g, "/ws"), nil)
+		c.ReadMessage()
+		conns = append(conns, c)
+	}
 	g.Signal(syscall.SIGTERM)
-	if _, _, err := c2.ReadMessage(); err == nil {
-		t.Fatal("connection survived the gateway's shutdown")
+	for _, c := range conns {
+		expectClose(t, c, websocket.CloseGoingAway)
 	}
 	if code := g.WaitExit(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
 
+// expectClose reads until the connection ends and checks the close code
+// the client received.
+func expectClose(t *testing.T, c *websocket.Conn, code int) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(eventTimeout))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != code {
+			t.Fatalf("connection ended with %v, want close code %d", err, code)
+		}
+		return
+	}
+}
+
 func TestManyConcurrentWebSockets(t *testing.T) {
-	g := startGateway(t, map[string]string{"ws/index.ts": wsEcho})
-	const n = 200
+	g := startGateway(t, map[string]string{"ws/index.ts": wsEcho}, "--max-websocket-connections", "0")
+	const n = 500
 	conns := make([]*websocket.Conn, n)
 	for i := range conns {
 		conns[i], _ = dialWS(t, wsURL(g, "/ws"), nil)
 		conns[i].ReadMessage()
 	}
+	// Every connection sends and reads its echo at the same time.
+	errs := make(chan error, n)
 	for i, c := range conns {
-		c.WriteMessage(websocket.TextMessage, []byte("m"+itoa(i)))
+		go func() {
+			msg := "m" + itoa(i)
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				errs <- err
+				return
+			}
+			if _, got, err := c.ReadMessage(); err != nil || string(got) != msg {
+				errs <- fmt.Errorf("conn %d: %q %v", i, got, err)
+				return
+			}
+			errs <- nil
+		}()
 	}
-	for i, c := range conns {
-		if _, got, err := c.ReadMessage(); err != nil || string(got) != "m"+itoa(i) {
-			t.Fatalf("conn %d: %q %v", i, got, err)
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
 	}
 }

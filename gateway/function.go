@@ -73,23 +73,18 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 	}
 	setForwarded(ctx, client, g.fromTrustedProxy(ctx))
 	deadline := start.Add(fn.Config.Timeout)
-	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout}
-	send := func(w *upstream.Worker, ctx *fasthttp.RequestCtx, deadline time.Time) error {
-		return w.Proxy(ctx, deadline, lim)
-	}
 	if ws {
-		send = func(w *upstream.Worker, ctx *fasthttp.RequestCtx, deadline time.Time) error {
-			return w.Upgrade(ctx, deadline, g.sessions)
-		}
+		return g.proxyWebSocket(ctx, fn, deadline)
 	}
+	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout}
 	w, err := fn.Pool.Acquire(deadline)
 	if err == nil {
-		err = send(w, ctx, deadline)
+		err = w.Proxy(ctx, deadline, lim)
 		if err == upstream.ErrDial {
 			// Nothing reached the worker: one retry on another (or on its
 			// replacement) is safe.
 			if w, err = fn.Pool.AcquireOther(deadline, w); err == nil {
-				err = send(w, ctx, deadline)
+				err = w.Proxy(ctx, deadline, lim)
 			}
 		}
 	}
@@ -97,9 +92,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 		g.writeDispatchError(ctx, fn, err)
 		return 0
 	}
-	if ctx.Response.StatusCode() != fasthttp.StatusSwitchingProtocols {
-		sanitizeResponse(&ctx.Response.Header)
-	}
+	sanitizeResponse(&ctx.Response.Header)
 	return w.PID
 }
 

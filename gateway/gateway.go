@@ -71,7 +71,7 @@ func (g *Gateway) fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
 func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *Gateway {
 	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs(),
 		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted,
-		sessions: upstream.NewSessions()}
+		sessions: upstream.NewSessions(opts.MaxWebSockets)}
 	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
@@ -108,9 +108,9 @@ func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
 // and closes idle connections.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopping.Store(true)
-	// Open WebSockets would outlive any grace: end them now so clients
-	// reconnect elsewhere.
-	g.sessions.Close(0)
+	// Open WebSockets would outlive any grace: close them now with 1001
+	// (going away) so clients reconnect elsewhere.
+	g.sessions.GoAway(upstream.CloseGoingAway, g.opts.WebSocketCloseTimeout)
 	if g.adminSrv != nil {
 		defer g.adminSrv.ShutdownWithContext(ctx)
 	}

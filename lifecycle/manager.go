@@ -24,6 +24,7 @@ const (
 	ReasonHealth      = "health"
 	ReasonShutdown    = "shutdown"
 	ReasonBackground  = "background task timeout"
+	ReasonReload      = "reload" // replaced by a new version, or removed
 )
 
 // Manager is one function's lifecycle goroutine and its state. Only run
@@ -38,7 +39,7 @@ type Manager struct {
 	metrics *observe.FunctionMetrics
 
 	events chan any
-	stopCh chan chan struct{}
+	stopCh chan stopRequest
 	done   chan struct{}
 	status atomic.Pointer[FunctionStatus]
 
@@ -95,13 +96,14 @@ func newManager(s *Supervisor, spec *launchSpec, metrics *observe.FunctionMetric
 		pool: upstream.NewPool(upstream.PoolOptions{
 			MaxWorkers:     fn.Config.MaxWorkers,
 			MaxConcurrency: fn.Config.MaxConcurrency,
+			MaxWebSockets:  fn.Config.MaxWebSockets,
 			MaxQueue:       fn.Config.MaxQueue,
 			QueueTimeout:   fn.Config.QueueTimeout,
 			Pipeline:       pipelineOptions(s.opts),
 		}),
 		log:       s.log.With().Str("function", fn.Name).Logger(),
 		events:    make(chan any, 16),
-		stopCh:    make(chan chan struct{}),
+		stopCh:    make(chan stopRequest),
 		done:      make(chan struct{}),
 		replacing: map[*process]bool{},
 		now:       time.Now,
@@ -130,10 +132,22 @@ func (m *Manager) send(ev any) {
 }
 
 // stop closes the function and waits until every worker has exited.
-func (m *Manager) stop() {
+func (m *Manager) stop() { m.stopFor(ReasonShutdown) }
+
+// retire stops a function replaced by a new version or removed: its
+// workers drain as for a recycle, keeping open WebSockets up to
+// websocketDrainTimeout.
+func (m *Manager) retire() { m.stopFor(ReasonReload) }
+
+type stopRequest struct {
+	reply  chan struct{}
+	reason string
+}
+
+func (m *Manager) stopFor(reason string) {
 	reply := make(chan struct{})
 	select {
-	case m.stopCh <- reply:
+	case m.stopCh <- stopRequest{reply, reason}:
 		<-reply
 	case <-m.done:
 	}
@@ -156,8 +170,8 @@ func (m *Manager) run() {
 			m.scale()
 		case ev := <-m.events:
 			m.handle(ev)
-		case reply := <-m.stopCh:
-			m.beginShutdown(reply)
+		case req := <-m.stopCh:
+			m.beginShutdown(req.reply, req.reason)
 		case <-m.timer.C:
 		}
 		m.tick()
@@ -390,11 +404,14 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 	}
 	drained := p.worker.Drain()
 	limit := m.cfg.Timeout
-	if reason == ReasonShutdown {
+	if reason == ReasonShutdown || reason == ReasonReload {
 		// The server has already given in-flight requests the shutdown
-		// grace; the bootstrap still finishes what is left on SIGTERM.
+		// grace (or the new version takes the traffic); the bootstrap
+		// still finishes what is left on SIGTERM.
 		limit = 0
 	}
+	wsDrain := m.webSocketDrain(reason)
+	closeTimeout := m.s.opts.WebSocketCloseTimeout
 	go func() {
 		t := time.NewTimer(limit)
 		defer t.Stop()
@@ -403,8 +420,23 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 		case <-t.C:
 		case <-p.exited:
 		}
+		// Open WebSockets get their drain time, then a 1001 close, before
+		// the process is told to stop.
+		if wsDrain <= 0 || !p.worker.WaitWebSockets(wsDrain) {
+			p.worker.CloseWebSockets(upstream.CloseGoingAway, closeTimeout)
+		}
 		m.send(evDrained{p})
 	}()
+}
+
+// webSocketDrain is how long a worker stopped for reason keeps its open
+// WebSockets before closing them with 1001.
+func (m *Manager) webSocketDrain(reason string) time.Duration {
+	switch reason {
+	case ReasonMaxDuration, ReasonReload:
+		return m.cfg.WebSocketDrainTimeout
+	}
+	return 0
 }
 
 func (m *Manager) restartsIfReplaced(reason string) {
@@ -443,15 +475,19 @@ func (m *Manager) killAfterGrace(p *process) {
 	}
 }
 
-func (m *Manager) beginShutdown(reply chan struct{}) {
+func (m *Manager) beginShutdown(reply chan struct{}, reason string) {
 	m.closed = true
 	m.stopReply = reply
 	for _, p := range append([]*process(nil), m.ready...) {
-		m.stopProcess(p, ReasonShutdown, false)
+		m.stopProcess(p, reason, false)
+	}
+	if reason != ReasonShutdown {
+		return // workers already draining finish their drain
 	}
 	// Workers already draining (recycled, idle) get SIGTERM at once too;
 	// the bootstrap finishes what is left.
 	for _, p := range m.stopping {
+		p.worker.CloseWebSockets(upstream.CloseGoingAway, 0)
 		m.terminate(p)
 	}
 }

@@ -66,7 +66,7 @@ func (s *Supervisor) Reload(layout *config.Layout) error {
 	}
 	s.publishFunctions(next)
 	for _, f := range removed {
-		go f.m.stop()
+		go f.m.retire()
 	}
 	var wg sync.WaitGroup
 	for i := range swaps {
@@ -88,7 +88,7 @@ func (s *Supervisor) Reload(layout *config.Layout) error {
 	for _, sw := range swaps {
 		if sw.fresh != nil {
 			s.log.Info().Str("function", sw.name).Msg("function reloaded")
-			go sw.old.m.stop()
+			go sw.old.m.retire()
 		}
 	}
 	s.layout, s.prints = layout, p.prints

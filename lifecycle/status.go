@@ -13,6 +13,7 @@ type WorkerStatus struct {
 	State           string  `json:"state"` // running | draining
 	UptimeSeconds   float64 `json:"uptimeSeconds"`
 	InFlight        int     `json:"inFlight"`
+	WebSockets      int     `json:"webSockets"`
 	Served          uint64  `json:"served"`
 	BackgroundTasks int     `json:"backgroundTasks"`
 }
@@ -70,6 +71,7 @@ func (m *Manager) Status() FunctionStatus {
 	for i, w := range st.Workers {
 		w.UptimeSeconds = now.Sub(st.starts[i]).Seconds()
 		w.InFlight = st.refs[i].InFlight()
+		w.WebSockets = st.refs[i].WebSockets()
 		w.Served = st.refs[i].Served()
 		ws[i] = w
 	}

@@ -56,7 +56,7 @@ func (m *Manager) checkHealth(p *process, now time.Time) bool {
 // checkIdle stops p once it has had nothing in flight for idleTimeout, never
 // going below minWorkers and never while background tasks keep it alive.
 func (m *Manager) checkIdle(p *process, now time.Time) {
-	if m.cfg.IdleTimeout <= 0 || m.closed || len(m.ready) <= m.cfg.MinWorkers || p.worker.InFlight() > 0 {
+	if m.cfg.IdleTimeout <= 0 || m.closed || len(m.ready) <= m.cfg.MinWorkers || m.busy(p) {
 		return
 	}
 	last := p.worker.LastActive()
@@ -81,6 +81,12 @@ func (m *Manager) checkIdle(p *process, now time.Time) {
 		return
 	}
 	m.stopProcess(p, ReasonIdle, false)
+}
+
+// busy reports work that keeps p from its idle timeout: requests in
+// flight, and open WebSockets unless websocketKeepsAlive is off.
+func (m *Manager) busy(p *process) bool {
+	return p.worker.InFlight() > 0 || (m.cfg.WebSocketKeepsAlive && p.worker.WebSockets() > 0)
 }
 
 func (m *Manager) ping(p *process, now time.Time) {
@@ -127,7 +133,7 @@ func (m *Manager) armTimer() {
 		if m.cfg.IdleTimeout > 0 && len(m.ready) > m.cfg.MinWorkers {
 			idleAt := p.worker.LastActive().Add(m.cfg.IdleTimeout)
 			switch {
-			case p.worker.InFlight() > 0:
+			case m.busy(p):
 				due(now.Add(m.cfg.IdleTimeout))
 			case p.bgTasks > 0 && m.cfg.BackgroundTaskKeepsAlive:
 				// Kept alive until backgroundTaskTimeout (the end of its

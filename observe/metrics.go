@@ -3,6 +3,7 @@ package observe
 import (
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -29,6 +30,12 @@ type FunctionMetrics struct {
 	Crashes         *metrics.Counter
 	Stops           map[string]*metrics.Counter // by reason
 	BreakerOpenings *metrics.Counter
+
+	WebSocketsOpened  *metrics.Counter
+	WebSocketBytesIn  *metrics.Counter // client → worker, after the handshake
+	WebSocketBytesOut *metrics.Counter // worker → client
+	WebSocketDuration *metrics.PrometheusHistogram
+	webSocketsOpen    atomic.Int64
 }
 
 // RefusalCodes are the gateway error codes counted per function.
@@ -63,7 +70,13 @@ func NewFunctionMetrics(name string, g Gauges) *FunctionMetrics {
 		Crashes:         s.NewCounter(`edgeway_worker_crashes_total` + lbl + `}`),
 		Stops:           map[string]*metrics.Counter{},
 		BreakerOpenings: s.NewCounter(`edgeway_breaker_openings_total` + lbl + `}`),
+
+		WebSocketsOpened:  s.NewCounter(`edgeway_websockets_opened_total` + lbl + `}`),
+		WebSocketBytesIn:  s.NewCounter(`edgeway_websocket_bytes_total` + lbl + `,direction="in"}`),
+		WebSocketBytesOut: s.NewCounter(`edgeway_websocket_bytes_total` + lbl + `,direction="out"}`),
+		WebSocketDuration: s.NewPrometheusHistogram(`edgeway_websocket_duration_seconds` + lbl + `}`),
 	}
+	s.NewGauge(`edgeway_websockets_open`+lbl+`}`, func() float64 { return float64(m.webSocketsOpen.Load()) })
 	for class := 1; class <= 5; class++ {
 		m.Requests[class] = s.NewCounter(fmt.Sprintf(`edgeway_requests_total%s,status="%dxx"}`, lbl, class))
 	}
@@ -122,4 +135,34 @@ func (m *FunctionMetrics) Stopped(reason string) {
 	if c := m.Stops[reason]; c != nil {
 		c.Inc()
 	}
+}
+
+// WebSocketOpened counts a session that completed its handshake.
+func (m *FunctionMetrics) WebSocketOpened() {
+	m.WebSocketsOpened.Inc()
+	m.webSocketsOpen.Add(1)
+}
+
+// WebSocketClosed counts a finished session by close code.
+func (m *FunctionMetrics) WebSocketClosed(code int, d time.Duration) {
+	m.webSocketsOpen.Add(-1)
+	m.WebSocketDuration.Update(d.Seconds())
+	m.set.GetOrCreateCounter(`edgeway_websocket_closed_total{function=` + strconv.Quote(m.name) + `,code="` + closeCodeLabel(code) + `"}`).Inc()
+}
+
+// WebSocketsOpen is the number of open sessions.
+func (m *FunctionMetrics) WebSocketsOpen() int { return int(m.webSocketsOpen.Load()) }
+
+// closeCodeLabel bounds the label's values: clients choose codes freely
+// in 3000–4999, which would otherwise make one series per code.
+func closeCodeLabel(code int) string {
+	switch {
+	case code >= 1000 && code <= 1015:
+		return strconv.Itoa(code)
+	case code >= 3000 && code <= 3999:
+		return "3xxx"
+	case code >= 4000 && code <= 4999:
+		return "4xxx"
+	}
+	return "other"
 }

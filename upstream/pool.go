@@ -24,6 +24,7 @@ type PoolOptions struct {
 	MaxConcurrency int           // in-flight requests per worker; 0 = unlimited
 	MaxQueue       int           // requests waiting for a slot
 	QueueTimeout   time.Duration // longest wait for a slot
+	MaxWebSockets  int           // WebSocket sessions per worker; 0 = unlimited
 	Pipeline       PipelineOptions
 }
 
@@ -148,15 +149,49 @@ func (p *Pool) Acquire(deadline time.Time) (*Worker, error) {
 // the retry lands on another worker or on the replacement; a worker that
 // is still alive after that may be picked again.
 func (p *Pool) AcquireOther(deadline time.Time, failed *Worker) (*Worker, error) {
-	if !failed.gone.Load() {
-		t := time.NewTimer(min(failed.exitWait, time.Until(deadline)))
-		select {
-		case <-failed.exited:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	failed.waitExit(deadline)
 	return p.Acquire(deadline)
+}
+
+// AcquireWebSocket claims a WebSocket slot on the least-loaded worker
+// below its WebSocket cap for an upgrade. When every worker is at its cap
+// it asks for another worker and waits for it until deadline; at
+// maxWorkers it fails at once with ErrOverloaded, before the handshake.
+func (p *Pool) AcquireWebSocket(deadline time.Time) (*Worker, error) {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	s := p.snap.Load()
+	bootFailures := s.BootFailures
+	for {
+		switch {
+		case s.Closed:
+			return nil, ErrClosed
+		case !s.CrashLoopUntil.IsZero() && time.Now().Before(s.CrashLoopUntil):
+			return nil, ErrCrashLoop
+		case s.BootFailures > bootFailures && len(s.Workers) == 0:
+			return nil, ErrBoot
+		}
+		if w := p.pickWebSocket(s.Workers); w != nil {
+			return w, nil
+		}
+		if s.Total >= p.opts.MaxWorkers && len(s.Workers) >= p.opts.MaxWorkers {
+			return nil, ErrOverloaded
+		}
+		p.requestWorker()
+		select {
+		case <-s.changed:
+			s = p.snap.Load()
+		case <-timer.C:
+			return nil, ErrTimeout
+		}
+	}
+}
+
+// AcquireOtherWebSocket is AcquireOther for an upgrade whose worker
+// refused the connection.
+func (p *Pool) AcquireOtherWebSocket(deadline time.Time, failed *Worker) (*Worker, error) {
+	failed.waitExit(deadline)
+	return p.AcquireWebSocket(deadline)
 }
 
 // acquireSlow waits for a worker to boot or for a slot to free up.

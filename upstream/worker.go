@@ -11,8 +11,9 @@ import (
 // of idle keep-alive connections and atomic counters. The lifecycle package
 // owns the process; a Worker is safe for concurrent use.
 type Worker struct {
-	inflight atomic.Int32
-	_        [60]byte // keep the hot counter on its own cache line
+	inflight   atomic.Int32
+	websockets atomic.Int32 // open sessions and handshakes; they count toward load
+	_          [56]byte     // keep the hot counters on their own cache line
 
 	served     atomic.Uint64
 	lastActive atomic.Int64 // unix nanos of the last finished request
@@ -29,6 +30,7 @@ type Worker struct {
 	Started time.Time
 
 	pool        *Pool
+	sessions    sessionSet
 	idle        chan *conn
 	pipes       []atomic.Pointer[pconn]
 	dialTimeout time.Duration
@@ -97,6 +99,20 @@ func (w *Worker) MarkGone(memoryLimit bool) {
 	w.dropIdle()
 }
 
+// waitExit gives a worker that refused a connection up to its exit wait to
+// be reported dead.
+func (w *Worker) waitExit(deadline time.Time) {
+	if w.gone.Load() {
+		return
+	}
+	t := time.NewTimer(min(w.exitWait, time.Until(deadline)))
+	select {
+	case <-w.exited:
+	case <-t.C:
+	}
+	t.Stop()
+}
+
 // dropIdle closes every idle keep-alive connection.
 func (w *Worker) dropIdle() {
 	for {
@@ -137,6 +153,47 @@ func (w *Worker) release() {
 		w.drainOnce.do(func() { close(w.drained) })
 	}
 	w.pool.slotFreed()
+}
+
+// WebSockets is the number of WebSocket sessions open on the worker
+// (handshakes included).
+func (w *Worker) WebSockets() int { return int(w.websockets.Load()) }
+
+// tryClaimWebSocket takes a WebSocket slot if the worker is below limit
+// (0 = none).
+func (w *Worker) tryClaimWebSocket(limit int32) bool {
+	for {
+		n := w.websockets.Load()
+		if limit > 0 && n >= limit {
+			return false
+		}
+		if w.websockets.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// releaseWebSocket gives back a slot taken by Pool.AcquireWebSocket.
+func (w *Worker) releaseWebSocket() {
+	w.lastActive.Store(time.Now().UnixNano())
+	if w.websockets.Add(-1) == 0 {
+		w.sessions.notifyZero()
+	}
+}
+
+func (w *Worker) webSocketCount() int64 { return int64(w.websockets.Load()) }
+
+// WaitWebSockets waits up to timeout for the worker's WebSocket sessions
+// to end by themselves and reports whether they did.
+func (w *Worker) WaitWebSockets(timeout time.Duration) bool {
+	return w.sessions.waitZero(w.webSocketCount, timeout)
+}
+
+// CloseWebSockets ends the worker's sessions (and any still in their
+// handshake) with close code, waiting up to wait for them to finish.
+func (w *Worker) CloseWebSockets(code int, wait time.Duration) bool {
+	w.sessions.goAway(code)
+	return w.sessions.waitZero(w.webSocketCount, wait)
 }
 
 // conn is one keep-alive connection to a worker.
