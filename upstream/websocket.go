@@ -158,7 +158,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 func (s *session) touch() { s.last.Store(time.Now().UnixNano()) }
 
-func (s *session) idleFor() time.Duration { return time.Duration(time.Now().UnixNano() - s.last.Load()) }
+func (s *session) idleFor() time.Duration {
+	return time.Duration(time.Now().UnixNano() - s.last.Load())
+}
 
 // setClose records the first close frame of the session.
 func (s *session) setClose(code int, by string) {
