@@ -45,6 +45,10 @@ SCENARIOS = {
     "mixed": dict(method="GET", paths=MIXED, body=0, rate=1000, stacks=["edgeway", PIPE_OFF],
                   what="one function, 9 × /fast (immediate) : 1 × /slow (200 ms), vegeta only", vegeta_only=True,
                   by_url=True),
+    # WebSocket echo, driven by bench/wsbench (wrk and vegeta speak no WebSocket): messages/s with
+    # BENCH_CONNS connections, round-trip latency on one, and connections opened+closed per second.
+    "ws": dict(method="GET", paths=["/ws"], body=0, stacks=ALL_STACKS, ws=True,
+               what="WebSocket echo of binary messages (wsbench)"),
     "coldstart": dict(what="first request to a cold function"),
 }
 FULL = list(SCENARIOS)
@@ -92,6 +96,9 @@ class Bench:
         self.wrk = os.environ.get("WRK") or "wrk"
         self.vegeta = os.environ.get("VEGETA") or "vegeta"
         self.nginx = os.environ.get("NGINX") or "nginx"
+        self.wsbench = os.environ.get("WSBENCH") or "wsbench"
+        self.ws_size = int(os.environ.get("BENCH_WS_SIZE") or 1024)
+        self.ws_handshake_conns = int(os.environ.get("BENCH_WS_HANDSHAKE_CONNS") or 8)
         self.workdir = Path(os.environ["GUARD_TMP"])
         self.outdir = Path(os.environ.get("BENCH_OUT") or (bl.BENCH_DIR / "results"))
         self.procs = bl.Procs(self.workdir)
@@ -290,13 +297,18 @@ class Bench:
         out = {}
         spec = SCENARIOS[scen]
         body = (self.workdir / f"body-{scen}.bin").read_bytes() if spec["body"] else b""
-        try:
-            st, hdrs, got, _, _ = bl.http_request(stack.port, spec["method"], spec["paths"][0], body, timeout=10)
-            out["probe"] = {"status": st, "x-edgeway-error": hdrs.get("x-edgeway-error"),
-                            "retry-after": hdrs.get("retry-after"),
-                            "body": got[:200].decode("latin-1") if st != 200 else f"{len(got)} bytes"}
-        except OSError as e:
-            out["probe"] = {"error": str(e)}
+        if spec.get("ws"):
+            ok, detail = self.ws_check(stack)
+            out["probe"] = {"ws_echo": "ok" if ok else detail}
+        else:
+            try:
+                st, hdrs, got, _, _ = bl.http_request(stack.port, spec["method"], spec["paths"][0], body,
+                                                      timeout=10)
+                out["probe"] = {"status": st, "x-edgeway-error": hdrs.get("x-edgeway-error"),
+                                "retry-after": hdrs.get("retry-after"),
+                                "body": got[:200].decode("latin-1") if st != 200 else f"{len(got)} bytes"}
+            except OSError as e:
+                out["probe"] = {"error": str(e)}
         name = {"direct": "direct-deno", "nginx": "nginx", "edgeway": "edgeway", PIPE_OFF: PIPE_OFF}[stack.name]
         logf = self.workdir / f"{name}.log"
         if stack.name == "nginx":
@@ -349,6 +361,57 @@ class Bench:
             for rnd in range(1, self.runs + 1):
                 for st in stacks:
                     self.run_k6(scen, st, k6_script, self.dur, rnd)
+
+    # ------------------------------------------------------------ WebSocket
+    def ws_argv(self, stack: bl.Stack, mode: str, conns: int, dur: float) -> list[str]:
+        return [self.wsbench, "-url", f"ws://127.0.0.1:{stack.port}{SCENARIOS['ws']['paths'][0]}", "-mode", mode,
+                "-c", str(conns), "-d", f"{dur:g}s", "-size", str(self.ws_size), "-timeout", "10s"]
+
+    def ws_check(self, stack: bl.Stack) -> tuple[bool, str]:
+        """One text and one binary message of BENCH_WS_SIZE bytes, echoed
+        byte for byte (wsbench -mode check)."""
+        try:
+            r = subprocess.run(self.ws_argv(stack, "check", 1, 0), capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return False, "wsbench -mode check timed out"
+        return r.returncode == 0, (r.stdout + r.stderr).strip()[-600:]
+
+    def run_ws(self, scen, stack, mode, conns, dur, rnd=0, record=True, tool="ws"):
+        argv = self.ws_argv(stack, mode, conns, dur)
+        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait) if record else 0
+        out = self.workdir / f"{tool}-{scen}-{stack.name}-r{rnd}.txt"
+        m = self.meter(scen, stack)
+        m.start()
+        rc, gen_cpu = self.procs.run_measured("wsbench", argv, dur + 60, out)
+        meas = m.stop(gen_cpu)
+        if not record:
+            return None
+        text = out.read_text(errors="replace")
+        if rc != 0:
+            raise RuntimeError(f"wsbench exited {rc}: {text[-1500:]}")
+        res = bl.parse_wsbench(text)
+        self.add_record(scen, tool, stack.name, rnd, res, meas, waited)
+        return res
+
+    def ws_scenario(self, scen):
+        """Closed-loop echo with BENCH_CONNS connections (messages/s), then
+        one connection (round-trip latency), then BENCH_WS_HANDSHAKE_CONNS
+        loops that open, use and close connections; each interleaved."""
+        spec = SCENARIOS[scen]
+        log(f"== {scen}: {spec['what']}, {self.ws_size} bytes")
+        stacks = [self.stacks[s] for s in spec["stacks"] if s in self.stacks]
+        for st in stacks:
+            ok, detail = self.ws_check(st)
+            self.validation.append({"scenario": scen, "stack": st.name, "ok": ok, "problems": [] if ok else [detail]})
+            if not ok:
+                log(f"  VALIDATION FAILED {scen}/{st.name}: {detail}")
+        for st in stacks:
+            self.run_ws(scen, st, "echo", self.conns, self.warmup, record=False)
+        for mode, conns, tool in (("echo", self.conns, "ws"), ("echo", 1, "ws-c1"),
+                                  ("handshake", self.ws_handshake_conns, "ws-handshake")):
+            for rnd in range(1, self.runs + 1):
+                for st in stacks:
+                    self.run_ws(scen, st, mode, conns, self.dur, rnd=rnd, tool=tool)
 
     # ------------------------------------------------------------ cold start
     def coldstart(self):
@@ -416,6 +479,8 @@ class Bench:
             try:
                 if scen == "coldstart":
                     self.coldstart()
+                elif SCENARIOS[scen].get("ws"):
+                    self.ws_scenario(scen)
                 else:
                     self.scenario(scen)
             except Exception as e:  # noqa: BLE001 - reported, then the run goes on

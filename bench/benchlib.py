@@ -26,7 +26,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # Functions every stack serves (same code: bench/deno/handlers.ts).
-SINGLE_FUNCTIONS = ["hello", "echo", "cpu", "stream"]
+SINGLE_FUNCTIONS = ["hello", "echo", "cpu", "stream", "ws"]
 
 
 def log(*args):
@@ -593,6 +593,28 @@ def parse_vegeta_report(text: str) -> dict:
         "socket_errors": sock,
         "status_codes": codes,
         "errors": (r.get("errors") or [])[:10],
+    }
+
+
+def parse_wsbench(out: str) -> dict:
+    """bench/wsbench's JSON line → a record like wrk's: requests = messages
+    echoed (handshake mode: connections opened, used and closed), non2xx =
+    upgrades answered with another status, socket_errors = failed or
+    timed-out messages, wrong echoes and connections that did not open."""
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError("wsbench printed no result:\n" + out[-2000:])
+    r = json.loads(lines[-1])
+    refused = sum((r.get("failed_status") or {}).values())
+    return {
+        "requests": r["count"], "req_s": r["rate"],
+        "p50_ms": r["p50_us"] / 1000, "p90_ms": r["p90_us"] / 1000, "p95_ms": r["p95_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000, "max_ms": r["max_us"] / 1000, "mean_ms": round(r["mean_us"] / 1000, 4),
+        "non2xx": refused,
+        "socket_errors": r["errors"] + r["mismatches"] + r["connect_failures"] - refused,
+        "socket_detail": {k: r.get(k) for k in ("errors", "mismatches", "connect_failures", "failed_status",
+                                                 "last_errors") if r.get(k)},
+        "ws_conns": r["conns"], "ws_size": r["size"], "connect_p50_ms": (r.get("connect_p50_us") or 0) / 1000,
     }
 
 

@@ -3,6 +3,7 @@
 #   nginx, wrk  : Debian packages (apt-get update runs at most once)
 #   vegeta      : built in a scratch Go module into $TOOLS_BIN (the module proxy
 #                 refuses `go install` for it, see README)
+#   wsbench     : the WebSocket load generator, go build of bench/wsbench
 #   k6          : only when BENCH_K6=1 (go install takes ~2 minutes)
 # Prints nothing but progress lines on stderr; exits non-zero if a required tool is missing.
 set -euo pipefail
@@ -46,12 +47,16 @@ if [ ! -x "$TOOLS_BIN/vegeta" ]; then
   rm -rf "$scratch"
 fi
 
+# wsbench is in this repository: go build every time (cached, ~1 s) so the
+# binary always matches bench/wsbench/main.go.
+(cd "$ROOT" && go build -o "$TOOLS_BIN/wsbench" ./bench/wsbench) >&2
+
 if [ "${BENCH_K6:-0}" = "1" ] && [ ! -x "$TOOLS_BIN/k6" ]; then
   log "building k6 v1.8.1 into $TOOLS_BIN (about 2 minutes)"
   GOBIN="$TOOLS_BIN" go install go.k6.io/k6@v1.8.1 >&2
 fi
 
-for t in wrk vegeta; do
+for t in wrk vegeta wsbench; do
   command -v "$t" >/dev/null 2>&1 || { log "$t is still missing"; exit 1; }
 done
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { log "nginx is still missing"; exit 1; }

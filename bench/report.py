@@ -139,7 +139,9 @@ def markdown(b, agg, cold, meta) -> str:
     L.append(f"Config: wrk `-t1 -c{b.conns} -d{b.dur:g}s`, vegeta fixed rate for {b.dur:g}s "
              f"(`-max-workers {b.max_workers}`, 10 s timeout), {b.runs} runs per stack interleaved "
              f"(A B C A B C …), {b.warmup:g}s discarded wrk warm-up per stack and scenario, median reported. "
-             f"All stacks run at once on loopback; total time {meta['elapsed_s'] / 60:.1f} min.\n")
+             f"All stacks run at once on loopback; total time {meta['elapsed_s'] / 60:.1f} min."
+             + (f" WebSocket: `bench/wsbench` (`-c{b.conns}`, `-c1`, handshake `-c{b.ws_handshake_conns}`), "
+                f"{b.ws_size}-byte binary messages." if "ws" in b.scenarios else "") + "\n")
     L.append("Stacks: **direct** = wrk → `deno run server.ts` on TCP; **nginx** = wrk → nginx (1 worker, "
              "keepalive upstream) → Deno on a Unix socket; **edgeway** = wrk → `bin/edgeway serve --log-level warn "
              f"{' '.join(b.edgeway_flags)}` (defaults otherwise) → one Deno worker per function"
@@ -147,11 +149,13 @@ def markdown(b, agg, cold, meta) -> str:
                 if getattr(b, "edgeway_off_flags", None) else "")
              + ". Same handler code (`bench/deno/handlers.ts`) everywhere.\n")
 
-    L.append("## Summary: edgeway relative to Deno direct and nginx (wrk req/s)\n")
-    L.append("| scenario | what | direct req/s | nginx req/s | edgeway req/s | edgeway/direct | edgeway/nginx "
-             "| paired e/d | paired e/n | edgeway proxy µs/req | nginx proxy µs/req |")
-    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     SCENARIOS = b.spec
+    has = {r["tool"] for r in b.records}
+    if "wrk" in has:  # not e.g. for BENCH_SCENARIOS=ws or mixed alone
+        L.append("## Summary: edgeway relative to Deno direct and nginx (wrk req/s)\n")
+        L.append("| scenario | what | direct req/s | nginx req/s | edgeway req/s | edgeway/direct | edgeway/nginx "
+                 "| paired e/d | paired e/n | edgeway proxy µs/req | nginx proxy µs/req |")
+        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for scen in b.scenarios:
         w = agg.get(scen, {}).get("wrk")
         if not w:
@@ -170,16 +174,25 @@ def markdown(b, agg, cold, meta) -> str:
                  f"| {fmt_num(ed.get('paired'), 2)} | {fmt_num(en.get('paired'), 2)} "
                  f"| {fmt_num(w.get('edgeway', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} "
                  f"| {fmt_num(w.get('nginx', {}).get('cpu_us_per_req', {}).get('proxy'), 1)} |")
-    L.append("")
+    if "wrk" in has:
+        L.append("")
+    L += ws_section(b, agg)
     L += pipelining_section(b, agg)
 
-    tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)")]
-    if any(r["tool"] == "wrk-c1" for r in b.records):
-        tools.append(("wrk-c1", "One connection: wrk -t1 -c1 (closed loop, one request at a time)"))
-    tools.append(("vegeta", "Latency at a fixed rate: vegeta (open loop)"))
-    if any(r["tool"] == "k6" for r in b.records):
-        tools.append(("k6", f"Reference only: k6 --vus {b.conns} (closed loop; k6 uses most of the CPU itself)"))
+    tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
+             ("wrk-c1", "One connection: wrk -t1 -c1 (closed loop, one request at a time)"),
+             ("vegeta", "Latency at a fixed rate: vegeta (open loop)")]
+    ws_note = ("req/s = messages/s; non-2xx = upgrades answered with another status; socket errors = failed, "
+               "timed-out or wrong echoes and connections that did not open")
+    for tool, title in (("ws", f"WebSocket echo: wsbench -c{b.conns} (closed loop; {ws_note})"),
+                        ("ws-c1", f"WebSocket echo: wsbench -c1 (one message at a time; {ws_note})"),
+                        ("ws-handshake", f"WebSocket handshakes: wsbench -mode handshake -c{b.ws_handshake_conns} "
+                                         "(req/s = connections opened, used once and closed per second)")):
+        tools.append((tool, title))
+    tools.append(("k6", f"Reference only: k6 --vus {b.conns} (closed loop; k6 uses most of the CPU itself)"))
     for tool, title in tools:
+        if tool not in has:
+            continue
         L.append(f"## {title}\n")
         rate_col = "| target rate " if tool == "vegeta" else ""
         vs = "| p50 Δ ms vs direct | p50 Δ ms vs nginx |" if tool == "vegeta" else "| req/s vs direct | req/s vs nginx |"
@@ -244,7 +257,8 @@ def markdown(b, agg, cold, meta) -> str:
 
     L.append("## Checks and notes\n")
     bad = [v for v in b.validation if not v["ok"]]
-    L.append(f"- Response validation before load (status 200 + exact body for every path and stack): "
+    ws_check = "; ws: a text and a binary message echoed byte for byte" if "ws" in b.scenarios else ""
+    L.append(f"- Response validation before load (status 200 + exact body for every path and stack{ws_check}): "
              f"{len(b.validation) - len(bad)}/{len(b.validation)} passed.")
     for v in bad:
         L.append(f"  - FAILED {v['scenario']}/{v['stack']}: {'; '.join(v['problems'])}")
@@ -275,6 +289,59 @@ def markdown(b, agg, cold, meta) -> str:
              "run) / requests; `gen` = the load generator, `proxy` = nginx master+worker or the edgeway process, "
              "`deno` = the Deno process(es) behind it. Run-to-run spread on this shared VM is ±10–25 %.")
     return "\n".join(L) + "\n"
+
+
+def ws_section(b, agg) -> list[str]:
+    """WebSocket echo per stack: messages/s with many connections and with
+    one, round-trip p50/p99, handshakes/s, and what edgeway adds."""
+    t = {tool: agg.get("ws", {}).get(tool, {}) for tool in ("ws", "ws-c1", "ws-handshake")}
+    if not any(t.values()):
+        return []
+
+    def us(x):
+        return "–" if x is None else f"{x * 1000:.0f}"
+
+    L = ["## WebSocket echo (wsbench)\n",
+         f"{b.ws_size}-byte binary messages to `/ws` (`Deno.upgradeWebSocket`, every message sent back), closed "
+         f"loop: each connection sends one message and waits for its echo. Latency = one round trip. "
+         f"Handshakes: {b.ws_handshake_conns} loops that open a connection, echo one message and close it.\n",
+         f"| stack | msg/s -c{b.conns} | p50 / p99 ms -c{b.conns} | msg/s -c1 | p50 / p99 µs -c1 "
+         "| handshakes/s | handshake p50 ms | proxy CPU µs/msg -c" + str(b.conns) + " |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for stack in ("direct", "nginx", "edgeway"):
+        m, one, hs = t["ws"].get(stack), t["ws-c1"].get(stack), t["ws-handshake"].get(stack)
+        if not (m or one or hs):
+            continue
+        err = " **errors**" if any(a and a.get("runs_with_errors") for a in (m, one, hs)) else ""
+        L.append(f"| {stack}{err} | {fmt_num(m and m['req_s'])} | {fmt_ms(m and m['p50_ms'])} / {fmt_ms(m and m['p99_ms'])} "
+                 f"| {fmt_num(one and one['req_s'])} | {us(one and one['p50_ms'])} / {us(one and one['p99_ms'])} "
+                 f"| {fmt_num(hs and hs['req_s'])} | {fmt_ms(hs and hs['p50_ms'])} "
+                 f"| {'–' if stack == 'direct' or not m else fmt_num(m['cpu_us_per_req']['proxy'], 1)} |")
+    L.append("")
+    rows = []
+    for tool, label in (("ws", f"messages/s -c{b.conns}"), ("ws-c1", "messages/s -c1"),
+                        ("ws-handshake", "handshakes/s")):
+        ra = t[tool].get("ratios", {})
+        ed, en = ra.get("edgeway/direct", {}), ra.get("edgeway/nginx", {})
+        if ed or en:
+            rows.append(f"| {label} | {fmt_num(ed.get('req_s'), 2)} (paired {fmt_num(ed.get('paired'), 2)}) "
+                        f"| {fmt_num(en.get('req_s'), 2)} (paired {fmt_num(en.get('paired'), 2)}) |")
+    one = t["ws-c1"]
+    ra = one.get("ratios", {})
+    added = []
+    for other in ("direct", "nginx"):
+        r = ra.get(f"edgeway/{other}")
+        if r:
+            paired = r.get("p50_added_ms_paired")
+            added.append(f"edgeway − {other} **{r['p50_added_ms'] * 1000:+.0f} µs**"
+                         + (f" (paired per round {paired * 1000:+.0f} µs)" if paired is not None else ""))
+    if one.get("nginx") and one.get("direct"):
+        added.append(f"nginx − direct {(one['nginx']['p50_ms'] - one['direct']['p50_ms']) * 1000:+.0f} µs")
+    if rows:
+        L += ["| ratio | edgeway/direct | edgeway/nginx |", "|---|---:|---:|", *rows, ""]
+    if added:
+        L.append("Added latency (p50 round trip at one connection): " + "; ".join(added) + ".\n")
+    return L
 
 
 def pipelining_section(b, agg) -> list[str]:
@@ -354,6 +421,7 @@ def write(b) -> tuple[Path, Path]:
         "nginx": bl.sh([b.nginx, "-v"]).replace("nginx version: ", ""),
         "wrk": bl.sh([b.wrk, "-v"]).splitlines()[0].split(" [")[0] if bl.sh([b.wrk, "-v"]) else "?",
         "vegeta": "v12.12.0 (built by bench/install-tools.sh)",
+        "wsbench": "bench/wsbench (go build of the tree)",
     }
     meta = {
         "date": date, "started_utc": b.started.isoformat(timespec="seconds"),
@@ -362,7 +430,9 @@ def write(b) -> tuple[Path, Path]:
         "machine": bl.machine_info(b.deno, b.edgeway, tools),
         "config": {"quick": b.quick, "duration_s": b.dur, "runs": b.runs, "warmup_s": b.warmup, "conns": b.conns,
                    "scenarios": b.scenarios, "cold_reps": b.cold_reps,
-                   "vegeta_rates": {s: (b.rate_override or b.spec[s].get("rate")) for s in b.scenarios if s != "coldstart"},
+                   "vegeta_rates": {s: (b.rate_override or b.spec[s].get("rate")) for s in b.scenarios
+                                    if s != "coldstart" and not b.spec[s].get("ws")},
+                   "ws_size": b.ws_size, "ws_handshake_conns": b.ws_handshake_conns,
                    "vegeta_max_workers": b.max_workers, "quiet_busy_pct": b.quiet_busy,
                    "quiet_max_wait_s": b.quiet_wait},
     }
@@ -396,7 +466,8 @@ def rerender(json_path: str):
         scenarios=c["scenarios"], max_workers=c["vegeta_max_workers"], spec=SCENARIOS, records=doc["runs"],
         validation=doc["validation"], cold=doc.get("coldstart_raw") or {}, failures=doc.get("failures", []),
         final_rss=doc["final"]["rss_mib"], final_workers=doc["final"]["edgeway_workers"],
-        edgeway_flags=doc.get("edgeway_flags", []), edgeway_off_flags=doc.get("edgeway_off_flags", []))
+        edgeway_flags=doc.get("edgeway_flags", []), edgeway_off_flags=doc.get("edgeway_off_flags", []),
+        ws_size=c.get("ws_size", 1024), ws_handshake_conns=c.get("ws_handshake_conns", 8))
     meta = {k: doc[k] for k in ("date", "commit", "elapsed_s", "machine")}
     agg = aggregate(b)
     doc["summary"] = agg

@@ -55,6 +55,16 @@ export const handlers: Record<string, Handler> = {
     });
     return new Response(body, { headers: { "content-type": "text/plain" } });
   },
+  // WebSocket echo: every message goes back as it came, text or binary.
+  ws: (req) => {
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("websocket only\n", { status: 426 });
+    }
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.binaryType = "arraybuffer"; // no Blob per message
+    socket.onmessage = (e) => socket.send(e.data);
+    return response;
+  },
 };
 
 /** The handler a function folder or a path segment named `name` runs. */
