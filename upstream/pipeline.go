@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,9 +11,9 @@ import (
 )
 
 // Pipelining sends several requests on one keep-alive connection before
-// their responses arrive. Handlers write under a mutex and the last of a
-// group of concurrent writers flushes, so a burst leaves in one write and a
-// lone request is never delayed. Responses come back in order: each handler
+// their responses arrive. Handlers write under a mutex, yield, and the
+// first one back flushes, so a burst leaves in one write and a lone request
+// is never delayed. Responses come back in order: each handler
 // reads its own response when its turn comes (a FIFO of pooled calls), so no
 // extra goroutine or copy sits between the worker and the client.
 //
@@ -36,11 +37,11 @@ var errNotSent = errors.New("upstream: request not sent")
 
 type pconn struct {
 	conn
-	wmu     sync.Mutex   // write order == read order
-	writers atomic.Int32 // handlers about to write; the last one flushes
-	depth   atomic.Int32 // places claimed by pickPipe, released by finishPipe
-	oldest  atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
-	broken  atomic.Bool
+	wmu       sync.Mutex   // write order == read order
+	unflushed int          // requests written to bw and not yet flushed (under wmu)
+	depth     atomic.Int32 // places claimed by pickPipe, released by finishPipe
+	oldest    atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
+	broken    atomic.Bool
 
 	qmu        sync.Mutex
 	head, tail *call
@@ -181,15 +182,17 @@ var errBrokenPipeline = errors.New("upstream: pipelined connection broke")
 // enqueueAndWrite writes req on pc and appends its call to the FIFO, in the
 // same critical section so write order is read order. It returns nil when
 // the connection broke before anything was written.
+//
+// The flush comes after a yield: handlers that are ready to run (clients
+// whose requests arrived together) add theirs to the buffer first, and the
+// first handler back flushes them all in one write. With one P handlers run
+// one after another, so without the yield every request would pay its own
+// write syscall; when nothing else is runnable the yield returns at once,
+// so a lone request is not delayed.
 func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request) *call {
-	pc.writers.Add(1)
 	pc.wmu.Lock()
-	defer pc.wmu.Unlock()
-	last := pc.writers.Add(-1) == 0
 	if pc.broken.Load() {
-		if last {
-			pc.bw.Flush() // others' requests may sit in the buffer
-		}
+		pc.wmu.Unlock()
 		return nil
 	}
 	cl := callPool.Get().(*call)
@@ -203,9 +206,20 @@ func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request) *call {
 		req.Header.SetConnectionClose()
 	}
 	pc.push(cl)
-	if err == nil && last {
+	if err != nil {
+		pc.wmu.Unlock()
+		pc.fail()
+		return cl
+	}
+	pc.unflushed++
+	pc.wmu.Unlock()
+	runtime.Gosched()
+	pc.wmu.Lock()
+	if pc.unflushed > 0 {
+		pc.unflushed = 0
 		err = pc.bw.Flush()
 	}
+	pc.wmu.Unlock()
 	if err != nil {
 		pc.fail()
 	}
