@@ -138,7 +138,7 @@ func (s *session) run() {
 		s.pumpUp(make([]byte, s.bufSize))
 		close(done)
 	}()
-	s.pumpDown(make([]byte, s.bufSize))
+	s.pumpDown()
 	<-done
 }
 
@@ -185,7 +185,7 @@ func (s *session) end() SessionEnd {
 // it is where the gateway's close frames are sent: on GoAway, on the idle
 // timeout, and with 1011 when the worker's connection ends without a close
 // frame (the worker died).
-func (s *session) pumpDown(buf []byte) {
+func (s *session) pumpDown() {
 	var t frameTracker
 	var awayBy time.Time // a requested close must be sent by then
 	for {
@@ -206,14 +206,21 @@ func (s *session) pumpDown(buf []byte) {
 				continue // raced with GoAway, whose wake-up this deadline replaced
 			}
 		}
-		n, err := s.workerBuf.Read(buf)
-		if n > 0 {
+		// Forward straight from the worker connection's read buffer: one
+		// buffer per direction less for every open session.
+		var err error
+		if s.workerBuf.Buffered() == 0 {
+			_, err = s.workerBuf.Peek(1)
+		}
+		if n := s.workerBuf.Buffered(); n > 0 {
+			b, _ := s.workerBuf.Peek(n)
 			s.touch()
-			if _, werr := s.client.Write(buf[:n]); werr != nil {
+			if _, werr := s.client.Write(b); werr != nil {
 				closeUnderlying(s.client)
 				return
 			}
-			t.feed(buf[:n])
+			t.feed(b)
+			s.workerBuf.Discard(n)
 			s.out += int64(n)
 			s.opts.Observer.Transferred(0, n)
 			if t.closeSeen {
