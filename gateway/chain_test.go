@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net"
 	"path/filepath"
 	"testing"
@@ -137,6 +138,37 @@ func TestChainWarmPathAllocatesNothing(t *testing.T) {
 	notFound := newCtx("/nope")
 	if a := testing.AllocsPerRun(200, func() { g.Handle(notFound) }); a != 0 {
 		t.Fatalf("404 allocates %.1f times", a)
+	}
+}
+
+// A small streamed body (what fasthttp hands over for a POST) is read into
+// memory and pipelined, still without allocating.
+func TestChainPipelinesSmallBodiesWithoutAllocating(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	sock := startFakeWorker(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.Request.Body()) })
+	g := newTestGateway(t, sock, pipelineOn)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64)
+	rd := bytes.NewReader(body)
+	ctx := newCtx("/hello/echo")
+	ctx.Request.Header.SetMethod("POST")
+	send := func() {
+		rd.Reset(body)
+		ctx.Request.SetBodyStream(rd, len(body))
+		ctx.Request.SetRequestURI("/hello/echo")
+		ctx.Response.Reset()
+		g.Handle(ctx)
+	}
+	send()
+	if allocs := testing.AllocsPerRun(200, send); allocs != 0 {
+		t.Fatalf("pipelined POST allocates %.1f times", allocs)
+	}
+	if !bytes.Equal(ctx.Response.Body(), body) {
+		t.Fatalf("echo: %d bytes, want %d", len(ctx.Response.Body()), len(body))
+	}
+	if piped, excl := g.sup.Lookup([]byte("hello")).Pool.Exchanges(); piped == 0 || excl != 0 {
+		t.Fatalf("%d pipelined, %d exclusive", piped, excl)
 	}
 }
 

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"errors"
+	"io"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -61,13 +62,41 @@ var callPool = sync.Pool{New: func() any {
 	return &call{turn: make(chan struct{}, 1), timer: t}
 }}
 
-// pipelineable reports whether req can share a connection: no body to
-// stream (so writing never waits on the client) and no protocol switch.
-func pipelineable(req *fasthttp.Request) bool {
-	if req.IsBodyStream() || len(req.Body()) > 0 {
+// pipelineable reports whether req can share a connection: no protocol
+// switch, and a body of at most max bytes with a Content-Length (read into
+// memory by bufferBody before it is written, so writing never waits on the
+// client while others wait behind it).
+func pipelineable(req *fasthttp.Request, max int) bool {
+	if req.Header.ConnectionUpgrade() {
 		return false
 	}
-	return !req.Header.ConnectionUpgrade()
+	if req.IsBodyStream() {
+		cl := req.Header.ContentLength()
+		return cl >= 0 && cl <= max
+	}
+	return len(req.Body()) <= max
+}
+
+// smallBodies are scratch buffers for bufferBody.
+var smallBodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// bufferBody reads a small streamed body (pipelineable checked its size)
+// into the request, so the request can be written in one piece.
+func bufferBody(req *fasthttp.Request, max int) error {
+	if !req.IsBodyStream() {
+		return nil
+	}
+	bp := smallBodies.Get().(*[]byte)
+	defer smallBodies.Put(bp)
+	if cap(*bp) < max {
+		*bp = make([]byte, max)
+	}
+	b := (*bp)[:req.Header.ContentLength()]
+	if _, err := io.ReadFull(req.BodyStream(), b); err != nil {
+		return ErrClientBody
+	}
+	req.SetBody(b) // copies, and releases the stream
+	return nil
 }
 
 // pickPipe claims a place on the least deep usable pipelined connection:

@@ -20,7 +20,11 @@ import (
 // means the worker broke the exchange.
 func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits) error {
 	start := time.Now().UnixNano()
-	if w.pool.pipelineAllowed(start) && pipelineable(&ctx.Request) {
+	if w.pool.pipelineAllowed(start) && pipelineable(&ctx.Request, w.bufSize) {
+		if err := bufferBody(&ctx.Request, w.bufSize); err != nil {
+			w.release()
+			return err
+		}
 		if pc := w.pickPipe(start); pc != nil {
 			err := w.proxyPipelined(ctx, pc, deadline)
 			if err != errNotSent {
