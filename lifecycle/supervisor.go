@@ -88,13 +88,16 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, filepath.Join(fn.Dir, "function.json"), err)
 		}
-		for _, path := range append([]string{fn.Dir}, layout.Shared...) {
+		readable := append([]string{fn.Dir}, layout.Shared...)
+		readable = append(readable, mappedReadPaths(fn.Deps, readable)...)
+		for _, path := range readable {
 			if err := secure.CheckPermissionPath(path); err != nil {
 				return nil, fmt.Errorf("function %s: %w", fn.Name, err)
 			}
 		}
-		p.specs[fn.Name] = &launchSpec{fn: fn, shared: layout.Shared, perms: flags, env: envs[fn.Name]}
-		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name])
+		imap := ImportMapJSON(layout, fn)
+		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap}
+		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}
 	return p, nil
 }
