@@ -184,6 +184,13 @@ func breakerValue(state string) float64 {
 	return 0
 }
 
+// currentLayout is the layout last applied.
+func (s *Supervisor) currentLayout() *config.Layout {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.layout
+}
+
 // RunDir is the private folder holding sockets and the bootstrap.
 func (s *Supervisor) RunDir() string { return s.runDir }
 
