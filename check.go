@@ -70,7 +70,11 @@ func check(args []string, stdout, stderr io.Writer) int {
 		}
 		result := "ok"
 		importMap := filepath.Join(tmp, fn.Name+".importmap.json")
-		if err := os.WriteFile(importMap, lifecycle.ImportMapJSON(layout, &fn), 0o644); err != nil {
+		content, err := lifecycle.ImportMapJSON(layout, &fn)
+		if err == nil {
+			err = os.WriteFile(importMap, content, 0o644)
+		}
+		if err != nil {
 			return fail(stderr, err)
 		}
 		args := append([]string{"check"}, lifecycle.DependencyFlags(fn.Deps, importMap)...)

@@ -62,7 +62,10 @@ func decodeJSONC(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(plain))
 	if err := dec.Decode(v); err != nil {
 		var syntaxErr *json.SyntaxError
+		var typeErr *json.UnmarshalTypeError
 		switch {
+		case errors.As(err, &typeErr) && typeErr.Field == "":
+			return fmt.Errorf("want a JSON object, got a JSON %s", typeErr.Value)
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return errors.New("invalid JSON: unexpected end of file")
 		case errors.As(err, &syntaxErr):

@@ -46,7 +46,11 @@ func TestFingerprintFollowsDependencies(t *testing.T) {
 		out := map[string]string{}
 		for i := range l.Functions {
 			fn := &l.Functions[i]
-			out[fn.Name] = fingerprint(l, fn, functionEnv{}, ImportMapJSON(l, fn))
+			imap, err := ImportMapJSON(l, fn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[fn.Name] = fingerprint(l, fn, functionEnv{}, imap)
 		}
 		return out
 	}

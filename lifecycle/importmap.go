@@ -29,7 +29,7 @@ type importMap struct {
 // the shared folders a bare specifier. On a conflict the user's entry wins,
 // including a user prefix ("_shared/") over the generated entries under it.
 // The output is deterministic, so equal maps hash equal.
-func ImportMapJSON(layout *config.Layout, fn *config.Function) []byte {
+func ImportMapJSON(layout *config.Layout, fn *config.Function) ([]byte, error) {
 	m := importMap{Imports: make(map[string]string, len(layout.SharedImports)+len(fn.Deps.Imports)), Scopes: fn.Deps.Scopes}
 	for k, v := range layout.SharedImports {
 		if !userMaps(fn.Deps.Imports, k) {
@@ -41,9 +41,9 @@ func ImportMapJSON(layout *config.Layout, fn *config.Function) []byte {
 	}
 	out, err := json.Marshal(m) // map keys come out sorted
 	if err != nil {
-		panic(fmt.Sprintf("marshal import map: %v", err)) // strings only: cannot fail
+		return nil, fmt.Errorf("function %s: import map: %w", fn.Name, err)
 	}
-	return out
+	return out, nil
 }
 
 // userMaps reports whether the user's imports already decide specifier.

@@ -41,7 +41,10 @@ func TestImportMapJSONMergesSharedUnderUserMap(t *testing.T) {
 	}
 	for _, c := range cases {
 		fn := &config.Function{Deps: config.Deps{Imports: c.user, Scopes: c.scopes}}
-		out := ImportMapJSON(layout, fn)
+		out, err := ImportMapJSON(layout, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var got importMap
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("%s: %v: %s", c.name, err, out)
@@ -52,7 +55,7 @@ func TestImportMapJSONMergesSharedUnderUserMap(t *testing.T) {
 		if !reflect.DeepEqual(got.Scopes, c.scopes) {
 			t.Errorf("%s: scopes %v, want %v", c.name, got.Scopes, c.scopes)
 		}
-		if again := ImportMapJSON(layout, fn); string(again) != string(out) {
+		if again, _ := ImportMapJSON(layout, fn); string(again) != string(out) {
 			t.Errorf("%s: not deterministic:\n%s\n%s", c.name, out, again)
 		}
 	}

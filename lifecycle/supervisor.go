@@ -95,7 +95,10 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 				return nil, fmt.Errorf("function %s: %w", fn.Name, err)
 			}
 		}
-		imap := ImportMapJSON(layout, fn)
+		imap, err := ImportMapJSON(layout, fn)
+		if err != nil {
+			return nil, err
+		}
 		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap}
 		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}
