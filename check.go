@@ -21,8 +21,9 @@ const edgewayTypes = `declare const EdgeRuntime: { waitUntil<T>(promise: Promise
 
 // check validates a functions folder for CI before deploy: discovery,
 // every function.json, .env and config.toml, permission profiles, and a
-// `deno check` type-check of each entrypoint. It prints a table and
-// returns non-zero on any error.
+// `deno check` type-check of each entrypoint with the config, import map
+// and lock its workers run with. It prints a table and returns non-zero on
+// any error.
 func check(args []string, stdout, stderr io.Writer) int {
 	opts, err := config.Parse(args, os.Getenv)
 	if err != nil {
@@ -48,10 +49,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	defer os.RemoveAll(tmp)
+	// The declarations go in as a second root file rather than through a
+	// config of our own, so the function's deno.json still applies.
 	types := filepath.Join(tmp, "edgeway.d.ts")
-	conf := filepath.Join(tmp, "deno.json")
-	os.WriteFile(types, []byte(edgewayTypes), 0o644)
-	os.WriteFile(conf, []byte(`{"compilerOptions":{"types":["`+types+`"]}}`), 0o644)
+	if err := os.WriteFile(types, []byte(edgewayTypes), 0o644); err != nil {
+		return fail(stderr, err)
+	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FUNCTION\tROUTE\tAUTH\tPERMISSIONS\tPOOL\tCHECK")
@@ -66,7 +69,16 @@ func check(args []string, stdout, stderr io.Writer) int {
 			perms = strings.Join(fn.Config.Permissions, ",")
 		}
 		result := "ok"
-		cmd := exec.Command(deno, "check", "--config", conf, "--no-lock", fn.Entrypoint)
+		importMap := filepath.Join(tmp, fn.Name+".importmap.json")
+		content, err := lifecycle.ImportMapJSON(layout, &fn)
+		if err == nil {
+			err = os.WriteFile(importMap, content, 0o644)
+		}
+		if err != nil {
+			return fail(stderr, err)
+		}
+		args := append([]string{"check"}, lifecycle.DependencyFlags(fn.Deps, importMap)...)
+		cmd := exec.Command(deno, append(args, fn.Entrypoint, types)...)
 		cmd.Dir = fn.Dir
 		cmd.Env = append(os.Environ(), "NO_COLOR=1")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -27,13 +27,17 @@ type Function struct {
 	Dir        string // absolute folder of the function
 	Entrypoint string // absolute path of the module to run
 	Config     FunctionConfig
+	Deps       Deps // its Deno config or import map and lock file
 }
 
 // Layout is the result of scanning a functions folder.
 type Layout struct {
-	Root      string   // absolute functions folder
-	Shared    []string // absolute `_*` folders, readable by every function
-	Functions []Function
+	Root   string   // absolute functions folder
+	Shared []string // absolute `_*` folders, readable by every function
+	// SharedImports maps a bare specifier for every module in the shared
+	// folders ("_shared/cors.ts") to its file URL.
+	SharedImports map[string]string
+	Functions     []Function
 }
 
 // Lookup returns the function called name, or nil.
@@ -82,6 +86,7 @@ func Discover(dir string, o Options) (*Layout, error) {
 	}
 	l := &Layout{Root: root}
 	base := DefaultFunctionConfig(o)
+	deps := &depsLoader{}
 	seen := map[string]bool{}
 	for _, e := range entries {
 		name := e.Name()
@@ -101,6 +106,10 @@ func Discover(dir string, o Options) (*Layout, error) {
 			seen[name] = true
 			continue
 		}
+		tomlMap, err := supabaseImportMap(sbPath, name, sf)
+		if err != nil {
+			return nil, err
+		}
 		entry := ""
 		if sf.Entrypoint != "" {
 			entry = resolveEntrypoint(sbPath, sf.Entrypoint)
@@ -113,7 +122,7 @@ func Discover(dir string, o Options) (*Layout, error) {
 		if entry == "" {
 			continue
 		}
-		f, err := newFunction(name, full, entry, base)
+		f, err := newFunction(name, full, entry, base, deps, root, tomlMap)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +144,11 @@ func Discover(dir string, o Options) (*Layout, error) {
 		if !isFile(entry) {
 			return nil, fmt.Errorf("%s: field \"functions.%s.entrypoint\": no such file %s", sbPath, name, entry)
 		}
-		f, err := newFunction(name, filepath.Dir(entry), entry, base)
+		tomlMap, err := supabaseImportMap(sbPath, name, sf)
+		if err != nil {
+			return nil, err
+		}
+		f, err := newFunction(name, filepath.Dir(entry), entry, base, deps, root, tomlMap)
 		if err != nil {
 			return nil, err
 		}
@@ -147,16 +160,34 @@ func Discover(dir string, o Options) (*Layout, error) {
 	if err := applyOverrides(l, o); err != nil {
 		return nil, err
 	}
+	l.SharedImports = sharedImports(l.Shared)
 	sort.Slice(l.Functions, func(i, j int) bool { return l.Functions[i].Name < l.Functions[j].Name })
 	return l, nil
 }
 
-func newFunction(name, dir, entry string, base FunctionConfig) (Function, error) {
+func newFunction(name, dir, entry string, base FunctionConfig, deps *depsLoader, root, tomlMap string) (Function, error) {
 	cfg, err := LoadFunctionConfig(filepath.Join(dir, "function.json"), base)
 	if err != nil {
 		return Function{}, err
 	}
-	return Function{Name: name, Dir: dir, Entrypoint: entry, Config: cfg}, nil
+	d, err := deps.resolve(dir, root, tomlMap)
+	if err != nil {
+		return Function{}, err
+	}
+	return Function{Name: name, Dir: dir, Entrypoint: entry, Config: cfg, Deps: d}, nil
+}
+
+// supabaseImportMap resolves [functions.<name>] import_map, relative to
+// config.toml's folder like the entrypoint; "" when unset.
+func supabaseImportMap(sbPath, name string, sf supabaseFunction) (string, error) {
+	if sf.ImportMap == "" {
+		return "", nil
+	}
+	p := resolveEntrypoint(sbPath, sf.ImportMap)
+	if !isFile(p) {
+		return "", fmt.Errorf("%s: field \"functions.%s.import_map\": no such file %s", sbPath, name, p)
+	}
+	return p, nil
 }
 
 func readSupabaseConfig(path string) (supabaseConfig, string, error) {

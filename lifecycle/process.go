@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -25,10 +24,11 @@ import (
 // builds a new one and a new Manager; a running Manager's spec never
 // changes.
 type launchSpec struct {
-	fn     *config.Function
-	shared []string // `_*` folders, readable by the function
-	perms  []string // permission flags of its profile
-	env    functionEnv
+	fn        *config.Function
+	readable  []string // its folder, the `_*` folders and what its import map points to
+	perms     []string // permission flags of its profile
+	env       functionEnv
+	importMap []byte // ImportMapJSON, written to the runtime folder at spawn
 }
 
 // process is one Deno worker process. Its fields are written by the
@@ -80,26 +80,30 @@ func (e *errBoot) Error() string {
 	return e.reason + "\n" + e.tail
 }
 
-// denoArgs builds the worker's command line: permissions from the
-// function's profile, reads scoped to its folder and the shared folders,
-// its sockets, the V8 heap limit and any --deno-flag.
-func denoArgs(s *Supervisor, spec *launchSpec, sock, ctl string) []string {
+// denoArgs builds the worker's command line: the function's config, import
+// map and lock, permissions from its profile, reads scoped to spec.readable
+// and its sockets, the V8 heap limit and any --deno-flag. Deno reads the
+// config, map and lock itself at startup, before permissions apply, so
+// the worker is granted no access to them.
+func denoArgs(s *Supervisor, spec *launchSpec, importMapPath, sock, ctl string) []string {
 	fn := spec.fn
-	readable := append([]string{fn.Dir}, spec.shared...)
-	args := []string{"run", "--no-config", "--no-lock"}
-	args = append(args, secure.DenoPermissionFlags(spec.perms, readable, []string{sock, ctl})...)
+	args := append([]string{"run"}, DependencyFlags(fn.Deps, importMapPath)...)
+	args = append(args, secure.DenoPermissionFlags(spec.perms, spec.readable, []string{sock, ctl})...)
 	if fn.Config.MemoryLimitMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
 	}
 	args = append(args, s.opts.DenoFlags...)
-	entry := (&url.URL{Scheme: "file", Path: fn.Entrypoint}).String()
-	return append(args, s.bootstrapPath, sock, ctl, entry)
+	return append(args, s.bootstrapPath, sock, ctl, config.FileURL(fn.Entrypoint).String())
 }
 
 // startProcess spawns a worker for fn and waits until it serves or fails.
 // It runs outside the Manager goroutine and only reports back.
 func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint64, log zerolog.Logger) (*process, error) {
 	fn := spec.fn
+	importMapPath, err := writeImportMap(s.runDir, spec.importMap)
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", fn.Name, err)
+	}
 	sock := filepath.Join(s.runDir, "w"+strconv.FormatUint(id, 10)+".sock")
 	ctlPath := filepath.Join(s.runDir, "c"+strconv.FormatUint(id, 10)+".sock")
 	ln, err := net.Listen("unix", ctlPath)
@@ -111,7 +115,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	defer ul.Close()
 
 	p := &process{id: id, sock: sock, exited: make(chan struct{})}
-	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, sock, ctlPath)...)
+	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
 	cmd.Env = fe.vars

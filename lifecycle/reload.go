@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -133,23 +132,18 @@ func (s *Supervisor) publishFunctions(next map[string]*Function) {
 }
 
 // fingerprint hashes everything a function's workers depend on: its
-// folder, the shared folders, the folder-level .env, import_map.json and
-// deno.json, ../config.toml, its resolved config and environment.
-func fingerprint(layout *config.Layout, fn *config.Function, env functionEnv) string {
+// folder and the shared folders (symlinks followed), the files its imports
+// resolve through (deno.json, import map, lock), the generated import map,
+// the folder-level .env, ../config.toml, its resolved config and
+// environment.
+func fingerprint(layout *config.Layout, fn *config.Function, env functionEnv, importMap []byte) string {
 	h := sha256.New()
 	var files []string
 	for _, dir := range append([]string{fn.Dir}, layout.Shared...) {
-		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
-				files = append(files, path)
-			}
-			return nil
-		})
+		config.WalkFiles(dir, func(real, _ string) { files = append(files, real) })
 	}
-	for _, name := range []string{".env", "import_map.json", "deno.json", "deno.jsonc"} {
-		files = append(files, filepath.Join(layout.Root, name))
-	}
-	files = append(files, filepath.Join(filepath.Dir(layout.Root), "config.toml"), fn.Entrypoint)
+	files = append(files, fn.Deps.Files()...)
+	files = append(files, filepath.Join(layout.Root, ".env"), filepath.Join(filepath.Dir(layout.Root), "config.toml"), fn.Entrypoint)
 	sort.Strings(files)
 	for _, path := range files {
 		data, err := os.ReadFile(path)
@@ -161,6 +155,8 @@ func fingerprint(layout *config.Layout, fn *config.Function, env functionEnv) st
 		h.Write(data)
 		h.Write([]byte{0})
 	}
+	h.Write(importMap)
+	h.Write([]byte{0})
 	h.Write([]byte(strings.Join(env.vars, "\x00")))
 	fmt.Fprintf(h, "%+v", fn.Config)
 	return hex.EncodeToString(h.Sum(nil))

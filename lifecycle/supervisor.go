@@ -88,13 +88,19 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, filepath.Join(fn.Dir, "function.json"), err)
 		}
-		for _, path := range append([]string{fn.Dir}, layout.Shared...) {
+		readable := append([]string{fn.Dir}, layout.Shared...)
+		readable = append(readable, mappedReadPaths(fn.Deps, readable)...)
+		for _, path := range readable {
 			if err := secure.CheckPermissionPath(path); err != nil {
 				return nil, fmt.Errorf("function %s: %w", fn.Name, err)
 			}
 		}
-		p.specs[fn.Name] = &launchSpec{fn: fn, shared: layout.Shared, perms: flags, env: envs[fn.Name]}
-		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name])
+		imap, err := ImportMapJSON(layout, fn)
+		if err != nil {
+			return nil, err
+		}
+		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap}
+		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}
 	return p, nil
 }
@@ -179,6 +185,13 @@ func breakerValue(state string) float64 {
 		return 1
 	}
 	return 0
+}
+
+// currentLayout is the layout last applied.
+func (s *Supervisor) currentLayout() *config.Layout {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.layout
 }
 
 // RunDir is the private folder holding sockets and the bootstrap.

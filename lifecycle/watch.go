@@ -15,11 +15,12 @@ import (
 // trigger a full rescan.
 const watchBuffer = 256
 
-// Watch reloads whenever the functions folder (recursively) or the folder
-// holding config.toml changes: events are debounced (editors write several
-// times per save) and then the folder is rescanned, so a missed event or a
-// deep `mkdir -p` still ends in the right state. It runs until stop is
-// closed.
+// Watch reloads whenever the functions folder (recursively), the folder
+// holding config.toml, or something a function depends on outside them
+// (symlink targets, config and import map files elsewhere) changes: events
+// are debounced (editors write several times per save) and then the folder
+// is rescanned, so a missed event or a deep `mkdir -p` still ends in the
+// right state. It runs until stop is closed.
 func (s *Supervisor) Watch(root string, debounce time.Duration, rescan func() (*config.Layout, error), stop <-chan struct{}) error {
 	events := make(chan notify.EventInfo, watchBuffer)
 	if err := notify.Watch(filepath.Join(root, "..."), events, notify.All); err != nil {
@@ -29,16 +30,24 @@ func (s *Supervisor) Watch(root string, debounce time.Duration, rescan func() (*
 	if err := notify.Watch(filepath.Dir(root), events, notify.All); err != nil {
 		return err
 	}
+	outside := newOutsideWatches(s.log)
+	defer outside.stopAll()
+	outside.sync(s.currentLayout())
+	// notify reports paths with symlinks resolved.
+	realRoot := config.Resolved(root)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
 		case ev := <-events:
-			if relevant(root, ev.Path()) {
+			if relevant(root, ev.Path()) || relevant(realRoot, ev.Path()) {
 				timer.Reset(debounce)
 			}
+		case <-outside.hints:
+			timer.Reset(debounce)
 		case <-timer.C:
 			s.ReloadFromDisk(rescan, "watch")
+			outside.sync(s.currentLayout())
 		case <-stop:
 			return nil
 		}
