@@ -59,6 +59,7 @@ type Options struct {
 	PipelineConns        int
 	PipelineDepth        int
 	PipelineMaxAge       time.Duration
+	PipelineSlow         time.Duration
 	PipelineSlowCooldown time.Duration
 
 	// Front door.
@@ -272,7 +273,8 @@ var specs = []spec{
 	intSpec("upstream-pipeline-conns", "2", "pipelined connections per worker", 1, func(o *Options) *int { return &o.PipelineConns }),
 	intSpec("upstream-pipeline-depth", "32", "most requests outstanding on one pipelined connection", 1, func(o *Options) *int { return &o.PipelineDepth }),
 	durationSpec("upstream-pipeline-max-age", "10ms", "never pipeline behind a request outstanding longer than this, nor for functions averaging slower", func(o *Options) *time.Duration { return &o.PipelineMaxAge }),
-	durationSpec("upstream-pipeline-slow-cooldown", "30s", "after one request slower than --upstream-pipeline-max-age, the function is not pipelined for this long", func(o *Options) *time.Duration { return &o.PipelineSlowCooldown }),
+	durationSpec("upstream-pipeline-slow", "50ms", "one request of a function this slow (a slow path, not a hiccup under load) stops pipelining it for --upstream-pipeline-slow-cooldown", func(o *Options) *time.Duration { return &o.PipelineSlow }),
+	durationSpec("upstream-pipeline-slow-cooldown", "5s", "how long a function is not pipelined after a request slower than --upstream-pipeline-slow", func(o *Options) *time.Duration { return &o.PipelineSlowCooldown }),
 	durationSpec("worker-exit-wait", "1s", "how long a failed request waits to learn if its worker died of its memory limit (546 instead of 502)", func(o *Options) *time.Duration { return &o.WorkerExitWait }),
 
 	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),

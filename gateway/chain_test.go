@@ -42,7 +42,7 @@ func startFakeWorker(tb testing.TB, handler fasthttp.RequestHandler) string {
 
 var (
 	pipelineOff = upstream.PipelineOptions{}
-	pipelineOn  = upstream.PipelineOptions{Conns: 2, Depth: 32, MaxAge: 10 * time.Millisecond, SlowCooldown: 30 * time.Second}
+	pipelineOn  = upstream.PipelineOptions{Conns: 2, Depth: 32, MaxAge: 10 * time.Millisecond, Slow: 50 * time.Millisecond, SlowCooldown: 30 * time.Second}
 )
 
 func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions) *Gateway {

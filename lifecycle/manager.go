@@ -120,7 +120,7 @@ func pipelineOptions(o config.Options) upstream.PipelineOptions {
 	if o.Pipelining == "off" {
 		return upstream.PipelineOptions{}
 	}
-	return upstream.PipelineOptions{Conns: o.PipelineConns, Depth: o.PipelineDepth, MaxAge: o.PipelineMaxAge, SlowCooldown: o.PipelineSlowCooldown}
+	return upstream.PipelineOptions{Conns: o.PipelineConns, Depth: o.PipelineDepth, MaxAge: o.PipelineMaxAge, Slow: o.PipelineSlow, SlowCooldown: o.PipelineSlowCooldown}
 }
 
 // send delivers an event unless the manager has finished.

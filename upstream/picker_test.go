@@ -195,10 +195,14 @@ func BenchmarkAcquire(b *testing.B) {
 }
 
 func TestOneSlowRequestStopsPipeliningForTheCooldown(t *testing.T) {
-	p := NewPool(PoolOptions{MaxWorkers: 1, Pipeline: PipelineOptions{Conns: 2, Depth: 8, MaxAge: 10 * time.Millisecond, SlowCooldown: time.Minute}})
+	p := NewPool(PoolOptions{MaxWorkers: 1, Pipeline: PipelineOptions{Conns: 2, Depth: 8, MaxAge: 10 * time.Millisecond, Slow: 50 * time.Millisecond, SlowCooldown: time.Minute}})
 	now := time.Now().UnixNano()
 	for i := 0; i < 50; i++ {
 		p.observe(int64(time.Millisecond))
+	}
+	p.observe(int64(20 * time.Millisecond)) // a hiccup, below the slow bar
+	if !p.pipelineAllowed(time.Now().UnixNano()) {
+		t.Fatal("one hiccup stopped pipelining")
 	}
 	if !p.pipelineAllowed(now) {
 		t.Fatal("a fast function is not pipelined")

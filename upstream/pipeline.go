@@ -29,7 +29,8 @@ type PipelineOptions struct {
 	Conns        int           // pipelined connections per worker (0 = off)
 	Depth        int           // most requests outstanding per connection
 	MaxAge       time.Duration // never pipeline behind a request older than this
-	SlowCooldown time.Duration // after a request slower than MaxAge, no pipelining for this long
+	Slow         time.Duration // a request this slow marks the function as having slow paths...
+	SlowCooldown time.Duration // ...and stops pipelining it for this long
 }
 
 // errNotSent: the pipelined connection broke before the request was

@@ -77,10 +77,13 @@ func (p *Pool) Publish(s Snapshot) {
 func (p *Pool) observe(d int64) {
 	old := p.latency.Load()
 	p.latency.Store(old + (d-old)/8)
-	if p.pipe.Conns > 0 && d >= int64(p.pipe.MaxAge) {
+	if p.pipe.Conns > 0 && d >= int64(p.pipe.Slow) {
 		// One slow request is enough to stop pipelining for a while: the
 		// average hides a mix of fast and slow paths, and a fast request
-		// pipelined behind a slow one waits for it.
+		// pipelined behind a slow one waits for it. The bar is above
+		// MaxAge: under load any request can take a few milliseconds
+		// more (a GC pause, a busy CPU), and that must not turn
+		// pipelining off for the whole cooldown.
 		p.slowUntil.Store(time.Now().UnixNano() + int64(p.pipe.SlowCooldown))
 	}
 }
