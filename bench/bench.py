@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -84,8 +86,16 @@ class Bench:
         self.quiet_busy = env_float("BENCH_QUIET_BUSY", 25.0)
         self.quiet_wait = env_float("BENCH_QUIET_MAX_WAIT", 5.0)
         self.k6 = os.environ.get("K6") or "k6"
+        k6_on = os.environ.get("BENCH_K6", "0") == "1"
         self.k6_scenarios = [x for x in os.environ.get("BENCH_K6_SCENARIOS", "hello").split(",") if x] \
-            if os.environ.get("BENCH_K6", "0") == "1" else []
+            if k6_on else []
+        # k6 ramp (bench/k6/ramp.js): open-loop rate rising in stages, one run per stack and round
+        self.k6_ramp_scenarios = [x for x in os.environ.get("BENCH_K6_RAMP_SCENARIOS", "hello").split(",") if x] \
+            if k6_on else []
+        self.k6_ramp_runs = int(os.environ.get("BENCH_K6_RAMP_RUNS") or 1)
+        self.k6_ramp_stages = os.environ.get("BENCH_K6_RAMP_STAGES") or default_ramp_stages(self.dur)
+        if self.k6_ramp_scenarios:
+            check_ramp_stages(self.k6_ramp_stages)
         sc = os.environ.get("BENCH_SCENARIOS", "")
         self.scenarios = [s for s in (sc.split(",") if sc else (QUICK if self.quick else FULL)) if s]
         for s in self.scenarios:
@@ -244,21 +254,37 @@ class Bench:
                          "max_ms": round(xs[-1], 3)}
         return out
 
-    def run_k6(self, scen, stack, script, dur, rnd):
-        """Reference only: k6 closed loop with as many VUs as wrk connections
-        (k6 costs ~8x wrk's CPU per request here, so it measures itself)."""
+    def k6_env(self, scen, stack, body_file) -> list[str]:
+        """-e options shared by bench/k6/*.js: the stack's address and the
+        scenario's request. --include-system-env-vars=false keeps the
+        caller's environment (PATH, ...) out of the scripts' __ENV."""
+        spec = SCENARIOS[scen]
+        env = {"BASE": f"http://127.0.0.1:{stack.port}", "PATHS": ",".join(spec["paths"]),
+               "METHOD": spec["method"], "TIMEOUT": "10s"}
+        if body_file:
+            env["BODY_FILE"] = str(body_file)
+        return ["--include-system-env-vars=false"] + [x for k, v in env.items() for x in ("-e", f"{k}={v}")]
+
+    def run_k6(self, scen, stack, dur, rnd, body_file):
+        """Reference only: k6 closed loop (bench/k6/closed.js) with as many VUs
+        as wrk connections (k6 costs ~8x wrk's CPU per request here, so it
+        measures itself)."""
         summary = self.workdir / f"k6-{scen}-{stack.name}-r{rnd}.json"
         argv = [self.k6, "run", "--no-usage-report", "--quiet", "--no-color", "--vus", str(self.conns),
                 "--duration", f"{dur:g}s", "--summary-trend-stats", "med,p(95),p(99),max",
-                "--summary-export", str(summary), "-e", f"BASE=http://127.0.0.1:{stack.port}", str(script)]
+                "--summary-export", str(summary), *self.k6_env(scen, stack, body_file),
+                str(bl.BENCH_DIR / "k6" / "closed.js")]
         waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait)
         m = self.meter(scen, stack)
         m.start()
-        log_path = self.workdir / "k6.log"
-        rc, gen_cpu = self.procs.run_measured("k6", argv, dur + 60, log_path)
-        meas = m.stop(gen_cpu)
+        log_path = self.workdir / f"k6-{scen}-{stack.name}-r{rnd}.log"
+        gen_cpu = 0.0
+        try:
+            rc, gen_cpu = self.procs.run_measured("k6", argv, dur + 60, log_path)
+        finally:
+            meas = m.stop(gen_cpu)
         if rc != 0 or not summary.exists():
-            raise RuntimeError(f"k6 exited {rc}: {log_path.read_text()[-1500:]}")
+            raise RuntimeError(f"k6 exited {rc}: {log_path.read_text(errors='replace')[-1500:]}")
         d = json.loads(summary.read_text())["metrics"]
         n, dur_ = d["http_reqs"]["count"], d["http_req_duration"]
         failed = d.get("http_req_failed", {}).get("passes", 0)
@@ -266,6 +292,43 @@ class Bench:
                "p95_ms": dur_["p(95)"], "p99_ms": dur_["p(99)"], "max_ms": dur_["max"], "non2xx": failed,
                "socket_errors": 0}
         self.add_record(scen, "k6", stack.name, rnd, res, meas, waited)
+
+    def run_k6_ramp(self, scen, stack, rnd, body_file):
+        """bench/k6/ramp.js: ramping-arrival-rate through self.k6_ramp_stages;
+        the script writes latency, errors and dropped iterations per stage."""
+        summary = self.workdir / f"k6-ramp-{scen}-{stack.name}-r{rnd}.json"
+        summary.unlink(missing_ok=True)
+        total_s = ramp_seconds(self.k6_ramp_stages)
+        argv = [self.k6, "run", "--no-usage-report", "--quiet", "--no-color", *self.k6_env(scen, stack, body_file),
+                "-e", f"RAMP_STAGES={self.k6_ramp_stages}", "-e", f"RAMP_VUS={self.conns}",
+                "-e", f"RAMP_MAX_VUS={4 * self.conns}", "-e", f"SUMMARY_JSON={summary}",
+                str(bl.BENCH_DIR / "k6" / "ramp.js")]
+        waited = bl.wait_quiet(self.quiet_busy, self.quiet_wait)
+        m = self.meter(scen, stack)
+        m.start()
+        log_path = self.workdir / f"k6-ramp-{scen}-{stack.name}-r{rnd}.log"
+        gen_cpu = 0.0
+        try:
+            # + 10 s gracefulStop (the request timeout) + k6's start-up and summary
+            rc, gen_cpu = self.procs.run_measured("k6", argv, total_s + 70, log_path)
+        finally:
+            meas = m.stop(gen_cpu)
+        if rc != 0 or not summary.exists():
+            raise RuntimeError(f"k6 ramp exited {rc}: {log_path.read_text(errors='replace')[-1500:]}")
+        d = json.loads(summary.read_text())
+        o = d["overall"]
+        res = {"requests": o["requests"], "req_s": round(o["req_s"], 1),
+               "p50_ms": o["p50_ms"], "p95_ms": o["p95_ms"], "p99_ms": o["p99_ms"], "max_ms": o["max_ms"],
+               "mean_ms": o["mean_ms"], "non2xx": o["failed"] - o["socket_errors"],
+               "socket_errors": o["socket_errors"], "dropped_iterations": o["dropped_iterations"],
+               "vus_max": o["vus_max"], "ramp_stages": self.k6_ramp_stages,
+               "stages": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in st.items()}
+                          for st in d["stages"]]}
+        self.add_record(scen, "k6-ramp", stack.name, rnd, res, meas, waited)
+        for st in res["stages"]:
+            log(f"    stage {st['index']} {st['from']}->{st['to']}/s: sent {st['req_s']:,.0f}/s p50 "
+                f"{fmt(st.get('p50_ms'))} p95 {fmt(st.get('p95_ms'))} p99 {fmt(st.get('p99_ms'))} ms "
+                f"failed {st['failed']} dropped~{st['dropped_est']}")
 
     def add_record(self, scen, tool, stack, rnd, res, meas, waited):
         n = max(1, res["requests"])
@@ -355,12 +418,35 @@ class Bench:
         for rnd in range(1, self.runs + 1):
             for st in stacks:
                 self.run_vegeta(scen, st, targets[st.name], self.dur, rnd, by_url=spec.get("by_url", False))
+        self.k6_runs(scen, stacks, body_file)
+
+    def k6_runs(self, scen, stacks, body_file):
+        """BENCH_K6=1: closed-loop reference runs, then the ramp (direct, nginx,
+        edgeway). A failed k6 run is recorded and the others go on."""
+        todo = []
         if scen in self.k6_scenarios:
-            k6_script = self.workdir / f"k6-{scen}.js"
-            bl.write_k6_script(k6_script, spec["method"], spec["paths"], body_file)
-            for rnd in range(1, self.runs + 1):
-                for st in stacks:
-                    self.run_k6(scen, st, k6_script, self.dur, rnd)
+            todo += [("k6", rnd, st) for rnd in range(1, self.runs + 1) for st in stacks]
+        if scen in self.k6_ramp_scenarios:
+            ramp = [st for st in stacks if st.name in ALL_STACKS]
+            todo += [("k6-ramp", rnd, st) for rnd in range(1, self.k6_ramp_runs + 1) for st in ramp]
+        if todo and not shutil.which(self.k6):
+            self.failures.append(f"k6 runs of {scen}: {self.k6} not found (bench/install-tools.sh builds it "
+                                 "with BENCH_K6=1)")
+            return
+        said = False
+        for tool, rnd, st in todo:
+            try:
+                if tool == "k6":
+                    self.run_k6(scen, st, self.dur, rnd, body_file)
+                else:
+                    if not said:
+                        said = True
+                        log(f"  k6 ramp {scen}: stages {self.k6_ramp_stages} "
+                            f"({ramp_seconds(self.k6_ramp_stages):g} s per stack)")
+                    self.run_k6_ramp(scen, st, rnd, body_file)
+            except Exception as e:  # noqa: BLE001 - recorded; the other runs and scenarios go on
+                log(f"  {tool} {scen}/{st.name} r{rnd} FAILED: {str(e)[:300]}")
+                self.failures.append(f"{tool} {scen}/{st.name} round {rnd}: {str(e)[:600]}")
 
     # ------------------------------------------------------------ WebSocket
     def ws_argv(self, stack: bl.Stack, mode: str, conns: int, dur: float) -> list[str]:
@@ -490,6 +576,35 @@ class Bench:
         self.final_rss = {name: round(sum(bl.rss_bytes(p) for p in s.proxy_pids()) / 2**20, 1)
                           for name, s in self.stacks.items() if name != "direct"}
         self.final_workers = len(self.stacks["edgeway"].deno_pids())
+
+
+RAMP_LEVELS = (500, 2000, 4000, 6000)
+
+
+def default_ramp_stages(hold_s: float) -> str:
+    """k6 ramp default: 1 s up to each of RAMP_LEVELS req/s, hold it for
+    BENCH_DURATION, then 2 s down to 0 (k6 itself tops out at ~6-8k req/s on
+    2 cores)."""
+    return ",".join(f"1s:{r},{hold_s:g}s:{r}" for r in RAMP_LEVELS) + ",2s:0"
+
+
+RAMP_STAGE = re.compile(r"^(\d+(?:\.\d+)?(?:ms|s|m)):(\d+)$")  # what bench/k6/ramp.js accepts
+
+
+def check_ramp_stages(stages: str):
+    bad = [p for p in stages.split(",") if p.strip() and not RAMP_STAGE.match(p.strip())]
+    if bad or not stages.strip():
+        raise SystemExit(f"BENCH_K6_RAMP_STAGES={stages!r}: want DURATION:RATE,... with DURATION like 500ms, "
+                         f"5s or 1m and RATE in req/s (bad: {', '.join(bad) or 'empty'})")
+
+
+def ramp_seconds(stages: str) -> float:
+    """Length of a DURATION:RATE,... stage list (checked by check_ramp_stages)."""
+    return sum(parse_duration(RAMP_STAGE.match(p.strip()).group(1)) for p in stages.split(",") if p.strip())
+
+
+def fmt(x):
+    return "–" if x is None else f"{x:.2f}"
 
 
 def expected_body(path: str, sent: bytes):

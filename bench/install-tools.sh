@@ -53,7 +53,8 @@ fi
 
 if [ "${BENCH_K6:-0}" = "1" ] && [ ! -x "$TOOLS_BIN/k6" ]; then
   log "building k6 v1.8.1 into $TOOLS_BIN (about 2 minutes)"
-  GOBIN="$TOOLS_BIN" go install go.k6.io/k6@v1.8.1 >&2
+  # Not fatal: bench.py records the k6 runs as failed and runs the rest.
+  GOBIN="$TOOLS_BIN" go install go.k6.io/k6@v1.8.1 >&2 || log "k6 build failed; the k6 runs will be reported as failed"
 fi
 
 for t in wrk vegeta wsbench; do

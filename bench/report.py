@@ -76,6 +76,8 @@ def aggregate(b) -> dict:
                 }
                 if tool == "vegeta":
                     agg["rate_target"] = runs[0]["rate_target"]
+                if tool == "k6-ramp":
+                    agg.update(ramp_aggregate(runs, all_runs))
                 paths = sorted({p for r in runs for p in (r.get("by_url") or {})})
                 if paths:  # per-path latency (mixed: fast vs slow), median over runs
                     agg["by_url"] = {p: {k: median([r["by_url"][p][k] for r in runs if p in r.get("by_url", {})])
@@ -103,6 +105,28 @@ def aggregate(b) -> dict:
                         "p50_added_ms": round(out[scen][tool][ename]["p50_ms"] - out[scen][tool][other]["p50_ms"], 3),
                         "p50_added_ms_paired": round(median(p50_diff), 4) if p50_diff else None,
                     }
+    return out
+
+
+def ramp_aggregate(runs, all_runs) -> dict:
+    """k6 ramp: per stage (same index in every run), the median over runs of
+    the sent rate and the latency percentiles; failures and the estimated
+    dropped requests summed, like the errors of the other tools."""
+    out = {"dropped_iterations": sum(r.get("dropped_iterations", 0) for r in all_runs),
+           "vus_max": max((r.get("vus_max") or 0) for r in all_runs),
+           "ramp_stages": runs[0].get("ramp_stages"), "stages": []}
+    n = min(len(r.get("stages") or []) for r in runs)
+    for i in range(n):
+        sts = [r["stages"][i] for r in runs]
+        every = [r["stages"][i] for r in all_runs if len(r.get("stages") or []) > i]
+        st = {k: sts[0][k] for k in ("index", "from", "to", "start_s", "duration_s", "scheduled")}
+        for k in ("req_s", "p50_ms", "p95_ms", "p99_ms"):
+            st[k] = median([x.get(k) for x in sts])
+        st["max_ms"] = max((x.get("max_ms") or 0) for x in sts)
+        st["scheduled_total"] = sum(x["scheduled"] for x in every)
+        for k in ("requests", "failed", "socket_errors", "dropped_est"):
+            st[k] = sum(x.get(k, 0) for x in every)
+        out["stages"].append(st)
     return out
 
 
@@ -178,6 +202,7 @@ def markdown(b, agg, cold, meta) -> str:
         L.append("")
     L += ws_section(b, agg)
     L += pipelining_section(b, agg)
+    L += ramp_section(b, agg)
 
     tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
              ("wrk-c1", "One connection: wrk -t1 -c1 (closed loop, one request at a time)"),
@@ -189,7 +214,8 @@ def markdown(b, agg, cold, meta) -> str:
                         ("ws-handshake", f"WebSocket handshakes: wsbench -mode handshake -c{b.ws_handshake_conns} "
                                          "(req/s = connections opened, used once and closed per second)")):
         tools.append((tool, title))
-    tools.append(("k6", f"Reference only: k6 --vus {b.conns} (closed loop; k6 uses most of the CPU itself)"))
+    tools.append(("k6", f"Reference only: k6 --vus {b.conns} (closed loop, `bench/k6/closed.js`; k6 uses most of "
+                        "the CPU itself)"))
     for tool, title in tools:
         if tool not in has:
             continue
@@ -344,6 +370,76 @@ def ws_section(b, agg) -> list[str]:
     return L
 
 
+RAMP_BAD_SHARE = 0.01  # a stage that dropped or failed more than this did not get its rate
+
+
+def ramp_section(b, agg) -> list[str]:
+    """k6 ramp (bench/k6/ramp.js): one row per stage of the rising open-loop
+    rate, per stack the rate k6 sent, p50/p95/p99 and the requests it could
+    not send (dropped), and edgeway's p50 and p99 relative to nginx."""
+    L = []
+    for scen in b.scenarios:
+        t = agg.get(scen, {}).get("k6-ramp")
+        if not t:
+            continue
+        stacks = [s for s in ("direct", "nginx", "edgeway") if t.get(s)]
+        first = t[stacks[0]]
+        runs = max(t[s]["runs"] for s in stacks)
+        L.append(f"## k6 ramp: latency as the rate grows ({scen})\n")
+        L.append(f"`bench/k6/ramp.js`: k6 `ramping-arrival-rate` (open loop) through the stages `{first['ramp_stages']}` "
+                 f"(DURATION:RATE, linear from the previous rate), {scen} = {b.spec[scen]['what']}; VUs "
+                 f"{b.conns} pre-allocated, at most {4 * b.conns}; one run per stack"
+                 + (f" and round ({runs} rounds, median per stage)" if runs > 1 else "")
+                 + ", stacks one after the other. Per stage: **sent/s** = requests k6 started in the stage ÷ its "
+                 "length; p50/p95/p99 of those requests; **dropped** ≈ requests the schedule asked for minus those "
+                 "sent (k6 had no free VU: the stack, or k6 itself, did not keep up; dropped requests are not in "
+                 "the percentiles, so those understate the delay). † = more than "
+                 f"{RAMP_BAD_SHARE:.0%} dropped or failed. k6 itself needs ~90–130 µs of CPU per request here, so "
+                 "from ~5000/s on it competes with the stack for the 2 cores (gen CPU below).\n")
+        head = "| stage | rate req/s |"
+        sep = "|---:|---|"
+        for s in stacks:
+            head += f" {s} sent/s | {s} p50 / p95 / p99 ms | {s} dropped |"
+            sep += "---:|---:|---:|"
+        both = "edgeway" in stacks and "nginx" in stacks
+        if both:
+            head += " edgeway/nginx p50 | edgeway/nginx p99 |"
+            sep += "---:|---:|"
+        L += [head, sep]
+        n = min(len(t[s]["stages"]) for s in stacks)
+        for i in range(n):
+            st0 = t[stacks[0]]["stages"][i]
+            rate = f"{st0['from']:,}" if st0["from"] == st0["to"] else f"{st0['from']:,} → {st0['to']:,}"
+            row = f"| {i} | {rate} ({st0['duration_s']:g} s) |"
+            for s in stacks:
+                st = t[s]["stages"][i]
+                bad = (st["dropped_est"] + st["failed"]) > RAMP_BAD_SHARE * max(1, st["scheduled_total"])
+                err = f", {st['failed']} failed" if st["failed"] else ""
+                row += (f" {fmt_num(st['req_s'])}{' †' if bad else ''} | {fmt_ms(st['p50_ms'])} / "
+                        f"{fmt_ms(st['p95_ms'])} / {fmt_ms(st['p99_ms'])}{err} | {fmt_num(st['dropped_est'])} |")
+            if both:
+                e, g = t["edgeway"]["stages"][i], t["nginx"]["stages"][i]
+                ratio = lambda k: fmt_num(e[k] / g[k], 2) if e.get(k) and g.get(k) else "–"  # noqa: E731
+                row += f" {ratio('p50_ms')} | {ratio('p99_ms')} |"
+            L.append(row)
+        L.append("")
+        L.append("| stack | requests | p50 / p95 / p99 / max ms (whole run) | failed / no answer | dropped iterations "
+                 "| VUs used | CPU µs/req gen / proxy / deno | CPU % gen / proxy / deno |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for s in stacks:
+            a = t[s]
+            c, cp = a["cpu_us_per_req"], a["cpu_pct"]
+            proxy, proxy_pct = ("–", "–") if s == "direct" else (f"{c['proxy']:.1f}", f"{cp['proxy']:.0f}")
+            noisy = f" ({a['noisy_runs']} noisy)" if a["noisy_runs"] else ""
+            reqs = sum(st["requests"] for st in a["stages"])
+            L.append(f"| {s}{noisy} | {fmt_num(reqs)} | {fmt_ms(a['p50_ms'])} / {fmt_ms(a['p95_ms'])} / "
+                     f"{fmt_ms(a['p99_ms'])} / {fmt_ms(a['max_ms'])} | {a['non2xx'] + a['socket_errors']} / "
+                     f"{a['socket_errors']} | {fmt_num(a['dropped_iterations'])} | {a['vus_max']} "
+                     f"| {c['gen']:.1f} / {proxy} / {c['deno']:.1f} | {cp['gen']:.0f} / {proxy_pct} / {cp['deno']:.0f} |")
+        L.append("")
+    return L
+
+
 def pipelining_section(b, agg) -> list[str]:
     """edgeway (--upstream-pipelining auto, the default) vs edgeway-off, from
     the same interleaved rounds: throughput vs nginx, one-connection p50,
@@ -417,7 +513,7 @@ def write(b) -> tuple[Path, Path]:
     commit = b.commit
     date = b.started.strftime("%Y-%m-%d")
     tools = {
-        "k6": bl.sh([b.k6, "version"]) if b.k6_scenarios else None,
+        "k6": bl.sh([b.k6, "version"]) if b.k6_scenarios or b.k6_ramp_scenarios else None,
         "nginx": bl.sh([b.nginx, "-v"]).replace("nginx version: ", ""),
         "wrk": bl.sh([b.wrk, "-v"]).splitlines()[0].split(" [")[0] if bl.sh([b.wrk, "-v"]) else "?",
         "vegeta": "v12.12.0 (built by bench/install-tools.sh)",
@@ -433,6 +529,9 @@ def write(b) -> tuple[Path, Path]:
                    "vegeta_rates": {s: (b.rate_override or b.spec[s].get("rate")) for s in b.scenarios
                                     if s != "coldstart" and not b.spec[s].get("ws")},
                    "ws_size": b.ws_size, "ws_handshake_conns": b.ws_handshake_conns,
+                   "k6_scenarios": b.k6_scenarios, "k6_ramp_scenarios": b.k6_ramp_scenarios,
+                   "k6_ramp_stages": b.k6_ramp_stages if b.k6_ramp_scenarios else None,
+                   "k6_ramp_runs": b.k6_ramp_runs if b.k6_ramp_scenarios else None,
                    "vegeta_max_workers": b.max_workers, "quiet_busy_pct": b.quiet_busy,
                    "quiet_max_wait_s": b.quiet_wait},
     }
