@@ -108,13 +108,13 @@ func (m *FunctionMetrics) BreakerGauge(f func() float64) {
 func (m *FunctionMetrics) Unregister() { metrics.UnregisterSet(m.set, true) }
 
 // ObserveRequest counts one finished request.
-func (m *FunctionMetrics) ObserveRequest(status int, start time.Time, reqBytes, respBytes int) {
+func (m *FunctionMetrics) ObserveRequest(status int, elapsed time.Duration, reqBytes, respBytes int) {
 	class := status / 100
 	if class < 1 || class > 5 {
 		class = 5
 	}
 	m.Requests[class].Inc()
-	m.Duration.UpdateDuration(start)
+	m.Duration.Update(elapsed.Seconds())
 	if reqBytes > 0 {
 		m.RequestBytes.Add(reqBytes)
 	}

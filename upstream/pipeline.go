@@ -42,8 +42,11 @@ type pconn struct {
 	wmu       sync.Mutex   // write order == read order
 	unflushed int          // requests written to bw and not yet flushed (under wmu)
 	depth     atomic.Int32 // places claimed by pickPipe, released by finishPipe
-	oldest    atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
-	broken    atomic.Bool
+	// readDeadline is the read deadline set on the connection (unix nanos),
+	// written only by the call whose turn it is.
+	readDeadline int64
+	oldest       atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
+	broken       atomic.Bool
 
 	qmu        sync.Mutex
 	head, tail *call
@@ -160,9 +163,9 @@ func (w *Worker) dialPipe(i int, old *pconn) *pconn {
 }
 
 // proxyPipelined sends the request on pc and reads its response in turn.
-func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, deadline time.Time) error {
+func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64, deadline time.Time) error {
 	req := &ctx.Request
-	cl := w.enqueueAndWrite(pc, req)
+	cl := w.enqueueAndWrite(pc, req, start)
 	if cl == nil {
 		pc.depth.Add(-1) // the place claimed by pickPipe
 		return errNotSent
@@ -175,7 +178,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, deadline ti
 	if pc.broken.Load() {
 		return w.failPipe(pc, cl, errBrokenPipeline, deadline)
 	}
-	if err := pc.nc.SetReadDeadline(deadline); err != nil {
+	if err := pc.setReadDeadline(deadline); err != nil {
 		pc.fail()
 		w.finishPipe(pc, cl)
 		return ErrWorker
@@ -219,14 +222,14 @@ var errBrokenPipeline = errors.New("upstream: pipelined connection broke")
 // one after another, so without the yield every request would pay its own
 // write syscall; when nothing else is runnable the yield returns at once,
 // so a lone request is not delayed.
-func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request) *call {
+func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, start int64) *call {
 	pc.wmu.Lock()
 	if pc.broken.Load() {
 		pc.wmu.Unlock()
 		return nil
 	}
 	cl := callPool.Get().(*call)
-	cl.written = time.Now().UnixNano()
+	cl.written = start
 	clientClose := req.Header.ConnectionClose()
 	if clientClose {
 		req.Header.ResetConnectionClose()
@@ -313,6 +316,25 @@ func (w *Worker) finishPipe(pc *pconn, cl *call) {
 		pc.depth.Add(-1)
 	}
 	w.release()
+}
+
+// deadlineResolution is the precision of a pipelined connection's read
+// deadline. Calls on the connection take turns, each with a deadline a
+// little later than the last; rounding them up to the millisecond (the
+// precision of Go's timers anyway) lets most calls keep the deadline that
+// is already set instead of resetting a runtime timer per request.
+const deadlineResolution = time.Millisecond
+
+// setReadDeadline sets the connection's read deadline to d rounded up to
+// deadlineResolution, unless that is what is already set. Only the call
+// whose turn it is reads, so no lock is needed.
+func (pc *pconn) setReadDeadline(d time.Time) error {
+	r := d.Add(deadlineResolution - 1).Truncate(deadlineResolution).UnixNano()
+	if r == pc.readDeadline {
+		return nil
+	}
+	pc.readDeadline = r
+	return pc.nc.SetReadDeadline(time.Unix(0, r))
 }
 
 // fail marks the connection unusable, closes it and wakes every queued

@@ -26,7 +26,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 			return err
 		}
 		if pc := w.pickPipe(start); pc != nil {
-			err := w.proxyPipelined(ctx, pc, deadline)
+			err := w.proxyPipelined(ctx, pc, start, deadline)
 			if err != errNotSent {
 				w.pool.pipelined.Add(1)
 				return err
