@@ -156,7 +156,12 @@ func (s *session) GoAway(code int) {
 
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (s *session) touch() { s.last.Store(time.Now().UnixNano()) }
+// touch records traffic for the idle timeout (no clock read without one).
+func (s *session) touch() {
+	if s.opts.IdleTimeout > 0 {
+		s.last.Store(time.Now().UnixNano())
+	}
+}
 
 func (s *session) idleFor() time.Duration {
 	return time.Duration(time.Now().UnixNano() - s.last.Load())
