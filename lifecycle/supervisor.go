@@ -54,6 +54,9 @@ type Supervisor struct {
 	nextID        atomic.Uint64
 
 	functions atomic.Pointer[map[string]*Function]
+	// reloaded tells the watcher that a reload it did not trigger (SIGHUP)
+	// may have changed what lies outside the functions folder.
+	reloaded chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	layout  *config.Layout
@@ -130,6 +133,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		layout:        layout,
 		prints:        p.prints,
 		metrics:       map[string]*observe.FunctionMetrics{},
+		reloaded:      make(chan struct{}, 1),
 	}
 	fns := make(map[string]*Function, len(layout.Functions))
 	for _, fn := range layout.Functions {

@@ -48,6 +48,8 @@ func (s *Supervisor) Watch(root string, debounce time.Duration, rescan func() (*
 		case <-timer.C:
 			s.ReloadFromDisk(rescan, "watch")
 			outside.sync(s.currentLayout())
+		case <-s.reloaded:
+			outside.sync(s.currentLayout())
 		case <-stop:
 			return nil
 		}
@@ -74,4 +76,8 @@ func (s *Supervisor) ReloadFromDisk(rescan func() (*config.Layout, error), trigg
 	}
 	s.log.Info().Str("trigger", trigger).Msg("reloading functions")
 	s.Reload(layout)
+	select {
+	case s.reloaded <- struct{}{}:
+	default: // a sync is already pending
+	}
 }
