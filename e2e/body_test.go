@@ -74,6 +74,15 @@ func TestStalledBodyIs408(t *testing.T) {
 	if resp.StatusCode != 408 || resp.Header.Get("X-Edgeway-Error") != "REQUEST_TIMEOUT" {
 		t.Fatalf("stalled body: %d %q", resp.StatusCode, resp.Header.Get("X-Edgeway-Error"))
 	}
+	// Small bodies with a Content-Length that stop early: 408 as well,
+	// whether the server reads them whole before the handler (1000 bytes)
+	// or the gateway reads the rest before pipelining them (12 KiB).
+	for _, c := range []struct{ length, sent int }{{1000, 10}, {12288, 9000}} {
+		resp = rawPost(t, g, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: "+itoa(c.length)+"\r\n\r\n", strings.Repeat("x", c.sent))
+		if resp.StatusCode != 408 || resp.Header.Get("X-Edgeway-Error") != "REQUEST_TIMEOUT" {
+			t.Fatalf("stalled %d-byte body after %d bytes: %d %q", c.length, c.sent, resp.StatusCode, resp.Header.Get("X-Edgeway-Error"))
+		}
+	}
 	// The function keeps serving.
 	if r := g.Do("POST", "/up", strings.NewReader("hello"), nil); r.Status != 200 || string(r.Body) != "5" {
 		t.Fatalf("after a stalled upload: %d %q", r.Status, r.Body)

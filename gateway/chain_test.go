@@ -151,14 +151,28 @@ func TestChainPipelinesSmallBodiesWithoutAllocating(t *testing.T) {
 	g := newTestGateway(t, sock, pipelineOn)
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64)
 	rd := bytes.NewReader(body)
-	ctx := newCtx("/hello/echo")
+	// A real client connection: reading the body sets its read deadline
+	// (--body-read-timeout).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var ctx fasthttp.RequestCtx
+	ctx.Init2(client, nil, false)
+	ctx.Request.Header.SetHost("example.com")
 	ctx.Request.Header.SetMethod("POST")
 	send := func() {
 		rd.Reset(body)
 		ctx.Request.SetBodyStream(rd, len(body))
 		ctx.Request.SetRequestURI("/hello/echo")
 		ctx.Response.Reset()
-		g.Handle(ctx)
+		g.Handle(&ctx)
 	}
 	send()
 	if allocs := testing.AllocsPerRun(200, send); allocs != 0 {

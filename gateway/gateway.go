@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"edgeway/config"
 	"edgeway/gateway/guard"
@@ -36,6 +37,8 @@ type Gateway struct {
 	stopping    atomic.Bool
 	ids         *observe.RequestIDs
 	sampleBelow uint64 // access-log a request when a random uint32 is below this
+	// bodyReadTimeout bounds reading a body's first part (see headerReceived).
+	bodyReadTimeout time.Duration
 
 	verifier  *secure.Verifier // nil: no token checks (--auth none)
 	tokenFrom secure.TokenSource
@@ -73,6 +76,10 @@ func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *
 		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted,
 		sessions: upstream.NewSessions(opts.MaxWebSockets)}
 	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))
+	g.bodyReadTimeout = opts.Timeout
+	if opts.BodyReadTimeout > 0 && opts.BodyReadTimeout < opts.Timeout {
+		g.bodyReadTimeout = opts.BodyReadTimeout
+	}
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
 		Handler:                      g.Handle,
@@ -117,10 +124,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	return g.srv.ShutdownWithContext(ctx)
 }
 
-// headerReceived gives the body the request's whole wall-clock budget: the
-// server's ReadTimeout only bounds the header.
+// headerReceived sets the read deadline for the body: fasthttp reads the
+// first few KiB of a body before the handler runs, and a small body is
+// read whole before it is pipelined, so that part must arrive within
+// --body-read-timeout (408 otherwise); larger bodies then get the same
+// idle gap between chunks while they stream. The server's ReadTimeout only
+// bounds the header.
 func (g *Gateway) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
-	return fasthttp.RequestConfig{ReadTimeout: g.opts.Timeout}
+	return fasthttp.RequestConfig{ReadTimeout: g.bodyReadTimeout}
 }
 
 // Handle is the fasthttp handler: fixed endpoints through the router,

@@ -3,6 +3,7 @@ package upstream
 import (
 	"errors"
 	"io"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -85,7 +86,9 @@ func pipelineable(req *fasthttp.Request, max int) bool {
 var smallBodies = sync.Pool{New: func() any { return new([]byte) }}
 
 // bufferBody reads a small streamed body (pipelineable checked its size)
-// into the request, so the request can be written in one piece.
+// into the request, so the request can be written in one piece. The
+// client connection's read deadline was set when the header arrived (see
+// the gateway's headerReceived): a body that stalls gets ErrBodyStalled.
 func bufferBody(req *fasthttp.Request, max int) error {
 	if !req.IsBodyStream() {
 		return nil
@@ -97,6 +100,10 @@ func bufferBody(req *fasthttp.Request, max int) error {
 	}
 	b := (*bp)[:req.Header.ContentLength()]
 	if _, err := io.ReadFull(req.BodyStream(), b); err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return ErrBodyStalled
+		}
 		return ErrClientBody
 	}
 	req.SetBody(b) // copies, and releases the stream

@@ -20,11 +20,16 @@ import (
 // means the worker broke the exchange.
 func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits) error {
 	start := time.Now().UnixNano()
-	if w.pool.pipelineAllowed(start) && pipelineable(&ctx.Request, w.bufSize) {
+	small := pipelineable(&ctx.Request, w.bufSize)
+	if small {
+		// Read a small body before anything is written, pipelined or not,
+		// so a client that stalls is told apart from a worker that does.
 		if err := bufferBody(&ctx.Request, w.bufSize); err != nil {
 			w.release()
 			return err
 		}
+	}
+	if small && w.pool.pipelineAllowed(start) {
 		if pc := w.pickPipe(start); pc != nil {
 			err := w.proxyPipelined(ctx, pc, start, deadline)
 			if err != errNotSent {
