@@ -18,6 +18,21 @@ type Snapshot struct {
 	changed chan struct{} // closed when a newer snapshot is published
 }
 
+// refusal is why a request waiting on s must give up now, if it must: the
+// function is gone, cooling down from a crash loop, or has failed to boot
+// since the wait began (bootFailures then) with no worker to fall back on.
+func (s *Snapshot) refusal(bootFailures uint64) error {
+	switch {
+	case s.Closed:
+		return ErrClosed
+	case !s.CrashLoopUntil.IsZero() && time.Now().Before(s.CrashLoopUntil):
+		return ErrCrashLoop
+	case s.BootFailures > bootFailures && len(s.Workers) == 0:
+		return ErrBoot
+	}
+	return nil
+}
+
 // PoolOptions are the per-function admission limits.
 type PoolOptions struct {
 	MaxWorkers     int           // scale-up stops here
@@ -166,13 +181,8 @@ func (p *Pool) AcquireWebSocket(deadline time.Time) (*Worker, error) {
 	s := p.snap.Load()
 	bootFailures := s.BootFailures
 	for {
-		switch {
-		case s.Closed:
-			return nil, ErrClosed
-		case !s.CrashLoopUntil.IsZero() && time.Now().Before(s.CrashLoopUntil):
-			return nil, ErrCrashLoop
-		case s.BootFailures > bootFailures && len(s.Workers) == 0:
-			return nil, ErrBoot
+		if err := s.refusal(bootFailures); err != nil {
+			return nil, err
 		}
 		if w := p.pickWebSocket(s.Workers); w != nil {
 			return w, nil
@@ -211,13 +221,8 @@ func (p *Pool) acquireSlow(s *Snapshot, deadline time.Time) (*Worker, error) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	for {
-		switch {
-		case s.Closed:
-			return nil, ErrClosed
-		case !s.CrashLoopUntil.IsZero() && time.Now().Before(s.CrashLoopUntil):
-			return nil, ErrCrashLoop
-		case s.BootFailures > bootFailures && len(s.Workers) == 0:
-			return nil, ErrBoot
+		if err := s.refusal(bootFailures); err != nil {
+			return nil, err
 		}
 		if w, _ := p.pick(s.Workers); w != nil {
 			if !w.draining.Load() {
