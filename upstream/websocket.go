@@ -220,17 +220,17 @@ func (s *session) pumpDown() {
 		if n := s.workerBuf.Buffered(); n > 0 {
 			b, _ := s.workerBuf.Peek(n)
 			s.touch()
+			t.feed(b) // before forwarding, as in pumpUp
+			if t.closeSeen {
+				s.setClose(t.closeCode, "worker")
+			}
 			if _, werr := s.client.Write(b); werr != nil {
 				closeUnderlying(s.client)
 				return
 			}
-			t.feed(b)
 			s.workerBuf.Discard(n)
 			s.out += int64(n)
 			s.opts.Observer.Transferred(0, n)
-			if t.closeSeen {
-				s.setClose(t.closeCode, "worker")
-			}
 		}
 		switch {
 		case err == nil:
@@ -303,19 +303,21 @@ func (s *session) pumpUp(buf []byte) {
 		n, err := s.client.Read(buf)
 		if n > 0 {
 			s.touch()
+			// Record a close frame before forwarding it: the worker's
+			// answer must not be taken for who closed first.
+			t.feed(buf[:n])
+			if t.closeSeen {
+				s.setClose(t.closeCode, "client")
+			}
 			if workerOK {
 				if _, werr := s.worker.Write(buf[:n]); werr != nil {
 					workerOK = false // pumpDown sees the worker's end
 				}
 			}
-			t.feed(buf[:n])
 			s.in += int64(n)
 			s.opts.Observer.Transferred(n, 0)
-			if t.closeSeen {
-				s.setClose(t.closeCode, "client")
-				if s.replyBy.Load() != 0 {
-					return // the client answered the gateway's close
-				}
+			if t.closeSeen && s.replyBy.Load() != 0 {
+				return // the client answered the gateway's close
 			}
 		}
 		switch {
