@@ -404,10 +404,11 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 	}
 	drained := p.worker.Drain()
 	limit := m.cfg.Timeout
-	if reason == ReasonShutdown || reason == ReasonReload {
+	if reason == ReasonShutdown {
 		// The server has already given in-flight requests the shutdown
-		// grace (or the new version takes the traffic); the bootstrap
-		// still finishes what is left on SIGTERM.
+		// grace; the bootstrap still finishes what is left on SIGTERM.
+		// A reload must wait instead: requests pipelined on a connection
+		// but not yet read by Deno would be dropped by its shutdown.
 		limit = 0
 	}
 	wsDrain := m.webSocketDrain(reason)
