@@ -69,7 +69,7 @@ type sessionLog struct {
 	requestID string
 }
 
-func (l *sessionLog) Opened(int) { l.metrics.WebSocketOpened() }
+func (l *sessionLog) Opened() { l.metrics.WebSocketOpened() }
 
 func (l *sessionLog) Transferred(in, out int) {
 	if in > 0 {

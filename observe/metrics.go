@@ -150,9 +150,6 @@ func (m *FunctionMetrics) WebSocketClosed(code int, d time.Duration) {
 	m.set.GetOrCreateCounter(`edgeway_websocket_closed_total{function=` + strconv.Quote(m.name) + `,code="` + closeCodeLabel(code) + `"}`).Inc()
 }
 
-// WebSocketsOpen is the number of open sessions.
-func (m *FunctionMetrics) WebSocketsOpen() int { return int(m.webSocketsOpen.Load()) }
-
 // closeCodeLabel bounds the label's values: clients choose codes freely
 // in 3000–4999, which would otherwise make one series per code.
 func closeCodeLabel(code int) string {

@@ -22,7 +22,7 @@ type SessionOptions struct {
 // SessionObserver hears what a session moves and how it ends (metrics and
 // logs). Transferred is called from both directions' goroutines.
 type SessionObserver interface {
-	Opened(pid int)
+	Opened()
 	Transferred(in, out int)
 	Closed(SessionEnd)
 }
@@ -90,7 +90,7 @@ func (w *Worker) Upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 		if _, err := resp.WriteTo(client); err == nil {
 			sessions.add(s)
 			w.sessions.add(s)
-			o.Observer.Opened(w.PID)
+			o.Observer.Opened()
 			s.run()
 			w.sessions.remove(s)
 			sessions.remove(s)
@@ -453,9 +453,6 @@ func (s *Sessions) Unreserve() {
 
 func (s *Sessions) add(sess *session)    { s.set.add(sess) }
 func (s *Sessions) remove(sess *session) { s.set.remove(sess) }
-
-// Len is the number of sessions open or in their handshake.
-func (s *Sessions) Len() int { return int(s.reserved.Load()) }
 
 // GoAway closes every session with code (1001) and waits up to wait for
 // them to end.
