@@ -68,6 +68,7 @@ type Options struct {
 	ReadHeaderTimeout time.Duration
 	IdleConnTimeout   time.Duration
 	MaxClientConns    int
+	ClientReadYield   bool
 	WorkerLogLine     int
 
 	// Guards.
@@ -282,6 +283,7 @@ var specs = []spec{
 	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
 	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),
+	boolSpec("client-read-yield", "true", "yield to other handlers before reading a keep-alive client's next request: under load it has usually arrived by then, which saves a failed read and a netpoller wake-up per request", func(o *Options) *bool { return &o.ClientReadYield }),
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
 	listSpec("trusted-proxies", "CIDRs or IPs whose X-Forwarded-For is believed (e.g. nginx in front)", func(o *Options) *[]string { return &o.TrustedProxies }),
 	listSpec("cors-origins", "allowed CORS origins (* allowed only with --dev unless listed explicitly); unset = no CORS headers", func(o *Options) *[]string { return &o.CORSOrigins }),

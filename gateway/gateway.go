@@ -109,7 +109,12 @@ func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *
 func (g *Gateway) ServeAdmin(ln net.Listener) error { return g.adminSrv.Serve(ln) }
 
 // Serve accepts connections on ln until Shutdown.
-func (g *Gateway) Serve(ln net.Listener) error { return g.srv.Serve(ln) }
+func (g *Gateway) Serve(ln net.Listener) error {
+	if g.opts.ClientReadYield {
+		ln = yieldListener{ln}
+	}
+	return g.srv.Serve(ln)
+}
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
 // and closes idle connections.
