@@ -21,8 +21,8 @@ import (
 //
 // Head-of-line blocking is avoided by admission: a request is pipelined only
 // for a function whose recent latency is below PipelineMaxAge, and only
-// behind outstanding requests younger than that, on the least deep of the
-// worker's pipelined connections. Everything else (bodies, slow functions,
+// behind outstanding requests younger than that, on the worker's pipelined
+// connection whose oldest outstanding request is youngest. Everything else (bodies, slow functions,
 // busy pipelines) takes an exclusive connection.
 
 // PipelineOptions tunes pipelining; the zero value turns it off.
@@ -110,17 +110,21 @@ func bufferBody(req *fasthttp.Request, max int) error {
 	return nil
 }
 
-// pickPipe claims a place on the least deep usable pipelined connection:
-// an idle one at once (CAS 0→1, so two requests never both take it), a
-// fresh one dialed into an empty or broken slot, else the least deep one
-// whose oldest outstanding request is younger than MaxAge. It returns nil
-// when none qualifies; the caller then uses an exclusive connection.
+// pickPipe claims a place on a usable pipelined connection: an idle one at
+// once (CAS 0→1, so two requests never both take it), a fresh one dialed
+// into an empty or broken slot, else, among those below Depth whose oldest
+// outstanding request is younger than MaxAge, the one whose oldest request
+// is youngest (fewest in flight on a tie). The age of the head is what a
+// request queued behind it risks: a connection whose head is older than its
+// peers' may be holding a slow request, however few share it. It returns
+// nil when none qualifies; the caller then uses an exclusive connection.
 func (w *Worker) pickPipe(now int64) *pconn {
 	o := w.pool.pipe
 	maxAge := int64(o.MaxAge)
 	for attempt := 0; attempt < 2; attempt++ {
 		var best *pconn
-		bestDepth := int32(o.Depth)
+		var bestDepth int32
+		var bestOldest int64
 		for i := range w.pipes {
 			pc := w.pipes[i].Load()
 			if pc == nil || pc.broken.Load() {
@@ -133,10 +137,15 @@ func (w *Worker) pickPipe(now int64) *pconn {
 			if d == 0 && pc.depth.CompareAndSwap(0, 1) {
 				return pc
 			}
-			if d > 0 && d < bestDepth {
-				if old := pc.oldest.Load(); old != 0 && now-old < maxAge {
-					best, bestDepth = pc, d
-				}
+			if d <= 0 || d >= int32(o.Depth) {
+				continue
+			}
+			old := pc.oldest.Load()
+			if old == 0 || now-old >= maxAge {
+				continue
+			}
+			if best == nil || old > bestOldest || (old == bestOldest && d < bestDepth) {
+				best, bestDepth, bestOldest = pc, d, old
 			}
 		}
 		if best == nil {
