@@ -46,7 +46,7 @@ SCENARIOS = {
                  what="50 functions round-robin (direct: 50 paths, 1 process)"),
     "mixed": dict(method="GET", paths=MIXED, body=0, rate=1000, stacks=["edgeway", PIPE_OFF],
                   what="one function, 9 × /fast (immediate) : 1 × /slow (200 ms), vegeta only", vegeta_only=True,
-                  by_url=True),
+                  by_url=True, min_runs=5),
     # WebSocket echo, driven by bench/wsbench (wrk and vegeta speak no WebSocket): messages/s with
     # BENCH_CONNS connections, round-trip latency on one, and connections opened+closed per second.
     "ws": dict(method="GET", paths=["/ws"], body=0, stacks=ALL_STACKS, ws=True,
@@ -116,6 +116,10 @@ class Bench:
         self.edgeway_off_flags: list[str] = []
         self.stacks: dict[str, bl.Stack] = {}
         self.records: list[dict] = []
+        # (scenario, stack) -> path -> every latency (ms) of the recorded
+        # by-URL runs: a p99 over all runs pooled is steadier than the
+        # median of per-run p99s, which rest on ~90 requests each.
+        self.url_samples: dict[tuple[str, str], dict[str, list[float]]] = {}
         self.validation: list[dict] = []
         self.cold: dict = {}
         self.notes: list[str] = []
@@ -215,7 +219,7 @@ class Bench:
         if not record:
             out.unlink(missing_ok=True)
             return None
-        per_url = self.vegeta_by_url(out) if by_url else None
+        per_url = self.vegeta_by_url(out, self.url_samples.setdefault((scen, stack.name), {})) if by_url else None
         out.unlink(missing_ok=True)
         res = bl.parse_vegeta_report(rep.stdout)
         res["rate_target"] = rate
@@ -224,10 +228,10 @@ class Bench:
         self.add_record(scen, "vegeta", stack.name, rnd, res, meas, waited)
         return res
 
-    def vegeta_by_url(self, results: Path) -> dict:
+    def vegeta_by_url(self, results: Path, pool: dict[str, list[float]]) -> dict:
         """Latency percentiles per path from vegeta's per-request results
         (`vegeta encode --to json`): e.g. the fast vs the slow requests of
-        the mixed scenario."""
+        the mixed scenario. The latencies are also added to pool."""
         enc = self.workdir / "vegeta-encoded.json"
         with open(enc, "wb") as f:
             r = subprocess.run([self.vegeta, "encode", "--to", "json", str(results)], stdout=f,
@@ -248,6 +252,7 @@ class Bench:
         enc.unlink(missing_ok=True)
         out = {}
         for path, xs in lat.items():
+            pool.setdefault(path, []).extend(xs)
             xs.sort()
             out[path] = {"requests": len(xs), "errors": bad.get(path, 0),
                          **{f"p{q}_ms": round(bl.percentile(xs, q / 100), 3) for q in (50, 90, 99)},
@@ -415,7 +420,7 @@ class Bench:
         for rnd in range(1, self.runs + 1) if one else ():
             for st in one:
                 self.run_wrk(scen, st, script, self.dur, rnd=rnd, conns=1, tool="wrk-c1")
-        for rnd in range(1, self.runs + 1):
+        for rnd in range(1, max(self.runs, spec.get("min_runs", 0)) + 1):
             for st in stacks:
                 self.run_vegeta(scen, st, targets[st.name], self.dur, rnd, by_url=spec.get("by_url", False))
         self.k6_runs(scen, stacks, body_file)
