@@ -134,8 +134,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // read whole before it is pipelined, so that part must arrive within
 // --body-read-timeout (408 otherwise); larger bodies then get the same
 // idle gap between chunks while they stream. The server's ReadTimeout only
-// bounds the header.
-func (g *Gateway) headerReceived(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+// bounds the header. A request without a body reads nothing more, so its
+// deadline is left alone (one SetReadDeadline less per GET).
+func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 {
+		return fasthttp.RequestConfig{}
+	}
 	return fasthttp.RequestConfig{ReadTimeout: g.bodyReadTimeout}
 }
 

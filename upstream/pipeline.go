@@ -310,7 +310,8 @@ func (w *Worker) awaitTurn(pc *pconn, cl *call, deadline time.Time) bool {
 // finishPipe removes cl from the head of the FIFO, hands the turn to the
 // next call and gives back the worker slot.
 func (w *Worker) finishPipe(pc *pconn, cl *call) {
-	w.pool.observe(time.Now().UnixNano() - cl.written)
+	now := time.Now().UnixNano()
+	w.pool.observe(now - cl.written)
 	pc.qmu.Lock()
 	if pc.head == cl {
 		pc.head = cl.next
@@ -331,7 +332,7 @@ func (w *Worker) finishPipe(pc *pconn, cl *call) {
 		pc.qmu.Unlock()
 		pc.depth.Add(-1)
 	}
-	w.release()
+	w.releaseAt(now)
 }
 
 // deadlineResolution is the precision of a pipelined connection's read

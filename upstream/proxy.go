@@ -176,7 +176,8 @@ func (c *conn) clientBodyError() error {
 }
 
 func (w *Worker) finish(c *conn, reusable bool) {
-	w.pool.observe(time.Now().UnixNano() - c.start)
+	now := time.Now().UnixNano()
+	w.pool.observe(now - c.start)
 	if c.writing != nil {
 		select {
 		case err := <-c.writing:
@@ -196,7 +197,7 @@ func (w *Worker) finish(c *conn, reusable bool) {
 	} else {
 		c.nc.Close()
 	}
-	w.release()
+	w.releaseAt(now)
 }
 
 // noBody reports statuses that never carry a body.
