@@ -6,6 +6,8 @@ import (
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // acceptYield returns both ends of a loopback TCP connection, the server
@@ -38,6 +40,8 @@ func TestYieldConnIsTransparent(t *testing.T) {
 	if _, ok := server.RemoteAddr().(*net.TCPAddr); !ok {
 		t.Fatalf("RemoteAddr is %T, want *net.TCPAddr (client IPs come from it)", server.RemoteAddr())
 	}
+	var ctx fasthttp.RequestCtx
+	ctx.Init2(server, nil, false)
 	buf := make([]byte, 5)
 	for i := 0; i < 3; i++ {
 		if _, err := client.Write([]byte("ping!")); err != nil {
@@ -46,14 +50,18 @@ func TestYieldConnIsTransparent(t *testing.T) {
 		if _, err := io.ReadFull(server, buf); err != nil || string(buf) != "ping!" {
 			t.Fatalf("round %d: server read %q, %v", i, buf, err)
 		}
-		if server.wrote.Load() {
-			t.Fatalf("round %d: wrote still set after a read", i)
+		if server.armed.Load() {
+			t.Fatalf("round %d: armed after a read", i)
 		}
 		if _, err := server.Write([]byte("pong!")); err != nil {
 			t.Fatal(err)
 		}
-		if !server.wrote.Load() {
-			t.Fatalf("round %d: a write did not arm the yield", i)
+		if server.armed.Load() {
+			t.Fatalf("round %d: a write armed the yield (it must fire once per request, not inside streamed exchanges)", i)
+		}
+		armYield(&ctx) // the request is done
+		if !server.armed.Load() {
+			t.Fatalf("round %d: armYield did not arm the connection", i)
 		}
 		if _, err := io.ReadFull(client, buf); err != nil || string(buf) != "pong!" {
 			t.Fatalf("round %d: client read %q, %v", i, buf, err)
@@ -61,8 +69,8 @@ func TestYieldConnIsTransparent(t *testing.T) {
 	}
 }
 
-// A streamed body is read while the response is written: both directions
-// at once must stay correct (and race-free under -race).
+// A streamed body may still be read when the handler returns and arms the
+// yield: both directions at once must stay correct (and race-free under -race).
 func TestYieldConnReadsAndWritesConcurrently(t *testing.T) {
 	server, client := acceptYield(t)
 	const n = 1 << 16
@@ -72,7 +80,13 @@ func TestYieldConnReadsAndWritesConcurrently(t *testing.T) {
 	errs := make([]error, 4)
 	wg.Add(4)
 	go func() { defer wg.Done(); _, errs[0] = client.Write(up) }()
-	go func() { defer wg.Done(); _, errs[1] = server.Write(down) }()
+	go func() {
+		defer wg.Done()
+		var ctx fasthttp.RequestCtx
+		ctx.Init2(server, nil, false)
+		_, errs[1] = server.Write(down)
+		armYield(&ctx)
+	}()
 	go func() { defer wg.Done(); gotUp = make([]byte, n); _, errs[2] = io.ReadFull(server, gotUp) }()
 	go func() { defer wg.Done(); gotDown = make([]byte, n); _, errs[3] = io.ReadFull(client, gotDown) }()
 	wg.Wait()
@@ -83,5 +97,40 @@ func TestYieldConnReadsAndWritesConcurrently(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
+	}
+}
+
+// The socket's own ReadFrom/WriteTo stay reachable through the wrapper
+// (bufio.Writer streams large bodies through ReadFrom), and carry the data.
+func TestYieldConnKeepsCopyFastPaths(t *testing.T) {
+	server, client := acceptYield(t)
+	var c net.Conn = server
+	if _, ok := c.(io.ReaderFrom); !ok {
+		t.Fatal("yieldConn hides the socket's ReadFrom")
+	}
+	if _, ok := c.(io.WriterTo); !ok {
+		t.Fatal("yieldConn hides the socket's WriteTo")
+	}
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.ReadFrom(bytes.NewReader(body))
+		server.Conn.(*net.TCPConn).CloseWrite()
+		done <- err
+	}()
+	got, err := io.ReadAll(client)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("client got %d bytes (intact %v), %v", len(got), bytes.Equal(got, body), err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		client.Write(body)
+		client.(*net.TCPConn).CloseWrite()
+	}()
+	var sink bytes.Buffer
+	if _, err := server.WriteTo(&sink); err != nil || !bytes.Equal(sink.Bytes(), body) {
+		t.Fatalf("WriteTo got %d bytes (intact %v), %v", sink.Len(), bytes.Equal(sink.Bytes(), body), err)
 	}
 }

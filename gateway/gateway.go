@@ -82,7 +82,7 @@ func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *
 	}
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
-		Handler:                      g.Handle,
+		Handler:                      g.serve,
 		ErrorHandler:                 g.handleParseError,
 		HeaderReceived:               g.headerReceived,
 		NoDefaultServerHeader:        true,
@@ -141,6 +141,13 @@ func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConf
 		return fasthttp.RequestConfig{}
 	}
 	return fasthttp.RequestConfig{ReadTimeout: g.bodyReadTimeout}
+}
+
+// serve is the server's handler: Handle, then the connection is armed to
+// yield before reading the next request (see clientconn.go).
+func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
+	g.Handle(ctx)
+	armYield(ctx)
 }
 
 // Handle is the fasthttp handler: fixed endpoints through the router,
