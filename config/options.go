@@ -274,7 +274,7 @@ var specs = []spec{
 	intSpec("upstream-pipeline-conns", "2", "pipelined connections per worker", 1, func(o *Options) *int { return &o.PipelineConns }),
 	intSpec("upstream-pipeline-depth", "32", "most requests outstanding on one pipelined connection", 1, func(o *Options) *int { return &o.PipelineDepth }),
 	durationSpec("upstream-pipeline-max-age", "10ms", "never pipeline behind a request outstanding longer than this, nor for functions averaging slower", func(o *Options) *time.Duration { return &o.PipelineMaxAge }),
-	durationSpec("upstream-pipeline-slow", "50ms", "one request of a function this slow (a slow path, not a hiccup under load) stops pipelining it for --upstream-pipeline-slow-cooldown", func(o *Options) *time.Duration { return &o.PipelineSlow }),
+	durationSpec("upstream-pipeline-slow", "50ms", "a request of a function this slow, when one begun after it has already come back quicker (a slow path, not a stalled machine), stops pipelining it for --upstream-pipeline-slow-cooldown", func(o *Options) *time.Duration { return &o.PipelineSlow }),
 	durationSpec("upstream-pipeline-slow-cooldown", "5s", "how long a function is not pipelined after a request slower than --upstream-pipeline-slow", func(o *Options) *time.Duration { return &o.PipelineSlowCooldown }),
 	durationSpec("worker-exit-wait", "1s", "how long a failed request waits to learn if its worker died of its memory limit (546 instead of 502)", func(o *Options) *time.Duration { return &o.WorkerExitWait }),
 

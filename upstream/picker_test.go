@@ -194,27 +194,51 @@ func BenchmarkAcquire(b *testing.B) {
 	})
 }
 
-func TestOneSlowRequestStopsPipeliningForTheCooldown(t *testing.T) {
-	p := NewPool(PoolOptions{MaxWorkers: 1, Pipeline: PipelineOptions{Conns: 2, Depth: 8, MaxAge: 10 * time.Millisecond, Slow: 50 * time.Millisecond, SlowCooldown: time.Minute}})
-	now := time.Now().UnixNano()
-	for i := 0; i < 50; i++ {
-		p.observe(int64(time.Millisecond))
+// exchange is one observed request: when it began and ended, relative to
+// the test's base time.
+type exchange struct{ start, end time.Duration }
+
+func TestSlowPathStopsPipeliningForTheCooldown(t *testing.T) {
+	ms := time.Millisecond
+	// 50 quick requests first, so the average is low.
+	warm := make([]exchange, 50)
+	for i := range warm {
+		warm[i] = exchange{time.Duration(i) * ms, time.Duration(i)*ms + ms}
 	}
-	p.observe(int64(20 * time.Millisecond)) // a hiccup, below the slow bar
-	if !p.pipelineAllowed(time.Now().UnixNano()) {
-		t.Fatal("one hiccup stopped pipelining")
+	tests := []struct {
+		name   string
+		then   []exchange // observed in this order after warm
+		paused bool
+	}{
+		{"quick requests only", []exchange{{60 * ms, 61 * ms}}, false},
+		{"a hiccup below the slow bar", []exchange{{60 * ms, 80 * ms}, {61 * ms, 62 * ms}}, false},
+		// 200 ms request begun at 60 ms; one begun after it came back
+		// quickly first: a slow path.
+		{"a slow path", []exchange{{61 * ms, 62 * ms}, {60 * ms, 260 * ms}}, true},
+		// the machine stalled: everything in flight came back late
+		// together, nothing younger finished first.
+		{"a stall delays everything", []exchange{{60 * ms, 130 * ms}, {61 * ms, 130 * ms}, {62 * ms, 131 * ms}}, false},
+		// only requests begun before the slow one finished quickly
+		{"quick requests begun earlier do not count", []exchange{{59 * ms, 61 * ms}, {60 * ms, 260 * ms}}, false},
 	}
-	if !p.pipelineAllowed(now) {
-		t.Fatal("a fast function is not pipelined")
-	}
-	p.observe(int64(200 * time.Millisecond))
-	for i := 0; i < 50; i++ {
-		p.observe(int64(time.Millisecond)) // the average recovers at once...
-	}
-	if p.pipelineAllowed(time.Now().UnixNano()) {
-		t.Fatal("pipelined again right after a slow request")
-	}
-	if !p.pipelineAllowed(time.Now().Add(2 * time.Minute).UnixNano()) {
-		t.Fatal("still not pipelined after the cooldown")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPool(PoolOptions{MaxWorkers: 1, Pipeline: PipelineOptions{Conns: 2, Depth: 8, MaxAge: 10 * ms, Slow: 50 * ms, SlowCooldown: time.Minute}})
+			base := time.Now().UnixNano()
+			at := func(d time.Duration) int64 { return base + int64(d) }
+			for _, e := range append(append([]exchange{}, warm...), tt.then...) {
+				p.observe(at(e.start), at(e.end))
+			}
+			// quick requests afterwards bring the average down again
+			for i := 0; i < 50; i++ {
+				p.observe(at(300*ms+time.Duration(i)*ms), at(301*ms+time.Duration(i)*ms))
+			}
+			if got := !p.pipelineAllowed(at(400 * ms)); got != tt.paused {
+				t.Fatalf("pipelining paused = %v, want %v", got, tt.paused)
+			}
+			if !p.pipelineAllowed(at(400*ms + 2*time.Minute)) {
+				t.Fatal("still not pipelined after the cooldown")
+			}
+		})
 	}
 }

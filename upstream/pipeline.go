@@ -311,7 +311,7 @@ func (w *Worker) awaitTurn(pc *pconn, cl *call, deadline time.Time) bool {
 // next call and gives back the worker slot.
 func (w *Worker) finishPipe(pc *pconn, cl *call) {
 	now := time.Now().UnixNano()
-	w.pool.observe(now - cl.written)
+	w.pool.observe(cl.written, now)
 	pc.qmu.Lock()
 	if pc.head == cl {
 		pc.head = cl.next

@@ -51,6 +51,7 @@ type Pool struct {
 	queued    atomic.Int32 // requests waiting for a slot on a busy worker
 	latency   atomic.Int64 // moving average of request durations, nanos
 	slowUntil atomic.Int64 // no pipelining until then (unix nanos)
+	fastStart atomic.Int64 // start of the latest-started quick exchange seen (unix nanos)
 	// Exchanges by connection kind, for status and tests.
 	pipelined atomic.Uint64
 	exclusive atomic.Uint64
@@ -86,20 +87,32 @@ func (p *Pool) Publish(s Snapshot) {
 	close(old.changed)
 }
 
-// observe folds a request's duration into the function's moving average
-// (weight 1/8), which decides whether its requests may be pipelined. Lost
-// updates under contention do not matter.
-func (p *Pool) observe(d int64) {
+// observe folds an exchange that began at start and ended at now (unix
+// nanos) into the function's moving average latency (weight 1/8), which
+// decides whether its requests may be pipelined, and watches for slow
+// paths. Lost updates under contention do not matter.
+func (p *Pool) observe(start, now int64) {
+	d := now - start
 	old := p.latency.Load()
 	p.latency.Store(old + (d-old)/8)
-	if p.pipe.Conns > 0 && d >= int64(p.pipe.Slow) {
-		// One slow request is enough to stop pipelining for a while: the
-		// average hides a mix of fast and slow paths, and a fast request
-		// pipelined behind a slow one waits for it. The bar is above
-		// MaxAge: under load any request can take a few milliseconds
-		// more (a GC pause, a busy CPU), and that must not turn
-		// pipelining off for the whole cooldown.
-		p.slowUntil.Store(time.Now().UnixNano() + int64(p.pipe.SlowCooldown))
+	if p.pipe.Conns == 0 {
+		return
+	}
+	if d < int64(p.pipe.Slow) {
+		if start > p.fastStart.Load() {
+			p.fastStart.Store(start)
+		}
+		return
+	}
+	// One slow request stops pipelining for a while (the average hides a
+	// mix of fast and slow paths, and a fast request pipelined behind a
+	// slow one waits for it), but only if a request that began after it
+	// has already come back quickly: then this one was slow on its own, a
+	// slow path. When the whole machine stalls (a busy CPU, a VM pause)
+	// everything in flight is late together, nothing younger finishes
+	// first, and pipelining, which is what saves CPU, stays on.
+	if p.fastStart.Load() > start {
+		p.slowUntil.Store(now + int64(p.pipe.SlowCooldown))
 	}
 }
 

@@ -177,7 +177,7 @@ func (c *conn) clientBodyError() error {
 
 func (w *Worker) finish(c *conn, reusable bool) {
 	now := time.Now().UnixNano()
-	w.pool.observe(now - c.start)
+	w.pool.observe(c.start, now)
 	if c.writing != nil {
 		select {
 		case err := <-c.writing:
