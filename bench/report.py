@@ -166,8 +166,10 @@ def markdown(b, agg, cold, meta) -> str:
              f"{m['memory']} RAM, Linux {m['kernel']}, {m['os']}.  ")
     L.append(f"Versions: {m['edgeway']}; {m['deno']}; {m['nginx']}; {m['wrk']}; vegeta {m['vegeta']}; "
              + (f"{m['k6']}; " if m.get("k6") else "") + f"{m['go']}.  ")
+    longer = {s: b.spec[s]["min_runs"] for s in b.scenarios if b.spec[s].get("min_runs", 0) > b.runs}
+    more_runs = f" ({', '.join(f'{s} {n}' for s, n in longer.items())})" if longer else ""
     L.append(f"Config: wrk `-t1 -c{b.conns} -d{b.dur:g}s`, vegeta fixed rate for {b.dur:g}s "
-             f"(`-max-workers {b.max_workers}`, 10 s timeout), {b.runs} runs per stack interleaved "
+             f"(`-max-workers {b.max_workers}`, 10 s timeout), {b.runs} runs per stack{more_runs} interleaved "
              f"(A B C A B C …), {b.warmup:g}s discarded wrk warm-up per stack and scenario, median reported. "
              f"All stacks run at once on loopback; total time {meta['elapsed_s'] / 60:.1f} min."
              + (f" WebSocket: `bench/wsbench` (`-c{b.conns}`, `-c1`, handshake `-c{b.ws_handshake_conns}`), "
