@@ -84,7 +84,7 @@ def aggregate(b) -> dict:
                                          for k in ("p50_ms", "p90_ms", "p99_ms", "max_ms")}
                                      | {"errors": sum(r["by_url"].get(p, {}).get("errors", 0) for r in all_runs)}
                                      for p in paths}
-                pooled = getattr(b, "url_samples", {}).get((scen, stack), {}) if tool == "vegeta" else {}
+                pooled = b.url_samples.get((scen, stack), {}) if tool == "vegeta" else {}
                 if pooled:  # every request of every recorded run
                     agg["by_url_pooled"] = {p: {"requests": len(xs),
                                                 **{f"p{q}_ms": round(bl.percentile(sorted(xs), q / 100), 3)
@@ -531,7 +531,7 @@ def pipelining_section(b, agg) -> list[str]:
             "Both gateways run side by side on the same functions folder, interleaved in every round. "
             "`mixed`: one function serves `/mixed/fast` (answers at once) and `/mixed/slow` (awaits 200 ms), "
             "9 : 1, at a fixed vegeta rate; fast and slow latencies are split from vegeta's per-request results "
-            "(`vegeta encode`): the median of the per-run p99s, and the p99 of all runs' requests pooled (each run's p99 "
+            "(`vegeta encode`): the median of the per-run p99s, the median of the per-round auto/off ratios, and the p99 of all runs' requests pooled (each run's p99 "
             "rests on about 90 requests, so the pooled figure moves less between runs). A fast p99 ratio auto/off well above 1 means fast requests "
             "waited behind slow ones on a pipelined connection.\n",
             "| measure | auto (edgeway) | off (edgeway-off) | comparison |", "|---|---:|---:|---|", *rows, ""]

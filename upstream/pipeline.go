@@ -22,8 +22,8 @@ import (
 // Head-of-line blocking is avoided by admission: a request is pipelined only
 // for a function whose recent latency is below PipelineMaxAge, and only
 // behind outstanding requests younger than that, on the worker's pipelined
-// connection whose oldest outstanding request is youngest. Everything else (bodies, slow functions,
-// busy pipelines) takes an exclusive connection.
+// connection whose oldest outstanding request is youngest. Everything else
+// (bodies, slow functions, busy pipelines) takes an exclusive connection.
 
 // PipelineOptions tunes pipelining; the zero value turns it off.
 type PipelineOptions struct {
