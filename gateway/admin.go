@@ -26,6 +26,7 @@ const (
 )
 
 func (g *Gateway) isAdminPath(path []byte) bool {
+	injectFault(path)
 	switch string(path) {
 	case pathRoot:
 		return true
@@ -50,6 +51,7 @@ func (g *Gateway) newAdminRouter() *router.Router {
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.HandleOPTIONS = false
+	r.PanicHandler = g.recoverAdminPanic
 	r.GET(pathRoot, func(ctx *fasthttp.RequestCtx) { writeJSON(ctx, fasthttp.StatusOK, statusOK) })
 	r.GET(pathReady, g.handleReady)
 	r.GET(pathHealth, g.handleHealth)

@@ -146,6 +146,7 @@ func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConf
 // serve is the server's handler: Handle, then the connection is armed to
 // yield before reading the next request (see clientconn.go).
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
+	defer g.recoverPanic(ctx)
 	g.Handle(ctx)
 	armYield(ctx)
 }

@@ -1,0 +1,7 @@
+//go:build !edgeway_faults
+
+package gateway
+
+// injectFault is the test-only fault hook; see faults_on.go. Production
+// builds compile this empty version, so no request can reach a fault.
+func injectFault([]byte) {}

@@ -1,0 +1,21 @@
+//go:build edgeway_faults
+
+package gateway
+
+// Test-only fault injection, compiled only with `-tags edgeway_faults`:
+// the e2e tests build their own binary with the tag to make the gateway
+// panic on demand. The released binary is built without it and has no
+// code that could panic on request (an e2e test checks it answers 404).
+
+import "bytes"
+
+// faultPanicPath makes the request's handler panic.
+const faultPanicPath = "/__edgeway_fault/panic"
+
+// injectFault panics when path asks for it. It runs inside Handle, before
+// any routing, like a bug anywhere on the request path would.
+func injectFault(path []byte) {
+	if bytes.HasPrefix(path, []byte(faultPanicPath)) {
+		panic("injected fault: " + string(path))
+	}
+}
