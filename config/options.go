@@ -108,6 +108,7 @@ type Options struct {
 	// Observability and admin.
 	InternalKey      string
 	AdminListen      string
+	Pprof            bool
 	AccessLogSample  float64
 	LogFlushInterval time.Duration
 	LogBufferSize    int
@@ -327,6 +328,7 @@ var specs = []spec{
 	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),
 	stringSpec("internal-key", "", "bearer key for /metrics and detailed /health (without it /metrics answers 403); compared in constant time", nil, func(o *Options) *string { return &o.InternalKey }),
 	stringSpec("admin-listen", "", "optional separate host:port for /health and /metrics (default: the main listener)", nil, func(o *Options) *string { return &o.AdminListen }),
+	boolSpec("pprof", "false", "serve Go's profiles under /debug/pprof/ on --admin-listen (required) to holders of the internal key; never cmdline, which would show the flags and their secrets", func(o *Options) *bool { return &o.Pprof }),
 	floatSpec("access-log-sample", "1", "fraction of requests written to the access log (0 = none, 1 = all)", 0, 1, func(o *Options) *float64 { return &o.AccessLogSample }),
 	durationSpec("log-flush-interval", "100ms", "how often buffered log lines are written out", func(o *Options) *time.Duration { return &o.LogFlushInterval }),
 	intSpec("log-buffer-size", "65536", "log buffer in bytes; a full buffer is written at once", 4096, func(o *Options) *int { return &o.LogBufferSize }),
@@ -413,6 +415,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 				}
 			}
 		}
+	}
+	if o.Pprof && o.AdminListen == "" {
+		return o, fmt.Errorf("flag --pprof needs --admin-listen: profiles are never served on the public listener")
 	}
 	if o.MinWorkers > o.MaxWorkers {
 		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)

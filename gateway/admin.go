@@ -3,6 +3,8 @@ package gateway
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"edgeway/lifecycle"
@@ -16,7 +18,8 @@ import (
 // Fixed endpoints. They are served by the router and never routed to
 // functions, so a function called "health" is reachable only under
 // /functions/v1/health. With --admin-listen, /health and /metrics move to
-// that listener and the main one keeps only GET /.
+// that listener and the main one keeps only GET /. Profiles (/debug/pprof/)
+// are served only with --pprof, only on the admin listener.
 const (
 	pathRoot    = "/"
 	pathHealth  = "/health"
@@ -33,7 +36,7 @@ func (g *Gateway) isAdminPath(path []byte) bool {
 	case pathHealth, pathReady, pathMetrics:
 		return g.adminSrv == nil
 	}
-	return g.adminSrv == nil && hasPrefix(path, pathPprof)
+	return false
 }
 
 var (
@@ -56,7 +59,9 @@ func (g *Gateway) newAdminRouter() *router.Router {
 	r.GET(pathReady, g.handleReady)
 	r.GET(pathHealth, g.handleHealth)
 	r.GET(pathMetrics, g.handleMetrics)
-	r.GET(pathPprof+"{profile:*}", g.handlePprof)
+	if g.opts.Pprof && g.opts.AdminListen != "" {
+		r.GET(pathPprof+"{profile:*}", g.handlePprof)
+	}
 	r.NotFound = func(ctx *fasthttp.RequestCtx) { errNotFound.write(ctx) }
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
 		newError(fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed").write(ctx)
@@ -156,14 +161,36 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 }
 
 // handlePprof serves Go's profiles (CPU, heap, goroutines...) to holders
-// of the internal key: `go tool pprof -http=: 'http://host/debug/pprof/profile?seconds=10'`
-// with the key in an Authorization header.
+// of the internal key, with --pprof on the admin listener only:
+// `go tool pprof -http=: 'http://admin-host/debug/pprof/profile?seconds=10'`
+// with the key in an Authorization header. Only the named profiles are
+// served: cmdline (the gateway's argv, --jwt-secret
+// included) and anything else answer 404.
 func (g *Gateway) handlePprof(ctx *fasthttp.RequestCtx) {
 	if !g.authorized(ctx) {
 		errForbidden.write(ctx)
 		return
 	}
+	// pprofhandler dispatches on ctx.Path() (decoded and normalised), so the
+	// allowlist checks the same bytes: /debug/pprof/%63mdline is cmdline.
+	if !pprofAllowed(string(ctx.Path())) {
+		errNotFound.write(ctx)
+		return
+	}
 	pprofhandler.PprofHandler(ctx)
+}
+
+// pprofAllowed reports whether path names a profile that reveals nothing but the gateway's own runtime state.
+func pprofAllowed(path string) bool {
+	name, ok := strings.CutPrefix(path, pathPprof)
+	if !ok {
+		return false
+	}
+	switch name {
+	case "profile", "symbol", "trace":
+		return true
+	}
+	return pprof.Lookup(name) != nil
 }
 
 // handleMetrics writes Prometheus text for holders of the internal key.
