@@ -31,6 +31,10 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// logCloseTimeout bounds writing the last log lines at exit: a stuck
+// stderr must not keep the process from exiting.
+const logCloseTimeout = 2 * time.Second
+
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
@@ -96,9 +100,10 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edgeway: %v\n", err)
 		return 2
 	}
-	logOut := observe.NewBufferedWriter(stderr, opts.LogBufferSize, opts.LogFlushInterval)
-	defer logOut.Close()
+	logOut := observe.NewBufferedWriter(stderr, opts.LogBufferSize, int(opts.LogMaxBuffered), opts.LogFlushInterval)
+	defer logOut.Close(logCloseTimeout)
 	log := newLogger(opts, stderr, logOut)
+	logOut.SetLogger(log)
 	procs := setGoMaxProcs(opts.GoMaxProcs)
 	sec, err := buildSecurity(&opts, log)
 	if err != nil {

@@ -112,6 +112,7 @@ type Options struct {
 	AccessLogSample  float64
 	LogFlushInterval time.Duration
 	LogBufferSize    int
+	LogMaxBuffered   int64
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -332,6 +333,7 @@ var specs = []spec{
 	floatSpec("access-log-sample", "1", "fraction of requests written to the access log (0 = none, 1 = all)", 0, 1, func(o *Options) *float64 { return &o.AccessLogSample }),
 	durationSpec("log-flush-interval", "100ms", "how often buffered log lines are written out", func(o *Options) *time.Duration { return &o.LogFlushInterval }),
 	intSpec("log-buffer-size", "65536", "log buffer in bytes; a full buffer is written at once", 4096, func(o *Options) *int { return &o.LogBufferSize }),
+	sizeSpec("log-max-buffered", "1MiB", "most log bytes held while the output is slow or stuck (nobody reads stderr); further lines are dropped and counted in edgeway_log_dropped_total, so logging never blocks a request", func(o *Options) *int64 { return &o.LogMaxBuffered }),
 	intSpec("worker-log-line", "8192", "longest worker stdout/stderr line logged; longer lines are cut", 256, func(o *Options) *int { return &o.WorkerLogLine }),
 }
 

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The gateway survives its own bugs and its environment (issue 15, "the
@@ -167,4 +171,122 @@ func TestPprofOffByDefault(t *testing.T) {
 	if r := admin.Do("GET", "/debug/pprof/heap", nil, map[string]string{"Authorization": "Bearer " + internalKey}); r.Status != 404 {
 		t.Fatalf("admin heap profile without --pprof: %d", r.Status)
 	}
+}
+
+// launchWithStderr starts the binary with stderr going to the given file
+// and returns once it logs that it listens (read from logs, which the
+// test then stops reading). wrap may rewrite the command (e.g. a shell
+// that lowers a limit first).
+func launchWithStderr(t *testing.T, files map[string]string, stderr *os.File, logs *bufio.Reader, wrap func(bin string, args []string) *exec.Cmd, args ...string) *Gateway {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "functions")
+	writeTree(t, dir, files)
+	full := append([]string{"serve", "--functions", dir, "--port", "0", "--deno", denoPath(t), "--log-format", "json", "--log-level", "debug", "--auth", "none", "--rate-limit", "0"}, args...)
+	var cmd *exec.Cmd
+	if wrap != nil {
+		cmd = wrap(binPath(t), full)
+	} else {
+		cmd = exec.Command(binPath(t), full...)
+	}
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	cmd.Stderr = stderr
+	cmd.Stdout = io.Discard
+	g := &Gateway{t: t, cmd: cmd, Dir: dir, logs: newLogSink(), exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stderr.Close() // the child holds it now
+	go func() {
+		g.exitErr = cmd.Wait()
+		close(g.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-g.exited:
+		default:
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-g.exited:
+			case <-time.After(eventTimeout):
+				cmd.Process.Kill()
+				<-g.exited
+			}
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", g.logs.text())
+		}
+	})
+	deadline := time.Now().Add(eventTimeout)
+	var seen strings.Builder
+	for time.Now().Before(deadline) {
+		line, err := logs.ReadString('\n')
+		seen.WriteString(line)
+		if err != nil {
+			t.Fatalf("gateway did not start: %v\n%s", err, seen.String())
+		}
+		var l logLine
+		json.Unmarshal([]byte(line), &l)
+		if l.Msg() == "edgeway listening" {
+			g.URL = "http://" + l.Str("addr")
+			g.RunDir = l.Str("run_dir")
+			return g
+		}
+	}
+	t.Fatal("gateway did not start")
+	return nil
+}
+
+// A stderr nobody reads must not stop the gateway: requests and worker
+// output keep flowing, the excess log lines are dropped and counted.
+func TestStuckLogPipeNeverBlocksRequests(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// The smallest pipe (one page) fills after a few lines.
+	if _, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), 1031 /* F_SETPIPE_SZ */, 4096); errno != 0 {
+		t.Fatalf("F_SETPIPE_SZ: %v", errno)
+	}
+	logs := bufio.NewReader(r)
+	g := launchWithStderr(t, map[string]string{
+		// Each request also writes a worker log line.
+		"chatty/index.ts": `Deno.serve(() => { console.log("chatty " + "x".repeat(300)); return new Response("ok"); });`,
+	}, w, logs, nil, "--internal-key", internalKey, "--log-buffer-size", "4096", "--log-max-buffered", "8KiB")
+	// From here on nobody reads the gateway's stderr.
+	hc := &http.Client{Timeout: eventTimeout}
+	const requests, clients = 400, 4
+	var wg sync.WaitGroup
+	errs := make(chan error, requests)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < requests/clients; i++ {
+				resp, err := hc.Get(g.URL + "/chatty")
+				if err != nil {
+					errs <- err
+					return
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(body) != "ok" {
+					errs <- fmt.Errorf("status %d %q", resp.StatusCode, body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a request with the log pipe stuck: %v", err)
+	}
+	m := scrape(t, &Gateway{t: t, URL: g.URL}, "")
+	if m["edgeway_log_dropped_total"] == 0 {
+		t.Fatal("no log line counted as dropped with the pipe stuck")
+	}
+	// Once stderr is read again, logging resumes and reports the drop.
+	go g.logs.consume(logs)
+	g.WaitLog(func(l logLine) bool { return strings.HasPrefix(l.Msg(), "log lines dropped") && l.Int("dropped") > 0 })
 }
