@@ -125,6 +125,7 @@ func serve(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	checkFDLimit(opts, layout, log)
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -148,7 +149,7 @@ func serve(args []string, stderr io.Writer) int {
 	served := make(chan error, 2)
 	go func() { served <- gw.Serve(ln) }()
 	if adminLn != nil {
-		go func() { served <- gw.ServeAdmin(adminLn) }()
+		go func() { served <- gw.ServeAdmin(gateway.RetryAccept(adminLn, log)) }()
 		log.Info().Str("addr", adminLn.Addr().String()).Msg("admin endpoints listening")
 	}
 
@@ -196,6 +197,23 @@ wait:
 	sup.Stop()
 	log.Info().Msg("stopped")
 	return 0
+}
+
+// checkFDLimit raises the soft file descriptor limit to the hard one and
+// warns when the limits configured may not fit in it: running out does not
+// stop the gateway (accept sheds and retries), but connections are refused
+// and workers fail to start meanwhile.
+func checkFDLimit(opts config.Options, layout *config.Layout, log zerolog.Logger) {
+	limit, err := raiseFDLimit()
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot raise the file descriptor limit")
+	}
+	need, workers := fdNeed(opts, layout)
+	if limit > 0 && uint64(need) > limit {
+		log.Warn().Uint64("limit", limit).Int("need", need).Int("max_client_conns", opts.MaxClientConns).
+			Int("max_workers_total", workers).Int("max_websockets", opts.MaxWebSockets).
+			Msg("the file descriptor limit (ulimit -n) may not fit --max-client-conns plus the workers' sockets: raise it or lower the limits")
+	}
 }
 
 // setGoMaxProcs applies --gomaxprocs. The gateway shares the machine with

@@ -110,6 +110,7 @@ func (g *Gateway) ServeAdmin(ln net.Listener) error { return g.adminSrv.Serve(ln
 
 // Serve accepts connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
+	ln = newAcceptRetryListener(ln, g.log)
 	if g.opts.ClientReadYield {
 		ln = yieldListener{ln}
 	}

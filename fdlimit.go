@@ -1,0 +1,48 @@
+package main
+
+import (
+	"fmt"
+	"syscall"
+
+	"edgeway/config"
+)
+
+// fdBaseline covers the descriptors the gateway holds whatever the load:
+// listeners, the runtime folder, epoll, log pipes, the watcher.
+const fdBaseline = 64
+
+// fdsPerWorker estimates a worker's descriptors in the gateway beyond
+// requests in flight: its stdout and stderr pipes, control socket, process
+// handle and spare, plus the idle and pipelined connections kept open.
+func fdsPerWorker(opts config.Options) int {
+	return 5 + opts.UpstreamMaxIdleConns + opts.PipelineConns
+}
+
+// raiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit (the most
+// an unprivileged process may use) and returns the limit now in force.
+func raiseFDLimit() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
+	}
+	if rl.Cur < rl.Max {
+		want := rl
+		want.Cur = rl.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+			return rl.Cur, fmt.Errorf("raise RLIMIT_NOFILE from %d to %d: %w", rl.Cur, rl.Max, err)
+		}
+		rl = want
+	}
+	return rl.Cur, nil
+}
+
+// fdNeed estimates the descriptors the gateway uses at its limits: every
+// client connection (--max-client-conns), every worker of every function
+// at maxWorkers with its kept connections, and the worker side of every
+// WebSocket (--max-websockets).
+func fdNeed(opts config.Options, layout *config.Layout) (need, workers int) {
+	for _, fn := range layout.Functions {
+		workers += fn.Config.MaxWorkers
+	}
+	return fdBaseline + opts.MaxClientConns + workers*fdsPerWorker(opts) + opts.MaxWebSockets, workers
+}
