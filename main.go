@@ -178,7 +178,8 @@ wait:
 		select {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				go sup.ReloadFromDisk(rescan, "SIGHUP")
+				log.Info().Msg("SIGHUP: reload requested")
+				sup.RequestReload(rescan, "SIGHUP") // coalesced; never blocks
 				continue
 			}
 			log.Info().Str("signal", sig.String()).Dur("grace", opts.ShutdownGrace).Msg("shutting down")

@@ -65,6 +65,10 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 	}
 }
 
+// maxRetiredRetries bounds how many retired versions (reloads in a row) a
+// request follows to the current one.
+const maxRetiredRetries = 3
+
 // maxLoggedPath bounds the path copied into an access-log line.
 const maxLoggedPath = 512
 
@@ -84,6 +88,17 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 	}
 	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout}
 	w, err := fn.Pool.Acquire(deadline)
+	for retries := 0; errors.Is(err, upstream.ErrClosed) && retries < maxRetiredRetries; retries++ {
+		// A reload retired this version (a request that looked it up just
+		// before the switch, or waited on its cold start): the current
+		// version serves it. At shutdown Lookup finds the same one.
+		cur := g.sup.Lookup([]byte(fn.Name))
+		if cur == nil || cur == fn {
+			break
+		}
+		fn = cur
+		w, err = fn.Pool.Acquire(deadline)
+	}
 	if err == nil {
 		err = w.Proxy(ctx, deadline, lim)
 		if err == upstream.ErrDial {

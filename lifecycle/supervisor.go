@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"sync/atomic"
 
 	"edgeway/bootstrap"
@@ -43,8 +42,11 @@ func NewGuards(f *Function) {
 func (f *Function) Status() FunctionStatus { return f.m.Status() }
 
 // Supervisor owns the runtime folder, the spawner and every function's
-// Manager. Lookup is safe for concurrent use and lock-free; Reload and
-// Stop are serialised by mu.
+// Manager. Lookup is safe for concurrent use and lock-free. The set of
+// functions is owned by one goroutine, loop (see reload.go), which takes
+// start, reload and stop requests with reply channels: a stop never waits
+// for a reload's boots, and reloads arriving while one boots are coalesced
+// into one.
 type Supervisor struct {
 	opts          config.Options
 	log           zerolog.Logger
@@ -54,16 +56,26 @@ type Supervisor struct {
 	nextID        atomic.Uint64
 
 	functions atomic.Pointer[map[string]*Function]
+	layout    atomic.Pointer[config.Layout] // the layout last applied
 	// reloaded tells the watcher that a reload it did not trigger (SIGHUP)
 	// may have changed what lies outside the functions folder.
 	reloaded chan struct{}
 
-	mu      sync.Mutex // guards the fields below
-	layout  *config.Layout
-	prints  map[string]string // content fingerprint per function
-	metrics map[string]*observe.FunctionMetrics
-	started bool
-	stopped bool
+	requests chan any           // startRequest, reloadRequest, supStopRequest
+	booted   chan *reloadRun    // a reload's warm boots have finished
+	hups     chan rescanRequest // RequestReload's coalesced requests
+	done     chan struct{}      // closed when loop has ended (a stop began)
+	stopDone chan struct{}      // closed when Stop has finished
+
+	// Owned by loop.
+	prints   map[string]string // content fingerprint per function
+	metrics  map[string]*observe.FunctionMetrics
+	retiring []*Function // replaced or removed versions, draining
+	started  bool
+
+	// onRequest, when set (unit tests only), runs before loop handles a
+	// request: tests make it panic.
+	onRequest func(req any)
 }
 
 // plan is a layout turned into launch specs, validated as a whole.
@@ -130,16 +142,23 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
 		spawner:       newSpawner(),
-		layout:        layout,
 		prints:        p.prints,
 		metrics:       map[string]*observe.FunctionMetrics{},
 		reloaded:      make(chan struct{}, 1),
+		requests:      make(chan any),
+		booted:        make(chan *reloadRun),
+		hups:          make(chan rescanRequest, 1),
+		done:          make(chan struct{}),
+		stopDone:      make(chan struct{}),
 	}
+	s.layout.Store(layout)
 	fns := make(map[string]*Function, len(layout.Functions))
 	for _, fn := range layout.Functions {
 		fns[fn.Name] = s.newFunction(p.specs[fn.Name])
 	}
 	s.functions.Store(&fns)
+	go s.loop()
+	go s.rescanLoop()
 	return s, nil
 }
 
@@ -192,22 +211,18 @@ func breakerValue(state string) float64 {
 }
 
 // currentLayout is the layout last applied.
-func (s *Supervisor) currentLayout() *config.Layout {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.layout
-}
+func (s *Supervisor) currentLayout() *config.Layout { return s.layout.Load() }
 
 // RunDir is the private folder holding sockets and the bootstrap.
 func (s *Supervisor) RunDir() string { return s.runDir }
 
 // Start runs every function's lifecycle goroutine.
 func (s *Supervisor) Start() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.started = true
-	for _, f := range *s.functions.Load() {
-		go f.m.run()
+	reply := make(chan struct{})
+	select {
+	case s.requests <- startRequest{reply}:
+		<-reply
+	case <-s.done:
 	}
 }
 
@@ -229,21 +244,17 @@ func (s *Supervisor) Functions() []*Function {
 
 // Stop drains and stops every worker: in-flight requests may finish within
 // the shutdown grace, then workers get SIGTERM and, after it, SIGKILL. It
-// removes the runtime folder.
+// removes the runtime folder. A reload in progress is abandoned: its new
+// versions, still booting, are told to stop but not waited for (they never
+// served; their processes die with the gateway).
 func (s *Supervisor) Stop() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.stopped = true
-	var wg sync.WaitGroup
-	for _, f := range *s.functions.Load() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f.m.stop()
-		}()
+	reply := make(chan struct{})
+	select {
+	case s.requests <- supStopRequest{reply}:
+		<-reply
+	case <-s.done:
+		<-s.stopDone
 	}
-	wg.Wait()
-	os.RemoveAll(s.runDir)
 }
 
 // Validate checks everything a serve would resolve for layout (.env files,

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"edgeway/config"
+	"edgeway/observe"
 
 	"github.com/rjeczalik/notify"
 )
@@ -20,8 +21,28 @@ const watchBuffer = 256
 // (symlink targets, config and import map files elsewhere) changes: events
 // are debounced (editors write several times per save) and then the folder
 // is rescanned, so a missed event or a deep `mkdir -p` still ends in the
-// right state. It runs until stop is closed.
+// right state. It runs until stop is closed; a panic in it is recovered
+// (edgeway_panics_total{where="watcher"}) and the watch set up afresh after
+// watchRestartDelay.
 func (s *Supervisor) Watch(root string, debounce time.Duration, rescan func() (*config.Layout, error), stop <-chan struct{}) error {
+	for {
+		var err error
+		if observe.Guard(s.log, observe.PanicWatcher, func() { err = s.watch(root, debounce, rescan, stop) }) {
+			return err
+		}
+		select {
+		case <-time.After(watchRestartDelay):
+		case <-stop:
+			return nil
+		}
+	}
+}
+
+// watchRestartDelay paces restarts after a panic, so a watcher that panics
+// at once cannot spin.
+const watchRestartDelay = time.Second
+
+func (s *Supervisor) watch(root string, debounce time.Duration, rescan func() (*config.Layout, error), stop <-chan struct{}) error {
 	events := make(chan notify.EventInfo, watchBuffer)
 	if err := notify.Watch(filepath.Join(root, "..."), events, notify.All); err != nil {
 		return err
