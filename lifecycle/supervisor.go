@@ -127,7 +127,8 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 	if err != nil {
 		return nil, err
 	}
-	runDir, err := os.MkdirTemp("", "edgeway-")
+	RemoveStaleRunDirs(log)
+	runDir, err := os.MkdirTemp("", runDirPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("create runtime folder: %w", err)
 	}
@@ -135,6 +136,10 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 	if err := os.WriteFile(bootstrapPath, bootstrap.Script, 0o400); err != nil {
 		os.RemoveAll(runDir)
 		return nil, fmt.Errorf("write bootstrap: %w", err)
+	}
+	if err := writeOwner(runDir); err != nil {
+		os.RemoveAll(runDir)
+		return nil, err
 	}
 	s := &Supervisor{
 		opts:          opts,

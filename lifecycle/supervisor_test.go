@@ -2,6 +2,9 @@ package lifecycle
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -54,4 +57,43 @@ func TestSupervisorSurvivesAPanicInAReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Stop()
+}
+
+func TestStaleRunDirsOfDeadOwnersAreRemoved(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	tmp := os.TempDir()
+	mk := func(name, owner string) string {
+		dir := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(dir, "w1"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if owner != "" {
+			os.WriteFile(filepath.Join(dir, ownerFile), []byte(owner), 0o400)
+		}
+		return dir
+	}
+	// A process that has exited: its pid is free (or reused, with another
+	// start time).
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadPid := cmd.Process.Pid
+	selfStart, err := processStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := mk("edgeway-dead", strconv.Itoa(deadPid)+" 1\n")
+	reused := mk("edgeway-reused", strconv.Itoa(os.Getpid())+" 1\n") // same pid, other start time
+	live := mk("edgeway-live", strconv.Itoa(os.Getpid())+" "+selfStart+"\n")
+	unowned := mk("edgeway-unowned", "")
+	garbled := mk("edgeway-garbled", "not a record")
+	other := mk("not-edgeway", strconv.Itoa(deadPid)+" 1\n")
+	RemoveStaleRunDirs(zerolog.Nop())
+	for dir, want := range map[string]bool{dead: false, reused: false, live: true, unowned: true, garbled: true, other: true} {
+		_, err := os.Stat(dir)
+		if exists := err == nil; exists != want {
+			t.Errorf("%s: exists = %v, want %v", filepath.Base(dir), exists, want)
+		}
+	}
 }
