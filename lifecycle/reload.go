@@ -270,6 +270,9 @@ func (s *Supervisor) finishReload(run *reloadRun) {
 // retire drains a replaced or removed version in the background; Stop
 // still stops it.
 func (s *Supervisor) retire(f *Function) {
+	if !s.started {
+		return // its Manager never ran: nothing to drain
+	}
 	live := s.retiring[:0]
 	for _, r := range s.retiring {
 		select {

@@ -43,18 +43,31 @@ func processStart(pid int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The command name (field 2) may hold spaces and parentheses: fields
-	// are counted after its last ')'.
+	start, ok := statStartTime(stat)
+	if !ok {
+		return "", fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	return start, nil
+}
+
+// statStartTime finds the start time in a /proc/<pid>/stat line. The
+// command name (field 2) may hold spaces and parentheses: fields are
+// counted after its last ')'.
+func statStartTime(stat []byte) (string, bool) {
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return "", fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return "", false
 	}
 	fields := strings.Fields(string(stat[i+1:]))
 	const startField = 22 - 3 // fields[0] is field 3
 	if len(fields) <= startField {
-		return "", fmt.Errorf("unexpected /proc/%d/stat", pid)
+		return "", false
 	}
-	return fields[startField], nil
+	start := fields[startField]
+	if _, err := strconv.ParseUint(start, 10, 64); err != nil {
+		return "", false
+	}
+	return start, true
 }
 
 // ownerGone reports whether the owner recorded in runDir has exited; false
