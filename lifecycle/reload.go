@@ -111,6 +111,14 @@ func (s *Supervisor) loop() {
 				}
 				current = s.beginReload(r.plan, []chan error{r.reply})
 			case *reloadRun:
+				if r != current {
+					// Abandoned after a recovered panic: its callers were
+					// answered; its new versions never took traffic.
+					for _, sw := range r.swaps {
+						go sw.fresh.m.stop()
+					}
+					return
+				}
 				s.finishReload(r)
 				current = nil
 			}
