@@ -125,7 +125,6 @@ func serve(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
-	checkFDLimit(opts, layout, log)
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -145,6 +144,8 @@ func serve(args []string, stderr io.Writer) int {
 			return fail(stderr, fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", opts.AdminListen, err))
 		}
 	}
+	// After every startup error, which must stay one line on its own.
+	checkFDLimit(opts, layout, log)
 	sup.Start()
 	served := make(chan error, 2)
 	go func() { served <- gw.Serve(ln) }()
