@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,5 +96,32 @@ func TestStaleRunDirsOfDeadOwnersAreRemoved(t *testing.T) {
 		if exists := err == nil; exists != want {
 			t.Errorf("%s: exists = %v, want %v", filepath.Base(dir), exists, want)
 		}
+	}
+}
+
+// A burst of reload requests (SIGHUPs) runs one rescan at a time with at
+// most one more queued, never a goroutine each.
+func TestRequestReloadCoalesces(t *testing.T) {
+	s, layout := emptySupervisor(t)
+	defer s.Stop()
+	entered := make(chan struct{}, 100)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	rescan := func() (*config.Layout, error) {
+		calls.Add(1)
+		entered <- struct{}{}
+		<-release
+		return layout, nil
+	}
+	s.RequestReload(rescan, "test")
+	<-entered // the first rescan runs and blocks
+	for i := 0; i < 50; i++ {
+		s.RequestReload(rescan, "test")
+	}
+	close(release)
+	<-entered // the one queued request runs
+	s.Stop()
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d rescans for 51 requests made during one, want 2", n)
 	}
 }
