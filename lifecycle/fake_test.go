@@ -203,7 +203,7 @@ func (h *harness) start(id uint64) (*process, error) {
 		pid:     int(1000 + id),
 		sock:    fmt.Sprintf("/nonexistent/edgeway-test/w%d.sock", id),
 		ctl:     local,
-		ctlr:    bufio.NewReader(local),
+		ctlr:    newControlReader(local),
 		started: time.Now(),
 		exited:  make(chan struct{}),
 	}

@@ -3,8 +3,6 @@ package lifecycle
 import (
 	"errors"
 	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +23,7 @@ const (
 	ReasonShutdown    = "shutdown"
 	ReasonBackground  = "background task timeout"
 	ReasonReload      = "reload" // replaced by a new version, or removed
+	ReasonProtocol    = "protocol" // broke the control protocol
 )
 
 // Manager is one function's lifecycle goroutine and its state. Only run
@@ -79,6 +78,12 @@ type evSpawned struct {
 type evExited struct{ p *process }
 
 type evDrained struct{ p *process }
+
+// evViolation: a worker sent an oversized or unknown control message.
+type evViolation struct {
+	p   *process
+	err error
+}
 
 type evControl struct {
 	p    *process
@@ -262,6 +267,8 @@ func (m *Manager) handle(ev any) {
 		m.onDrained(ev.p)
 	case evControl:
 		m.onControl(ev)
+	case evViolation:
+		m.onViolation(ev)
 	}
 }
 
@@ -314,21 +321,35 @@ func (m *Manager) watch(p *process) {
 		m.send(evExited{p})
 	}()
 	for {
-		line, err := p.ctlr.ReadString('\n')
-		if err != nil {
+		msg, err := readControl(p.ctlr)
+		switch {
+		case errors.Is(err, errControlTooLong) || errors.Is(err, errControlUnknown):
+			m.send(evViolation{p, err})
+			return
+		case err != nil:
+			return // the connection closed: the exit is reported above
+		case msg.kind == ctlReady:
+			m.send(evViolation{p, errors.New(`a second "ready"`)})
 			return
 		}
-		fields := strings.Fields(line)
-		switch {
-		case len(fields) == 2 && fields[0] == "bg":
-			n, _ := strconv.Atoi(fields[1])
-			m.send(evControl{p: p, kind: "bg", n: n})
-		case len(fields) == 3 && fields[0] == "pong":
-			id, _ := strconv.ParseUint(fields[1], 10, 64)
-			n, _ := strconv.Atoi(fields[2])
-			m.send(evControl{p: p, kind: "pong", id: id, n: n})
-		}
+		m.send(evControl{p: p, kind: msg.kind, id: msg.id, n: msg.n})
 	}
+}
+
+// onViolation kills a worker that broke the control protocol: whatever sent
+// it is not the bootstrap (user code got hold of the connection, or the
+// process is corrupt), so nothing it says can be trusted any more. It counts
+// as a crash toward the crash loop.
+func (m *Manager) onViolation(ev evViolation) {
+	p := ev.p
+	protocolErrors(m.fn.Name).Inc()
+	m.log.Error().Int("pid", p.pid).Uint64("worker", p.id).Str("error", ev.err.Error()).Msg("worker broke the control protocol; killing it")
+	if p.stopping {
+		p.kill()
+		return
+	}
+	m.stopProcess(p, ReasonProtocol, true)
+	m.recordCrash()
 }
 
 func (m *Manager) onControl(ev evControl) {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -192,9 +191,12 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	ln.Close() // removes the socket file: nobody else can connect
 	p.ctl = r.c
 	p.ctl.SetReadDeadline(deadline)
-	p.ctlr = bufio.NewReader(p.ctl)
-	line, err := p.ctlr.ReadString('\n')
+	p.ctlr = newControlReader(p.ctl)
+	msg, err := readControl(p.ctlr)
 	if err != nil {
+		if errors.Is(err, errControlTooLong) || errors.Is(err, errControlUnknown) {
+			return fmt.Errorf("control connection: %w", err)
+		}
 		select {
 		case <-p.exited:
 			return fmt.Errorf("worker exited during boot (%v)", p.exitErr)
@@ -206,8 +208,8 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 		}
 		return fmt.Errorf("control connection: %w", err)
 	}
-	if strings.TrimSpace(line) != "ready" {
-		return fmt.Errorf("unexpected control message %q", line)
+	if msg.kind != ctlReady {
+		return fmt.Errorf("control connection: %q before \"ready\"", msg.kind)
 	}
 	p.ctl.SetReadDeadline(time.Time{})
 	return nil

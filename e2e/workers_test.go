@@ -1,0 +1,56 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+// Item 3 of issue 15: a function that patches Conn.prototype.write and
+// read (reachable from any connection it opens) must not get hold of the
+// bootstrap's private control connection, so it can neither forge control
+// lines nor flood the gateway through it.
+func TestWorkersControlConnectionCannotBeTaken(t *testing.T) {
+	g := startGateway(t, map[string]string{"thief/index.ts": `
+let captured = 0;
+let patched = false;
+Deno.serve(async (req) => {
+  const url = new URL(req.url);
+  if (!patched) {
+    patched = true;
+    const own = await Deno.connect({ hostname: "127.0.0.1", port: Number(url.port) });
+    const proto = Object.getPrototypeOf(Object.getPrototypeOf(own));
+    own.close();
+    const write = proto.write, read = proto.read;
+    proto.write = function (b) {
+      captured++;
+      // Forge readiness and task counts, then 32 MiB without a newline.
+      write.call(this, new TextEncoder().encode("ready\nbg 0\npong 1 0\n"));
+      write.call(this, new Uint8Array(32 << 20).fill(65));
+      return write.call(this, b);
+    };
+    proto.read = function (b) { captured++; return read.call(this, b); };
+  }
+  EdgeRuntime.waitUntil(new Promise((r) => setTimeout(r, 5)));
+  return Response.json({ captured, pid: Deno.pid });
+});
+`}, "--health-check-interval", "100ms")
+	first := g.Get("/thief").JSON(t)
+	// Background tasks and health pings make the bootstrap write and read
+	// its control connection many times from here on.
+	for i := 0; i < 20; i++ {
+		r := g.Get("/thief")
+		if r.Status != 200 {
+			t.Fatalf("request %d: %d %q", i, r.Status, r.Body)
+		}
+		body := r.JSON(t)
+		if body["captured"].(float64) != 0 {
+			t.Fatalf("the function's patched Conn.prototype saw %v calls from the bootstrap", body["captured"])
+		}
+		if body["pid"] != first["pid"] {
+			t.Fatalf("the worker was replaced (pid %v, then %v)", first["pid"], body["pid"])
+		}
+	}
+	if strings.Contains(g.logs.text(), "control protocol") {
+		t.Fatal("a control protocol violation was logged")
+	}
+}
