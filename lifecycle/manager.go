@@ -22,7 +22,7 @@ const (
 	ReasonHealth      = "health"
 	ReasonShutdown    = "shutdown"
 	ReasonBackground  = "background task timeout"
-	ReasonReload      = "reload" // replaced by a new version, or removed
+	ReasonReload      = "reload"   // replaced by a new version, or removed
 	ReasonProtocol    = "protocol" // broke the control protocol
 )
 
