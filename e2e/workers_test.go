@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -53,4 +55,43 @@ Deno.serve(async (req) => {
 	if strings.Contains(g.logs.text(), "control protocol") {
 		t.Fatal("a control protocol violation was logged")
 	}
+}
+
+// Item 13 of issue 15: requests to a function with a syntax error must not
+// start a Deno process each (40 requests started 20 before the fix). Four
+// clients send ten requests each, one after the other: before the fix
+// every answered request let the next one start a boot. Now one boot runs
+// per --boot-retry-backoff and failed boots open the crash loop after
+// --crash-loop-threshold+1 of them.
+func TestWorkersBrokenFunctionDoesNotSpawnPerRequest(t *testing.T) {
+	g := startGateway(t, map[string]string{
+		"broken/index.ts": `Deno.serve(() => new Response("x")`, // syntax error
+	}, "--internal-key", internalKey, "--max-workers", "4", "--breaker-window", "1000",
+		"--boot-retry-backoff", "2s", "--crash-loop-threshold", "2", "--crash-loop-cooldown", "10m")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[string]int{}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 10 {
+				r := g.Get("/broken")
+				mu.Lock()
+				codes[r.Header.Get("X-Edgeway-Error")+" "+strconv.Itoa(r.Status)]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for code := range codes {
+		if code != "BOOT_ERROR 503" && code != "CRASH_LOOP 503" {
+			t.Fatalf("answers %v, want only 503 BOOT_ERROR and CRASH_LOOP", codes)
+		}
+	}
+	spawns := scrape(t, g, "")[`edgeway_worker_spawns_total{function="broken"}`]
+	if spawns < 1 || spawns > 3 {
+		t.Fatalf("40 requests to a function that cannot boot started %v workers, want 1 to 3 (answers %v)", spawns, codes)
+	}
+	g.WaitLogCount(func(l logLine) bool { return l.Msg() == "starting worker" && l.Str("function") == "broken" }, int(spawns))
 }

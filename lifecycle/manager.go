@@ -53,7 +53,8 @@ type Manager struct {
 	crashes        []time.Time
 	bootFailures   uint64
 	crashLoopUntil time.Time
-	bootRetryAt    time.Time // minWorkers respawns wait until then after a failed boot
+	bootRetryAt    time.Time // no boot starts before then after a failed boot
+	deferredNudge  bool      // a request asked for a worker during the boot backoff
 	restarts       uint64
 	lastStop       string
 	closed         bool
@@ -238,10 +239,20 @@ func (m *Manager) waitWarm() error {
 }
 
 // scale answers a nudge from a request that found no free worker.
+//
+// Right after a failed boot it waits --boot-retry-backoff instead: requests
+// that waited for that boot were answered BOOT_ERROR, and the ones that
+// keep arriving must not each start another doomed process. The nudge is
+// remembered and answered when the backoff ends (tick).
 func (m *Manager) scale() {
 	if m.closed || m.crashLooping() || m.starting > 0 || m.total() >= m.cfg.MaxWorkers {
 		return
 	}
+	if m.now().Before(m.bootRetryAt) {
+		m.deferredNudge = true
+		return
+	}
+	m.deferredNudge = false
 	m.spawn(nil)
 }
 
@@ -282,6 +293,9 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		m.bootFailures++
 		m.bootRetryAt = m.now().Add(m.s.opts.BootRetryBackoff)
 		m.metrics.BootFailures.Inc()
+		// A function that cannot boot is as broken as one that keeps
+		// crashing: its failures open the crash-loop breaker too.
+		m.recordCrash()
 		if ev.replaces != nil {
 			ev.replaces.recycleAfter = m.now().Add(m.s.opts.BootTimeout)
 		}

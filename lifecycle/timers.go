@@ -13,6 +13,12 @@ import (
 func (m *Manager) tick() {
 	now := m.now()
 	m.ensureMin()
+	if m.deferredNudge && !now.Before(m.bootRetryAt) {
+		m.deferredNudge = false
+		if m.pool.Waiting() > 0 {
+			m.scale()
+		}
+	}
 	for _, p := range append([]*process(nil), m.ready...) {
 		if m.checkHealth(p, now) {
 			continue // replaced
@@ -114,7 +120,7 @@ func (m *Manager) armTimer() {
 	if m.crashLooping() {
 		due(m.crashLoopUntil)
 	}
-	if m.total() < m.cfg.MinWorkers && m.bootRetryAt.After(now) {
+	if (m.total() < m.cfg.MinWorkers || m.deferredNudge) && m.bootRetryAt.After(now) {
 		due(m.bootRetryAt)
 	}
 	for _, p := range m.ready {
