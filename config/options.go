@@ -41,6 +41,7 @@ type Options struct {
 	HealthCheckInterval      time.Duration
 	HealthCheckTimeout       time.Duration
 	HealthCheckMaxFailures   int
+	EventLoopTimeout         time.Duration
 	BackgroundTaskKeepsAlive bool
 	BackgroundTaskTimeout    time.Duration
 
@@ -252,6 +253,7 @@ var specs = []spec{
 	durationSpec("health-check-interval", "0s", "default healthCheckInterval (0 = off)", func(o *Options) *time.Duration { return &o.HealthCheckInterval }),
 	durationSpec("health-check-timeout", "5s", "default healthCheckTimeout", func(o *Options) *time.Duration { return &o.HealthCheckTimeout }),
 	intSpec("health-check-max-failures", "3", "default healthCheckMaxFailures before a worker is replaced", 1, func(o *Options) *int { return &o.HealthCheckMaxFailures }),
+	durationSpec("event-loop-timeout", "2s", "after a request to a worker timed out (504), a worker whose event loop does not answer a ping within this is wedged in synchronous code and is replaced (0 = never check)", func(o *Options) *time.Duration { return &o.EventLoopTimeout }),
 	boolSpec("background-task-keeps-alive", "true", "default backgroundTaskKeepsAlive: pending waitUntil tasks keep a worker up", func(o *Options) *bool { return &o.BackgroundTaskKeepsAlive }),
 	durationSpec("background-task-timeout", "30s", "default backgroundTaskTimeout after a worker's last response", func(o *Options) *time.Duration { return &o.BackgroundTaskTimeout }),
 	intSpec("max-websocket-connections", "100", "default maxWebSocketConnections: WebSocket sessions per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxWebSocketConnections }),

@@ -95,3 +95,39 @@ func TestWorkersBrokenFunctionDoesNotSpawnPerRequest(t *testing.T) {
 	}
 	g.WaitLogCount(func(l logLine) bool { return l.Msg() == "starting worker" && l.Str("function") == "broken" }, int(spawns))
 }
+
+// Item 9 of issue 15: a CPU-spinning handler made its function answer 504
+// forever (the worker spun and was never replaced). After the timeout the
+// worker's event loop is pinged; it does not answer, so it is replaced and
+// later requests succeed. A worker merely awaiting a timer answers and
+// keeps serving.
+func TestWorkersSpinningWorkerIsReplaced(t *testing.T) {
+	g := startGateway(t, map[string]string{"spinner/index.ts": `
+Deno.serve(async (req) => {
+  const q = new URL(req.url).searchParams;
+  if (q.has("spin")) for (;;) {}
+  if (q.has("sleep")) await new Promise((r) => setTimeout(r, 5000));
+  return Response.json({ pid: Deno.pid });
+});
+`}, "--timeout", "1s", "--event-loop-timeout", "1s")
+	first := g.Get("/spinner").JSON(t)["pid"]
+
+	// Slow on async work: times out, answers the ping, keeps serving.
+	expectError(t, g.Get("/spinner?sleep=1"), 504, "TIMEOUT")
+	g.WaitLog(func(l logLine) bool { return strings.Contains(l.Msg(), "event loop answered") })
+	if pid := g.Get("/spinner").JSON(t)["pid"]; pid != first {
+		t.Fatalf("a worker slow on async work was replaced (pid %v, then %v)", first, pid)
+	}
+
+	// Spinning: times out, does not answer, replaced.
+	expectError(t, g.Get("/spinner?spin=1"), 504, "TIMEOUT")
+	g.WaitLog(func(l logLine) bool { return strings.Contains(l.Msg(), "event loop did not answer") })
+	r := g.Get("/spinner")
+	if r.Status != 200 {
+		t.Fatalf("after the spinning worker was found wedged: %d %q", r.Status, r.Body)
+	}
+	if pid := r.JSON(t)["pid"]; pid == first {
+		t.Fatalf("still served by the spinning worker %v", pid)
+	}
+	g.WaitLog(func(l logLine) bool { return l.Msg() == "worker stopped" && l.Str("reason") == "wedged" })
+}

@@ -24,6 +24,7 @@ const (
 	ReasonBackground  = "background task timeout"
 	ReasonReload      = "reload"   // replaced by a new version, or removed
 	ReasonProtocol    = "protocol" // broke the control protocol
+	ReasonWedged      = "wedged"   // its event loop stopped answering after a timeout
 )
 
 // Manager is one function's lifecycle goroutine and its state. Only run
@@ -174,6 +175,8 @@ func (m *Manager) run() {
 		select {
 		case <-m.pool.Nudges():
 			m.scale()
+		case w := <-m.pool.Timeouts():
+			m.onTimeout(w)
 		case ev := <-m.events:
 			m.handle(ev)
 		case req := <-m.stopCh:
@@ -280,6 +283,8 @@ func (m *Manager) handle(ev any) {
 		m.onControl(ev)
 	case evViolation:
 		m.onViolation(ev)
+	case evTimeout:
+		m.onTimeout(ev.w)
 	}
 }
 
@@ -287,6 +292,9 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	m.starting--
 	if ev.replaces != nil {
 		delete(m.replacing, ev.replaces)
+		if ev.replaces.stopReason == ReasonWedged {
+			ev.replaces.kill() // its replacement is ready, or failed: either way it goes
+		}
 	}
 	m.signalWarm(ev.err)
 	if ev.err != nil {
@@ -369,7 +377,11 @@ func (m *Manager) onViolation(ev evViolation) {
 func (m *Manager) onControl(ev evControl) {
 	p := ev.p
 	p.bgTasks = ev.n
-	if ev.kind == "pong" && ev.id == p.pingSent {
+	if ev.kind == ctlPong && !p.probeAt.IsZero() && ev.id >= p.probePing {
+		p.probeAt = time.Time{}
+		m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Msg("worker's event loop answered after a request timed out; keeping it")
+	}
+	if ev.kind == ctlPong && !p.pingAt.IsZero() && ev.id >= p.healthPing {
 		p.pingAt = time.Time{}
 		p.healthFails = 0
 		if ev.n == 0 && p.worker.InFlight() == 0 {

@@ -55,8 +55,11 @@ type process struct {
 	drained       bool
 	terminated    bool
 	healthFails   int
-	pingSent      uint64
+	pingSent      uint64    // ids of pings sent so far (health, idle and wedge probes)
+	healthPing    uint64    // id of the outstanding health or idle ping
 	pingAt        time.Time // when the outstanding ping was sent; zero if none
+	probePing     uint64    // id of the outstanding wedge probe
+	probeAt       time.Time // when the wedge probe was sent; zero if none
 	lastPing      time.Time
 	idleConfirmed int64     // worker.LastActive (nanos) a pong confirmed as idle with no tasks
 	recycleAfter  time.Time // earliest retry after a failed replacement boot

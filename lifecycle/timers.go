@@ -20,7 +20,7 @@ func (m *Manager) tick() {
 		}
 	}
 	for _, p := range append([]*process(nil), m.ready...) {
-		if m.checkHealth(p, now) {
+		if m.checkWedged(p, now) || m.checkHealth(p, now) {
 			continue // replaced
 		}
 		if m.cfg.WorkerMaxDuration > 0 && !m.closed && !m.replacing[p] &&
@@ -97,6 +97,7 @@ func (m *Manager) busy(p *process) bool {
 
 func (m *Manager) ping(p *process, now time.Time) {
 	p.pingSent++
+	p.healthPing = p.pingSent
 	p.pingAt = now
 	p.lastPing = now
 	p.send("ping "+strconv.FormatUint(p.pingSent, 10), now.Add(m.cfg.HealthCheckTimeout))
@@ -124,6 +125,9 @@ func (m *Manager) armTimer() {
 		due(m.bootRetryAt)
 	}
 	for _, p := range m.ready {
+		if !p.probeAt.IsZero() {
+			due(p.probeAt.Add(m.s.opts.EventLoopTimeout))
+		}
 		if !p.pingAt.IsZero() {
 			due(p.pingAt.Add(m.cfg.HealthCheckTimeout))
 		} else if m.cfg.HealthCheckInterval > 0 {
