@@ -67,6 +67,10 @@ type Manager struct {
 	warmDone chan struct{}
 	warmErr  error
 	timer    *time.Timer
+
+	begun  bool      // run's first steps (eager spawns) are done
+	panics int       // recovered so far
+	fault  func(any) // test hook: called with every event before it is handled
 }
 
 type evSpawned struct {
@@ -164,13 +168,34 @@ func (m *Manager) run() {
 	defer close(m.done)
 	m.timer = time.NewTimer(time.Hour)
 	m.timer.Stop()
-	if m.cfg.EagerSpawn || m.warmup {
-		for m.total() < max(m.cfg.MinWorkers, 1) {
-			m.spawn(nil)
-		}
+	for !m.loop() {
+		// A panic: the state is as the panic left it. Publish it (the last
+		// snapshot kept serving meanwhile) and go on from there, after a
+		// pause so a panic on every turn cannot spin.
+		time.Sleep(panicPause)
 	}
-	m.ensureMin()
+}
+
+// loop runs the manager until the function has stopped (true). A panic is
+// recovered, logged and counted, and reported as false.
+func (m *Manager) loop() (finished bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.recovered(r)
+			finished = false
+		}
+	}()
+	if !m.begun {
+		m.begun = true
+		if m.cfg.EagerSpawn || m.warmup {
+			for m.total() < max(m.cfg.MinWorkers, 1) {
+				m.spawn(nil)
+			}
+		}
+		m.ensureMin()
+	}
 	m.publish()
+	m.armTimer()
 	for {
 		select {
 		case <-m.pool.Nudges():
@@ -189,7 +214,7 @@ func (m *Manager) run() {
 			m.log.Info().Uint64("pipelined", pipelined).Uint64("exclusive", exclusive).Uint64("restarts", m.restarts).Msg("function stopped")
 			m.publish()
 			close(m.stopReply)
-			return
+			return true
 		}
 		m.publish()
 		m.armTimer()
@@ -272,6 +297,9 @@ func (m *Manager) ensureMin() {
 }
 
 func (m *Manager) handle(ev any) {
+	if m.fault != nil {
+		m.fault(ev)
+	}
 	switch ev := ev.(type) {
 	case evSpawned:
 		m.onSpawned(ev)
