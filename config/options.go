@@ -38,6 +38,10 @@ type Options struct {
 	MaxQueue                 int
 	QueueTimeout             time.Duration
 	MemoryLimitMB            int
+	MemoryOverheadMB         int
+	CPUTimeSoftLimit         time.Duration
+	CPUTimeHardLimit         time.Duration
+	ResourceCheckInterval    time.Duration
 	HealthCheckInterval      time.Duration
 	HealthCheckTimeout       time.Duration
 	HealthCheckMaxFailures   int
@@ -249,7 +253,11 @@ var specs = []spec{
 	intSpec("max-concurrency", "0", "default maxConcurrency: requests in flight per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxConcurrency }),
 	intSpec("max-queue", "100", "default maxQueue: requests waiting for a worker slot per function", 0, func(o *Options) *int { return &o.MaxQueue }),
 	durationSpec("queue-timeout", "10s", "default queueTimeoutMs: longest wait for a worker slot", func(o *Options) *time.Duration { return &o.QueueTimeout }),
-	intSpec("memory-limit-mb", "0", "default memoryLimitMb: V8 heap limit per worker (0 = Deno's default)", 0, func(o *Options) *int { return &o.MemoryLimitMB }),
+	intSpec("memory-limit-mb", "0", "default memoryLimitMb: V8 heap limit per worker, and with --memory-overhead-mb the limit of its whole memory (0 = Deno's default, no watchdog)", 0, func(o *Options) *int { return &o.MemoryLimitMB }),
+	intSpec("memory-overhead-mb", "64", "memory a worker may hold beyond its memoryLimitMb (Deno's runtime, V8's young generation, ArrayBuffers) before the watchdog kills it: 546 WORKER_LIMIT", 0, func(o *Options) *int { return &o.MemoryOverheadMB }),
+	durationSpec("cpu-time-soft-limit", "0s", "default cpuTimeSoftLimitMs: CPU time a worker may accumulate after boot before it is retired (new requests go to a fresh worker, in-flight ones finish; 0 = none)", func(o *Options) *time.Duration { return &o.CPUTimeSoftLimit }),
+	durationSpec("cpu-time-hard-limit", "0s", "default cpuTimeHardLimitMs: CPU time a worker may accumulate after boot before it is killed (in-flight requests get 546 WORKER_LIMIT; 0 = none)", func(o *Options) *time.Duration { return &o.CPUTimeHardLimit }),
+	durationSpec("resource-check-interval", "250ms", "how often each worker's memory and CPU time are read from /proc to enforce memoryLimitMb and the CPU time limits (0 = never)", func(o *Options) *time.Duration { return &o.ResourceCheckInterval }),
 	durationSpec("health-check-interval", "0s", "default healthCheckInterval (0 = off)", func(o *Options) *time.Duration { return &o.HealthCheckInterval }),
 	durationSpec("health-check-timeout", "5s", "default healthCheckTimeout", func(o *Options) *time.Duration { return &o.HealthCheckTimeout }),
 	intSpec("health-check-max-failures", "3", "default healthCheckMaxFailures before a worker is replaced", 1, func(o *Options) *int { return &o.HealthCheckMaxFailures }),
@@ -418,6 +426,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	if o.MinWorkers > o.MaxWorkers {
 		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)
+	}
+	if o.CPUTimeSoftLimit > 0 && o.CPUTimeHardLimit > 0 && o.CPUTimeSoftLimit > o.CPUTimeHardLimit {
+		return o, fmt.Errorf("flag --cpu-time-soft-limit (%v) is above --cpu-time-hard-limit (%v)", o.CPUTimeSoftLimit, o.CPUTimeHardLimit)
 	}
 	return o, nil
 }

@@ -131,3 +131,56 @@ Deno.serve(async (req) => {
 	}
 	g.WaitLog(func(l logLine) bool { return l.Msg() == "worker stopped" && l.Str("reason") == "wedged" })
 }
+
+// Item 11 of issue 15: memory outside the V8 heap was unbounded (1.5 GB of
+// ArrayBuffers with memoryLimitMb 128), and "died of its memory limit" was
+// read from the worker's stderr, so a function printing V8's message got
+// 546. Now the watchdog bounds the whole process, V8's own heap-limit death
+// is read from the exit signal, and printed text means nothing.
+func TestWorkersMemoryLimit(t *testing.T) {
+	g := startGateway(t, map[string]string{
+		"hog/function.json": `{"memoryLimitMb": 64}`,
+		"hog/index.ts": `
+const held = [];
+Deno.serve(async (req) => {
+  const q = new URL(req.url).searchParams;
+  if (q.has("buffers")) {
+    for (let i = 0; i < 256; i++) { // up to 4 GiB, 16 MiB at a time
+      held.push(new Uint8Array(16 << 20).fill(1));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  if (q.has("heap")) {
+    for (;;) held.push(new Array(100000).fill({ x: 1 }));
+  }
+  return Response.json({ pid: Deno.pid });
+});
+`,
+		"liar/index.ts": `
+Deno.serve(() => {
+  console.error("<--- Last few GCs --->");
+  console.error("Fatal JavaScript out of memory: Reached heap limit");
+  Deno.exit(1);
+});
+`,
+	}, "--resource-check-interval", "50ms")
+	first := g.Get("/hog").JSON(t)["pid"]
+	expectError(t, g.Get("/hog?buffers=1"), 546, "WORKER_LIMIT")
+	g.WaitLog(func(l logLine) bool {
+		return l.Str("function") == "hog" && l.Msg() == "worker died" && l.Str("reason") == "memory"
+	})
+	second := g.Get("/hog").JSON(t)["pid"]
+	if second == first {
+		t.Fatal("the hog was not replaced")
+	}
+	// V8's own heap limit (SIGTRAP) is a memory limit too.
+	expectError(t, g.Get("/hog?heap=1"), 546, "WORKER_LIMIT")
+	if pid := g.Get("/hog").JSON(t)["pid"]; pid == second {
+		t.Fatal("the worker that hit its heap limit was not replaced")
+	}
+	// Printing V8's message and exiting is a crash, not a memory limit.
+	expectError(t, g.Get("/liar"), 502, "WORKER_ERROR")
+	g.WaitLog(func(l logLine) bool {
+		return l.Str("function") == "liar" && l.Msg() == "worker died" && l.Str("reason") == "crash"
+	})
+}

@@ -25,6 +25,7 @@ const (
 	ReasonReload      = "reload"   // replaced by a new version, or removed
 	ReasonProtocol    = "protocol" // broke the control protocol
 	ReasonWedged      = "wedged"   // its event loop stopped answering after a timeout
+	ReasonCPU         = "cpu"      // reached a CPU time limit
 )
 
 // Manager is one function's lifecycle goroutine and its state. Only run
@@ -71,6 +72,9 @@ type Manager struct {
 	begun  bool      // run's first steps (eager spawns) are done
 	panics int       // recovered so far
 	fault  func(any) // test hook: called with every event before it is handled
+
+	nextSample time.Time                         // when workers' resources are read next
+	sample     func(*process) (procUsage, error) // test hook replacing readUsage
 }
 
 type evSpawned struct {
@@ -349,6 +353,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		m.metrics.ColdStartTime.UpdateDuration(ev.at)
 	}
 	go m.watch(p)
+	m.baseline(p)
 	if m.closed {
 		m.stopping = append(m.stopping, p)
 		p.stopping, p.stopReason = true, ReasonShutdown
@@ -419,8 +424,14 @@ func (m *Manager) onControl(ev evControl) {
 }
 
 func (m *Manager) onExited(p *process) {
+	if p.limitKill == "" && diedOfHeapLimit(p.exitErr) {
+		p.limitKill = ReasonMemory
+		if p.stopping {
+			p.stopReason = ReasonMemory
+		}
+	}
 	if p.worker != nil {
-		p.worker.MarkGone(p.oom.Load())
+		p.worker.MarkGone(p.limitKill != "")
 	}
 	if p.ctl != nil {
 		p.ctl.Close()
@@ -435,8 +446,8 @@ func (m *Manager) onExited(p *process) {
 	}
 	m.ready = remove(m.ready, p)
 	reason := ReasonCrash
-	if p.oom.Load() {
-		reason = ReasonMemory
+	if p.limitKill != "" {
+		reason = p.limitKill
 	}
 	m.lastStop = reason
 	m.restarts++

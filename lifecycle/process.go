@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,7 +43,6 @@ type process struct {
 
 	exited  chan struct{} // closed once the process has been reaped
 	exitErr error
-	oom     atomic.Bool // V8 reported its heap limit
 	stderr  *lineWriter
 	stdout  *lineWriter
 
@@ -63,6 +61,9 @@ type process struct {
 	lastPing      time.Time
 	idleConfirmed int64     // worker.LastActive (nanos) a pong confirmed as idle with no tasks
 	recycleAfter  time.Time // earliest retry after a failed replacement boot
+	limitKill     string    // the resource limit it was killed for (ReasonMemory, ReasonCPU)
+	cpuBase       time.Duration
+	cpuBaseSet    bool // cpuBase holds its CPU time when first sampled, after boot
 
 	// fakeSignal, when set, receives SIGTERM/SIGKILL instead of cmd: tests
 	// run fake processes that have no cmd.
@@ -124,7 +125,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
 	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
-	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine, oom: &p.oom}
+	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine}
 	if fe.masker != nil {
 		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
 	}

@@ -12,6 +12,7 @@ import (
 // after every event and when the timer fires; it is cheap and idempotent.
 func (m *Manager) tick() {
 	now := m.now()
+	m.checkResources(now)
 	m.ensureMin()
 	if m.deferredNudge && !now.Before(m.bootRetryAt) {
 		m.deferredNudge = false
@@ -159,6 +160,9 @@ func (m *Manager) armTimer() {
 				due(idleAt)
 			}
 		}
+	}
+	if m.sampling() && len(m.ready)+len(m.stopping) > 0 {
+		due(m.nextSample)
 	}
 	for _, p := range m.stopping {
 		if p.drained && !p.terminated && p.bgTasks > 0 {
