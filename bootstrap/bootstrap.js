@@ -13,7 +13,7 @@
 // Control protocol (one line each, ASCII, at most 64 bytes with the newline;
 // the gateway kills a worker that sends anything else):
 //   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>"
-//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain"
+//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain", "terminate"
 //
 // User code runs in this same isolate and may patch any prototype. Every
 // primitive the control channel uses is therefore bound here, before the
@@ -203,13 +203,19 @@ const server = realServe(
   (req, info) => userHandler(req, new ConnInfo(req, info)),
 );
 
-// SIGTERM: finish in-flight requests and background tasks, then exit. The
-// gateway only sends it to a drained worker and kills after its grace period.
-addSignalListener("SIGTERM", async () => {
+// "terminate" on the control channel (or SIGTERM): finish in-flight
+// requests and background tasks, then exit. The gateway only asks a drained
+// worker and kills it after its grace period. The control message comes in
+// order after "drain", so drain listeners have run before the shutdown.
+let terminating = false;
+async function terminate() {
+  if (terminating) return;
+  terminating = true;
   await server.shutdown();
   await PromiseAllSettled([...tasks]);
   exit(0);
-});
+}
+addSignalListener("SIGTERM", terminate);
 
 // Lifecycle events, as Supabase's edge runtime dispatches them: beforeunload
 // (cancelable, detail.reason) before a planned stop, drain when a retired
@@ -271,6 +277,10 @@ function handleLine(line) {
       id += c;
     }
     send("pong " + id + " " + pendingTasks);
+    return;
+  }
+  if (line === "terminate") {
+    terminate();
     return;
   }
   lifecycleEvent(line);

@@ -184,3 +184,46 @@ Deno.serve(() => {
 		return l.Str("function") == "liar" && l.Msg() == "worker died" && l.Str("reason") == "crash"
 	})
 }
+
+// Item 10 of issue 15: per-worker CPU time limits. At the soft limit the
+// worker is retired (its request finishes, user code gets beforeunload
+// with reason "cpu" and then drain, new requests go to a fresh worker); at
+// the hard limit it is killed and its request gets 546 WORKER_LIMIT.
+func TestWorkersCPUTimeLimits(t *testing.T) {
+	const burner = `
+addEventListener("beforeunload", (e) => console.log("event beforeunload " + e.detail.reason));
+addEventListener("drain", () => console.log("event drain"));
+Deno.serve((req) => {
+  const end = performance.now() + Number(new URL(req.url).searchParams.get("burn") ?? 0);
+  while (performance.now() < end) {}
+  return Response.json({ pid: Deno.pid });
+});
+`
+	g := startGateway(t, map[string]string{
+		"soft/function.json": `{"cpuTimeSoftLimitMs": 300, "cpuTimeHardLimitMs": 60000}`,
+		"soft/index.ts":      burner,
+		"hard/function.json": `{"cpuTimeHardLimitMs": 300}`,
+		"hard/index.ts":      burner,
+	}, "--resource-check-interval", "50ms")
+	first := g.Get("/soft").JSON(t)["pid"]
+	r := g.Get("/soft?burn=600")
+	if r.Status != 200 || r.JSON(t)["pid"] != first {
+		t.Fatalf("request that crossed the soft limit: %d %q, want it finished by its worker", r.Status, r.Body)
+	}
+	g.WaitLog(func(l logLine) bool { return l.Str("function") == "soft" && l.Msg() == "event beforeunload cpu" })
+	g.WaitLog(func(l logLine) bool { return l.Str("function") == "soft" && l.Msg() == "event drain" })
+	g.WaitLog(func(l logLine) bool {
+		return l.Str("function") == "soft" && l.Msg() == "worker stopped" && l.Str("reason") == "cpu"
+	})
+	if pid := g.Get("/soft").JSON(t)["pid"]; pid == first {
+		t.Fatal("the retired worker still serves")
+	}
+
+	expectError(t, g.Get("/hard?burn=20000"), 546, "WORKER_LIMIT")
+	g.WaitLog(func(l logLine) bool {
+		return l.Str("function") == "hard" && l.Msg() == "worker died" && l.Str("reason") == "cpu"
+	})
+	if r := g.Get("/hard"); r.Status != 200 {
+		t.Fatalf("after the hard limit: %d %q", r.Status, r.Body)
+	}
+}

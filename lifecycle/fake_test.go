@@ -375,6 +375,16 @@ type fakeProc struct {
 	terms      atomic.Int32
 	kills      atomic.Int32
 	exitOnce   sync.Once
+
+	mu       sync.Mutex
+	received []string // control lines other than pings, in order
+}
+
+// messages is every control line other than pings the fake received.
+func (f *fakeProc) messages() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.received...)
 }
 
 func (f *fakeProc) signal(sig syscall.Signal) {
@@ -419,6 +429,9 @@ func (f *fakeProc) bootstrap() {
 		}
 		fields := strings.Fields(line)
 		if len(fields) != 2 || fields[0] != "ping" {
+			f.mu.Lock()
+			f.received = append(f.received, strings.TrimSpace(line))
+			f.mu.Unlock()
 			continue
 		}
 		f.pings.Add(1)

@@ -488,6 +488,7 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 		p.kill()
 		return
 	}
+	p.send("beforeunload "+unloadReason(reason), m.now().Add(controlWriteTimeout))
 	drained := p.worker.Drain()
 	limit := m.cfg.Timeout
 	if reason == ReasonShutdown {
@@ -536,6 +537,7 @@ func (m *Manager) restartsIfReplaced(reason string) {
 // background tasks it waits for them, up to backgroundTaskTimeout.
 func (m *Manager) onDrained(p *process) {
 	p.drained = true
+	p.send("drain", m.now().Add(controlWriteTimeout))
 	if p.bgTasks > 0 && m.cfg.BackgroundTaskKeepsAlive && p.stopReason != ReasonShutdown &&
 		m.now().Sub(p.worker.LastActive()) < m.cfg.BackgroundTaskTimeout {
 		return // tick terminates it when the tasks end or time runs out

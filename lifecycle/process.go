@@ -219,11 +219,19 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	return nil
 }
 
-// terminate asks the worker to finish and exit (SIGTERM).
+// terminate asks the worker to finish and exit: "terminate" on the control
+// channel, which the bootstrap reads in order after "drain" (a SIGTERM
+// could overtake it), or SIGTERM when the channel is gone.
 func (p *process) terminate() {
 	if p.fakeSignal != nil {
 		p.fakeSignal(syscall.SIGTERM)
 		return
+	}
+	if p.ctl != nil {
+		p.ctl.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
+		if _, err := p.ctl.Write([]byte("terminate\n")); err == nil {
+			return
+		}
 	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)
