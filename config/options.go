@@ -49,6 +49,8 @@ type Options struct {
 	BackgroundTaskKeepsAlive bool
 	BackgroundTaskTimeout    time.Duration
 
+	MaxWorkersTotal int
+
 	// Crash handling.
 	CrashLoopThreshold int
 	CrashLoopWindow    time.Duration
@@ -248,8 +250,9 @@ var specs = []spec{
 
 	intSpec("min-workers", "0", "default minWorkers: workers kept running per function", 0, func(o *Options) *int { return &o.MinWorkers }),
 	intSpec("max-workers", "1", "default maxWorkers: most workers per function", 1, func(o *Options) *int { return &o.MaxWorkers }),
-	durationSpec("idle-timeout", "0s", "default idleTimeout: stop a worker idle this long (0 = never)", func(o *Options) *time.Duration { return &o.IdleTimeout }),
+	durationSpec("idle-timeout", "10m", "default idleTimeout: stop a worker idle this long, down to minWorkers (0 = never)", func(o *Options) *time.Duration { return &o.IdleTimeout }),
 	durationSpec("worker-max-duration", "0s", "default workerMaxDuration: replace workers older than this (0 = never)", func(o *Options) *time.Duration { return &o.WorkerMaxDuration }),
+	intSpec("max-workers-total", "0", "most worker processes of all functions together; at the cap the least recently used idle worker of any function is stopped to make room (0 = half the host's memory at 128 MiB per worker, at least 4; -1 = unlimited)", -1, func(o *Options) *int { return &o.MaxWorkersTotal }),
 	intSpec("max-concurrency", "0", "default maxConcurrency: requests in flight per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxConcurrency }),
 	intSpec("max-queue", "100", "default maxQueue: requests waiting for a worker slot per function", 0, func(o *Options) *int { return &o.MaxQueue }),
 	durationSpec("queue-timeout", "10s", "default queueTimeoutMs: longest wait for a worker slot", func(o *Options) *time.Duration { return &o.QueueTimeout }),

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,4 +227,33 @@ Deno.serve((req) => {
 	if r := g.Get("/hard"); r.Status != 200 {
 		t.Fatalf("after the hard limit: %d %q", r.Status, r.Body)
 	}
+}
+
+// Item 14 of issue 15: 100 functions cold-started at once made 100 Deno
+// processes. With --max-workers-total the gateway keeps at most that many:
+// a function that needs a worker stops the least recently used idle one.
+func TestWorkersTotalBudget(t *testing.T) {
+	files := map[string]string{}
+	for i := 0; i < 6; i++ {
+		files[fmt.Sprintf("f%d/index.ts", i)] = `Deno.serve(() => Response.json({ pid: Deno.pid }));`
+	}
+	g := startGateway(t, files, "--max-workers-total", "3", "--internal-key", internalKey)
+	for round := 0; round < 2; round++ {
+		for i := 0; i < 6; i++ {
+			if r := g.Get(fmt.Sprintf("/f%d", i)); r.Status != 200 {
+				t.Fatalf("round %d, f%d: %d %q", round, i, r.Status, r.Body)
+			}
+			if n := len(g.WorkerPIDs()); n > 4 { // 3, plus one stopping that has not exited yet
+				t.Fatalf("round %d, f%d: %d Deno processes alive, want at most 3 (+1 exiting)", round, i, n)
+			}
+		}
+	}
+	m := scrape(t, g, "")
+	if used := m["edgeway_workers_total_used"]; used > 3 {
+		t.Fatalf("edgeway_workers_total_used %v, want at most 3", used)
+	}
+	if ev := m["edgeway_worker_budget_evictions_total"]; ev < 9 {
+		t.Fatalf("%v evictions for 12 cold starts under a budget of 3, want at least 9", ev)
+	}
+	g.WaitLog(func(l logLine) bool { return l.Msg() == "worker stopped" && l.Str("reason") == "budget" })
 }

@@ -26,6 +26,7 @@ const (
 	ReasonProtocol    = "protocol" // broke the control protocol
 	ReasonWedged      = "wedged"   // its event loop stopped answering after a timeout
 	ReasonCPU         = "cpu"      // reached a CPU time limit
+	ReasonBudget      = "budget"   // stopped to make room under --max-workers-total
 )
 
 // Manager is one function's lifecycle goroutine and its state. Only run
@@ -73,6 +74,7 @@ type Manager struct {
 	panics int       // recovered so far
 	fault  func(any) // test hook: called with every event before it is handled
 
+	budgetWait bool                              // asked the gateway's budget for a slot; told by evBudget
 	nextSample time.Time                         // when workers' resources are read next
 	sample     func(*process) (procUsage, error) // test hook replacing readUsage
 }
@@ -170,6 +172,8 @@ func (m *Manager) stopFor(reason string) {
 
 func (m *Manager) run() {
 	defer close(m.done)
+	m.s.budget.join(m)
+	defer m.s.budget.leave(m)
 	m.timer = time.NewTimer(time.Hour)
 	m.timer.Stop()
 	for !m.loop() {
@@ -192,8 +196,7 @@ func (m *Manager) loop() (finished bool) {
 	if !m.begun {
 		m.begun = true
 		if m.cfg.EagerSpawn || m.warmup {
-			for m.total() < max(m.cfg.MinWorkers, 1) {
-				m.spawn(nil)
+			for m.total() < max(m.cfg.MinWorkers, 1) && m.spawn(nil) {
 			}
 		}
 		m.ensureMin()
@@ -233,7 +236,22 @@ func (m *Manager) crashLooping() bool {
 
 // spawn starts a worker in the background; replaces names the worker it is
 // to replace once ready (make-before-break), or nil.
-func (m *Manager) spawn(replaces *process) {
+//
+// A new worker (not a replacement) needs a slot of the gateway's budget;
+// without one spawn reports false and the manager is told when one frees.
+func (m *Manager) spawn(replaces *process) bool {
+	if replaces != nil || m.warmup {
+		// A replacement, or a reload's first worker (the old version's
+		// workers give their slots back once it is ready).
+		m.s.budget.force()
+	} else if !m.s.budget.take(m) {
+		if !m.budgetWait {
+			m.budgetWait = true
+			m.log.Warn().Int("max_workers_total", m.s.budget.Max()).Msg("the gateway's worker budget is spent; waiting for a slot")
+		}
+		return false
+	}
+	m.budgetWait = false
 	m.starting++
 	id := m.s.nextID.Add(1)
 	ev := m.log.Info().Uint64("worker", id).Int("running", len(m.ready)).Int("starting", m.starting)
@@ -248,6 +266,7 @@ func (m *Manager) spawn(replaces *process) {
 		p, err := m.start(id)
 		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at})
 	}()
+	return true
 }
 
 // signalWarm reports the first boot's outcome to waitWarm.
@@ -295,8 +314,7 @@ func (m *Manager) ensureMin() {
 	if m.now().Before(m.bootRetryAt) {
 		return
 	}
-	for !m.closed && !m.crashLooping() && m.total() < m.cfg.MinWorkers {
-		m.spawn(nil)
+	for !m.closed && !m.crashLooping() && m.total() < m.cfg.MinWorkers && m.spawn(nil) {
 	}
 }
 
@@ -317,6 +335,11 @@ func (m *Manager) handle(ev any) {
 		m.onViolation(ev)
 	case evTimeout:
 		m.onTimeout(ev.w)
+	case evEvict:
+		m.onEvict(ev.w)
+	case evBudget:
+		m.budgetWait = false
+		m.scale()
 	}
 }
 
@@ -330,6 +353,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	}
 	m.signalWarm(ev.err)
 	if ev.err != nil {
+		m.s.budget.release()
 		m.bootFailures++
 		m.bootRetryAt = m.now().Add(m.s.opts.BootRetryBackoff)
 		m.metrics.BootFailures.Inc()
@@ -424,6 +448,7 @@ func (m *Manager) onControl(ev evControl) {
 }
 
 func (m *Manager) onExited(p *process) {
+	m.s.budget.release()
 	if p.limitKill == "" && diedOfHeapLimit(p.exitErr) {
 		p.limitKill = ReasonMemory
 		if p.stopping {

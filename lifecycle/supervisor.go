@@ -52,6 +52,7 @@ type Supervisor struct {
 	bootstrapPath string
 	spawner       *spawner
 	nextID        atomic.Uint64
+	budget        *Budget // --max-workers-total, shared by every Manager
 
 	functions atomic.Pointer[map[string]*Function]
 	// reloaded tells the watcher that a reload it did not trigger (SIGHUP)
@@ -130,6 +131,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
 		spawner:       newSpawner(),
+		budget:        NewBudget(opts.MaxWorkersTotal),
 		layout:        layout,
 		prints:        p.prints,
 		metrics:       map[string]*observe.FunctionMetrics{},
