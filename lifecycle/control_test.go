@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -156,3 +157,49 @@ func TestControlViolationKillsWorker(t *testing.T) {
 		})
 	}
 }
+
+// The boot handshake reads the first control line bounded too: a worker
+// that sends megabytes before "ready" fails its boot without the gateway
+// buffering them.
+func TestHandshakeRefusesOversizedFirstLine(t *testing.T) {
+	for _, tc := range []struct {
+		name, send string
+		ok         bool
+	}{
+		{"ready", "ready\n", true},
+		{"oversized", strings.Repeat("A", 4<<20), false},
+		{"forged", "pong 1 0\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := t.TempDir() + "/c.sock"
+			ln, err := net.Listen("unix", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := net.Dial("unix", path)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				c.Write([]byte(tc.send))
+				time.Sleep(5 * time.Second) // keep the connection open
+			}()
+			p := &process{exited: make(chan struct{})}
+			err = p.handshake(ln.(*net.UnixListener), time.Now().Add(eventWait))
+			if (err == nil) != tc.ok {
+				t.Fatalf("handshake: %v, want ok %v", err, tc.ok)
+			}
+			if p.ctlr != nil && p.ctlr.Size() > maxControlLine {
+				t.Fatalf("control reader buffers %d bytes", p.ctlr.Size())
+			}
+			if p.ctl != nil {
+				p.ctl.Close()
+			}
+		})
+	}
+}
+
+// eventWait bounds waits for real sockets in these tests.
+const eventWait = 30 * time.Second
