@@ -249,8 +249,8 @@ func TestWorkersTotalBudget(t *testing.T) {
 		}
 	}
 	m := scrape(t, g, "")
-	if used := m["edgeway_workers_total_used"]; used > 3 {
-		t.Fatalf("edgeway_workers_total_used %v, want at most 3", used)
+	if used, ok := m["edgeway_workers_total_used"]; !ok || used > 3 || m["edgeway_workers_total_limit"] != 3 {
+		t.Fatalf("edgeway_workers_total_used %v (exported %v), limit %v; want at most 3 of 3", used, ok, m["edgeway_workers_total_limit"])
 	}
 	if ev := m["edgeway_worker_budget_evictions_total"]; ev < 9 {
 		t.Fatalf("%v evictions for 12 cold starts under a budget of 3, want at least 9", ev)
