@@ -10,38 +10,93 @@
 //    Deno.serve({handler}) and `export default { fetch }` all work unchanged.
 // 3. Serves the captured handler on the Unix socket and reports "ready".
 //
-// Control protocol (one line each, ASCII):
+// Control protocol (one line each, ASCII, at most 64 bytes with the newline;
+// the gateway kills a worker that sends anything else):
 //   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>"
-//   gateway -> worker: "ping <id>"
+//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain", "terminate"
+//
+// User code runs in this same isolate and may patch any prototype. Every
+// primitive the control channel uses is therefore bound here, before the
+// user's module is imported: the connection's read and write, the encoder,
+// typed-array and array methods, promise methods, Deno.exit and the event
+// dispatch. A later patch of Conn.prototype.write (reachable from any
+// connection the function opens) never sees the control connection, and
+// the lines sent are built from integers only.
 const [sockPath, ctlPath, entryURL] = Deno.args;
 
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-const ctl = await Deno.connect({ transport: "unix", path: ctlPath });
+const uncurry = Function.prototype.bind.bind(Function.prototype.call);
+const FunctionPrototypeBind = uncurry(Function.prototype.bind);
+const ArrayPrototypePush = uncurry(Array.prototype.push);
+const ArrayPrototypeShift = uncurry(Array.prototype.shift);
+const TypedArrayPrototype = Object.getPrototypeOf(Uint8Array.prototype);
+const TypedArrayPrototypeSubarray = uncurry(TypedArrayPrototype.subarray);
+const TypedArrayPrototypeGetLength = uncurry(
+  Object.getOwnPropertyDescriptor(TypedArrayPrototype, "length").get,
+);
+const PromisePrototypeThen = uncurry(Promise.prototype.then);
+const PromiseResolve = FunctionPrototypeBind(Promise.resolve, Promise);
+const PromiseAllSettled = FunctionPrototypeBind(Promise.allSettled, Promise);
+const StringFromCharCode = String.fromCharCode;
+const Uint8ArrayCtor = Uint8Array;
+const EventCtor = Event;
+const CustomEventCtor = CustomEvent;
+const dispatchEvent = FunctionPrototypeBind(globalThis.dispatchEvent, globalThis);
+const consoleError = FunctionPrototypeBind(console.error, console);
+const exit = Deno.exit;
+const addSignalListener = Deno.addSignalListener;
+const encode = FunctionPrototypeBind(TextEncoder.prototype.encode, new TextEncoder());
 
-let ctlChain = Promise.resolve();
+const ctl = await Deno.connect({ transport: "unix", path: ctlPath });
+const ctlWrite = FunctionPrototypeBind(ctl.write, ctl);
+const ctlRead = FunctionPrototypeBind(ctl.read, ctl);
+
+// Lines are queued and written in order by one flush loop at a time.
+const queue = [];
+let flushing = false;
 function send(line) {
-  const bytes = enc.encode(line + "\n");
-  ctlChain = ctlChain.then(async () => {
-    let off = 0;
-    while (off < bytes.length) off += await ctl.write(bytes.subarray(off));
-  }).catch(() => Deno.exit(1));
+  ArrayPrototypePush(queue, encode(line + "\n"));
+  if (!flushing) flush();
+}
+async function flush() {
+  flushing = true;
+  try {
+    while (queue.length > 0) {
+      const bytes = ArrayPrototypeShift(queue);
+      const len = TypedArrayPrototypeGetLength(bytes);
+      let off = 0;
+      while (off < len) off += await ctlWrite(TypedArrayPrototypeSubarray(bytes, off));
+    }
+  } catch {
+    exit(1);
+  }
+  flushing = false;
 }
 
 // Background tasks: the count travels over the control channel; pongs carry
 // it too, so the gateway can confirm "no pending tasks" in order with pings.
+// The count is a plain integer each registration decrements exactly once.
+let pendingTasks = 0;
 const tasks = new Set();
+const SetPrototypeAdd = uncurry(Set.prototype.add);
+const SetPrototypeDelete = uncurry(Set.prototype.delete);
 globalThis.EdgeRuntime = Object.freeze({
   waitUntil(promise) {
     if (!promise || typeof promise.then !== "function") return promise;
-    tasks.add(promise);
-    send("bg " + tasks.size);
-    Promise.resolve(promise)
-      .catch((err) => console.error("background task failed:", err))
-      .finally(() => {
-        tasks.delete(promise);
-        send("bg " + tasks.size);
-      });
+    SetPrototypeAdd(tasks, promise);
+    pendingTasks++;
+    send("bg " + pendingTasks);
+    let settled = false;
+    const done = () => {
+      if (settled) return;
+      settled = true;
+      SetPrototypeDelete(tasks, promise);
+      pendingTasks--;
+      send("bg " + pendingTasks);
+    };
+    PromisePrototypeThen(PromiseResolve(promise), done, (err) => {
+      consoleError("background task failed:", err);
+      done();
+    });
     return promise;
   },
 });
@@ -148,32 +203,85 @@ const server = realServe(
   (req, info) => userHandler(req, new ConnInfo(req, info)),
 );
 
-// SIGTERM: finish in-flight requests and background tasks, then exit. The
-// gateway only sends it to a drained worker and kills after its grace period.
-Deno.addSignalListener("SIGTERM", async () => {
+// "terminate" on the control channel (or SIGTERM): finish in-flight
+// requests and background tasks, then exit. The gateway only asks a drained
+// worker and kills it after its grace period. The control message comes in
+// order after "drain", so drain listeners have run before the shutdown.
+let terminating = false;
+async function terminate() {
+  if (terminating) return;
+  terminating = true;
   await server.shutdown();
-  await Promise.allSettled([...tasks]);
-  Deno.exit(0);
-});
+  await PromiseAllSettled([...tasks]);
+  exit(0);
+}
+addSignalListener("SIGTERM", terminate);
 
-// Control reader: answer pings; exit when the gateway goes away.
+// Lifecycle events, as Supabase's edge runtime dispatches them: beforeunload
+// (cancelable, detail.reason) before a planned stop, drain when a retired
+// worker has answered everything. A listener that throws is the function's
+// own problem, never the control loop's.
+const unloadReasons = ["cpu", "memory", "wall_clock", "idle", "termination"];
+function lifecycleEvent(line) {
+  try {
+    if (line === "drain") {
+      dispatchEvent(new EventCtor("drain"));
+      return;
+    }
+    for (let i = 0; i < unloadReasons.length; i++) {
+      if (line === "beforeunload " + unloadReasons[i]) {
+        dispatchEvent(new CustomEventCtor("beforeunload", { cancelable: true, detail: { reason: unloadReasons[i] } }));
+        return;
+      }
+    }
+  } catch (err) {
+    consoleError("lifecycle event listener failed:", err);
+  }
+}
+
+// Control reader: answer pings, dispatch lifecycle events; exit when the
+// gateway goes away. Lines are parsed byte by byte (no string or regexp
+// methods a function could patch); a ping's id is echoed only as digits.
 (async () => {
-  const buf = new Uint8Array(4096);
-  let pending = "";
+  const buf = new Uint8ArrayCtor(4096);
+  let line = "";
+  let overlong = false;
   for (;;) {
     let n;
     try {
-      n = await ctl.read(buf);
+      n = await ctlRead(buf);
     } catch {
       n = null;
     }
-    if (n === null) Deno.exit(1);
-    pending += dec.decode(buf.subarray(0, n), { stream: true });
-    let nl;
-    while ((nl = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, nl);
-      pending = pending.slice(nl + 1);
-      if (line.startsWith("ping ")) send("pong " + line.slice(5) + " " + tasks.size);
+    if (n === null) exit(1);
+    for (let i = 0; i < n; i++) {
+      const b = buf[i];
+      if (b !== 10) {
+        if (line.length < 64) line += StringFromCharCode(b);
+        else overlong = true;
+        continue;
+      }
+      if (!overlong) handleLine(line);
+      line = "";
+      overlong = false;
     }
   }
 })();
+
+function handleLine(line) {
+  if (line.length > 5 && line[0] === "p" && line[1] === "i" && line[2] === "n" && line[3] === "g" && line[4] === " ") {
+    let id = "";
+    for (let i = 5; i < line.length; i++) {
+      const c = line[i];
+      if (c < "0" || c > "9") return;
+      id += c;
+    }
+    send("pong " + id + " " + pendingTasks);
+    return;
+  }
+  if (line === "terminate") {
+    terminate();
+    return;
+  }
+  lifecycleEvent(line);
+}

@@ -24,6 +24,8 @@ type FunctionConfig struct {
 	IdleTimeout              time.Duration // 0 = never
 	WorkerMaxDuration        time.Duration // 0 = never
 	MemoryLimitMB            int           // 0 = Deno's default
+	CPUTimeSoftLimit         time.Duration // accumulated CPU per worker before it is retired (0 = none)
+	CPUTimeHardLimit         time.Duration // accumulated CPU per worker before it is killed (0 = none)
 	Timeout                  time.Duration
 	HealthCheckInterval      time.Duration // 0 = off
 	HealthCheckTimeout       time.Duration
@@ -84,6 +86,8 @@ type functionFile struct {
 	IdleTimeout              *int  `json:"idleTimeout"`
 	WorkerMaxDuration        *int  `json:"workerMaxDuration"`
 	MemoryLimitMb            *int  `json:"memoryLimitMb"`
+	CPUTimeSoftLimitMs       *int  `json:"cpuTimeSoftLimitMs"`
+	CPUTimeHardLimitMs       *int  `json:"cpuTimeHardLimitMs"`
 	TimeoutMs                *int  `json:"timeoutMs"`
 	HealthCheckInterval      *int  `json:"healthCheckInterval"`
 	HealthCheckTimeout       *int  `json:"healthCheckTimeout"`
@@ -113,6 +117,8 @@ func DefaultFunctionConfig(o Options) FunctionConfig {
 		IdleTimeout:              o.IdleTimeout,
 		WorkerMaxDuration:        o.WorkerMaxDuration,
 		MemoryLimitMB:            o.MemoryLimitMB,
+		CPUTimeSoftLimit:         o.CPUTimeSoftLimit,
+		CPUTimeHardLimit:         o.CPUTimeHardLimit,
 		Timeout:                  o.Timeout,
 		HealthCheckInterval:      o.HealthCheckInterval,
 		HealthCheckTimeout:       o.HealthCheckTimeout,
@@ -183,6 +189,8 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 		{"idleTimeout", f.IdleTimeout, &c.IdleTimeout},
 		{"workerMaxDuration", f.WorkerMaxDuration, &c.WorkerMaxDuration},
 		{"timeoutMs", f.TimeoutMs, &c.Timeout},
+		{"cpuTimeSoftLimitMs", f.CPUTimeSoftLimitMs, &c.CPUTimeSoftLimit},
+		{"cpuTimeHardLimitMs", f.CPUTimeHardLimitMs, &c.CPUTimeHardLimit},
 		{"healthCheckInterval", f.HealthCheckInterval, &c.HealthCheckInterval},
 		{"healthCheckTimeout", f.HealthCheckTimeout, &c.HealthCheckTimeout},
 		{"backgroundTaskTimeout", f.BackgroundTaskTimeout, &c.BackgroundTaskTimeout},
@@ -252,6 +260,9 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 	}
 	if c.Timeout <= 0 {
 		return base, fmt.Errorf("%s: field \"timeoutMs\" must be positive", path)
+	}
+	if c.CPUTimeSoftLimit > 0 && c.CPUTimeHardLimit > 0 && c.CPUTimeSoftLimit > c.CPUTimeHardLimit {
+		return base, fmt.Errorf("%s: field \"cpuTimeSoftLimitMs\" (%v) is above \"cpuTimeHardLimitMs\" (%v)", path, c.CPUTimeSoftLimit, c.CPUTimeHardLimit)
 	}
 	return c, nil
 }

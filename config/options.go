@@ -38,11 +38,18 @@ type Options struct {
 	MaxQueue                 int
 	QueueTimeout             time.Duration
 	MemoryLimitMB            int
+	MemoryOverheadMB         int
+	CPUTimeSoftLimit         time.Duration
+	CPUTimeHardLimit         time.Duration
+	ResourceCheckInterval    time.Duration
 	HealthCheckInterval      time.Duration
 	HealthCheckTimeout       time.Duration
 	HealthCheckMaxFailures   int
+	EventLoopTimeout         time.Duration
 	BackgroundTaskKeepsAlive bool
 	BackgroundTaskTimeout    time.Duration
+
+	MaxWorkersTotal int
 
 	// Crash handling.
 	CrashLoopThreshold int
@@ -245,15 +252,21 @@ var specs = []spec{
 
 	intSpec("min-workers", "0", "default minWorkers: workers kept running per function", 0, func(o *Options) *int { return &o.MinWorkers }),
 	intSpec("max-workers", "1", "default maxWorkers: most workers per function", 1, func(o *Options) *int { return &o.MaxWorkers }),
-	durationSpec("idle-timeout", "0s", "default idleTimeout: stop a worker idle this long (0 = never)", func(o *Options) *time.Duration { return &o.IdleTimeout }),
+	durationSpec("idle-timeout", "10m", "default idleTimeout: stop a worker idle this long, down to minWorkers (0 = never)", func(o *Options) *time.Duration { return &o.IdleTimeout }),
 	durationSpec("worker-max-duration", "0s", "default workerMaxDuration: replace workers older than this (0 = never)", func(o *Options) *time.Duration { return &o.WorkerMaxDuration }),
+	intSpec("max-workers-total", "0", "most worker processes of all functions together; at the cap the least recently used idle worker of any function is stopped to make room (0 = half the host's memory at 128 MiB per worker, at least 4; -1 = unlimited)", -1, func(o *Options) *int { return &o.MaxWorkersTotal }),
 	intSpec("max-concurrency", "0", "default maxConcurrency: requests in flight per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxConcurrency }),
 	intSpec("max-queue", "100", "default maxQueue: requests waiting for a worker slot per function", 0, func(o *Options) *int { return &o.MaxQueue }),
 	durationSpec("queue-timeout", "10s", "default queueTimeoutMs: longest wait for a worker slot", func(o *Options) *time.Duration { return &o.QueueTimeout }),
-	intSpec("memory-limit-mb", "0", "default memoryLimitMb: V8 heap limit per worker (0 = Deno's default)", 0, func(o *Options) *int { return &o.MemoryLimitMB }),
+	intSpec("memory-limit-mb", "0", "default memoryLimitMb: V8 heap limit per worker, and with --memory-overhead-mb the limit of its whole memory (0 = Deno's default, no watchdog)", 0, func(o *Options) *int { return &o.MemoryLimitMB }),
+	intSpec("memory-overhead-mb", "64", "memory a worker may hold beyond its memoryLimitMb (Deno's runtime, V8's young generation, ArrayBuffers) before the watchdog kills it: 546 WORKER_LIMIT", 0, func(o *Options) *int { return &o.MemoryOverheadMB }),
+	durationSpec("cpu-time-soft-limit", "0s", "default cpuTimeSoftLimitMs: CPU time a worker may accumulate after boot before it is retired (new requests go to a fresh worker, in-flight ones finish; 0 = none)", func(o *Options) *time.Duration { return &o.CPUTimeSoftLimit }),
+	durationSpec("cpu-time-hard-limit", "0s", "default cpuTimeHardLimitMs: CPU time a worker may accumulate after boot before it is killed (in-flight requests get 546 WORKER_LIMIT; 0 = none)", func(o *Options) *time.Duration { return &o.CPUTimeHardLimit }),
+	durationSpec("resource-check-interval", "250ms", "how often each worker's memory and CPU time are read from /proc to enforce memoryLimitMb and the CPU time limits (0 = never)", func(o *Options) *time.Duration { return &o.ResourceCheckInterval }),
 	durationSpec("health-check-interval", "0s", "default healthCheckInterval (0 = off)", func(o *Options) *time.Duration { return &o.HealthCheckInterval }),
 	durationSpec("health-check-timeout", "5s", "default healthCheckTimeout", func(o *Options) *time.Duration { return &o.HealthCheckTimeout }),
 	intSpec("health-check-max-failures", "3", "default healthCheckMaxFailures before a worker is replaced", 1, func(o *Options) *int { return &o.HealthCheckMaxFailures }),
+	durationSpec("event-loop-timeout", "2s", "after a request to a worker timed out (504), a worker whose event loop does not answer a ping within this is wedged in synchronous code and is replaced (0 = never check)", func(o *Options) *time.Duration { return &o.EventLoopTimeout }),
 	boolSpec("background-task-keeps-alive", "true", "default backgroundTaskKeepsAlive: pending waitUntil tasks keep a worker up", func(o *Options) *bool { return &o.BackgroundTaskKeepsAlive }),
 	durationSpec("background-task-timeout", "30s", "default backgroundTaskTimeout after a worker's last response", func(o *Options) *time.Duration { return &o.BackgroundTaskTimeout }),
 	intSpec("max-websocket-connections", "100", "default maxWebSocketConnections: WebSocket sessions per worker (0 = unlimited)", 0, func(o *Options) *int { return &o.MaxWebSocketConnections }),
@@ -423,6 +436,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	if o.MinWorkers > o.MaxWorkers {
 		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)
+	}
+	if o.CPUTimeSoftLimit > 0 && o.CPUTimeHardLimit > 0 && o.CPUTimeSoftLimit > o.CPUTimeHardLimit {
+		return o, fmt.Errorf("flag --cpu-time-soft-limit (%v) is above --cpu-time-hard-limit (%v)", o.CPUTimeSoftLimit, o.CPUTimeHardLimit)
 	}
 	return o, nil
 }

@@ -203,7 +203,7 @@ func (h *harness) start(id uint64) (*process, error) {
 		pid:     int(1000 + id),
 		sock:    fmt.Sprintf("/nonexistent/edgeway-test/w%d.sock", id),
 		ctl:     local,
-		ctlr:    bufio.NewReader(local),
+		ctlr:    newControlReader(local),
 		started: time.Now(),
 		exited:  make(chan struct{}),
 	}
@@ -375,6 +375,16 @@ type fakeProc struct {
 	terms      atomic.Int32
 	kills      atomic.Int32
 	exitOnce   sync.Once
+
+	mu       sync.Mutex
+	received []string // control lines other than pings, in order
+}
+
+// messages is every control line other than pings the fake received.
+func (f *fakeProc) messages() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.received...)
 }
 
 func (f *fakeProc) signal(sig syscall.Signal) {
@@ -419,6 +429,9 @@ func (f *fakeProc) bootstrap() {
 		}
 		fields := strings.Fields(line)
 		if len(fields) != 2 || fields[0] != "ping" {
+			f.mu.Lock()
+			f.received = append(f.received, strings.TrimSpace(line))
+			f.mu.Unlock()
 			continue
 		}
 		f.pings.Add(1)

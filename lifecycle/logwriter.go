@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/rs/zerolog"
 )
@@ -25,7 +24,6 @@ type lineWriter struct {
 
 	mu   sync.Mutex
 	tail []string // last lines, for boot errors
-	oom  *atomic.Bool
 }
 
 func (lw *lineWriter) Write(p []byte) (int, error) {
@@ -62,9 +60,6 @@ func (lw *lineWriter) emit() {
 	if lw.mask != nil {
 		line = lw.mask(line)
 	}
-	if lw.oom != nil && isOutOfMemory(line) {
-		lw.oom.Store(true)
-	}
 	lw.mu.Lock()
 	if len(lw.tail) == bootTailLines {
 		copy(lw.tail, lw.tail[1:])
@@ -80,11 +75,4 @@ func (lw *lineWriter) Tail() string {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	return strings.Join(lw.tail, "\n")
-}
-
-// isOutOfMemory recognises V8's fatal heap-limit messages.
-func isOutOfMemory(line string) bool {
-	return strings.Contains(line, "Reached heap limit") ||
-		strings.Contains(line, "JavaScript heap out of memory") ||
-		strings.Contains(line, "Fatal JavaScript out of memory")
 }

@@ -3,8 +3,6 @@ package lifecycle
 import (
 	"errors"
 	"slices"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +22,11 @@ const (
 	ReasonHealth      = "health"
 	ReasonShutdown    = "shutdown"
 	ReasonBackground  = "background task timeout"
-	ReasonReload      = "reload" // replaced by a new version, or removed
+	ReasonReload      = "reload"   // replaced by a new version, or removed
+	ReasonProtocol    = "protocol" // broke the control protocol
+	ReasonWedged      = "wedged"   // its event loop stopped answering after a timeout
+	ReasonCPU         = "cpu"      // reached a CPU time limit
+	ReasonBudget      = "budget"   // stopped to make room under --max-workers-total
 )
 
 // Manager is one function's lifecycle goroutine and its state. Only run
@@ -54,7 +56,8 @@ type Manager struct {
 	crashes        []time.Time
 	bootFailures   uint64
 	crashLoopUntil time.Time
-	bootRetryAt    time.Time // minWorkers respawns wait until then after a failed boot
+	bootRetryAt    time.Time // no boot starts before then after a failed boot
+	deferredNudge  bool      // a request asked for a worker during the boot backoff
 	restarts       uint64
 	lastStop       string
 	closed         bool
@@ -66,6 +69,14 @@ type Manager struct {
 	warmDone chan struct{}
 	warmErr  error
 	timer    *time.Timer
+
+	begun  bool      // run's first steps (eager spawns) are done
+	panics int       // recovered so far
+	fault  func(any) // test hook: called with every event before it is handled
+
+	budgetWait bool                              // asked the gateway's budget for a slot; told by evBudget
+	nextSample time.Time                         // when workers' resources are read next
+	sample     func(*process) (procUsage, error) // test hook replacing readUsage
 }
 
 type evSpawned struct {
@@ -79,6 +90,12 @@ type evSpawned struct {
 type evExited struct{ p *process }
 
 type evDrained struct{ p *process }
+
+// evViolation: a worker sent an oversized or unknown control message.
+type evViolation struct {
+	p   *process
+	err error
+}
 
 type evControl struct {
 	p    *process
@@ -155,19 +172,43 @@ func (m *Manager) stopFor(reason string) {
 
 func (m *Manager) run() {
 	defer close(m.done)
+	m.s.budget.join(m)
+	defer m.s.budget.leave(m)
 	m.timer = time.NewTimer(time.Hour)
 	m.timer.Stop()
-	if m.cfg.EagerSpawn || m.warmup {
-		for m.total() < max(m.cfg.MinWorkers, 1) {
-			m.spawn(nil)
-		}
+	for !m.loop() {
+		// A panic: the state is as the panic left it. Publish it (the last
+		// snapshot kept serving meanwhile) and go on from there, after a
+		// pause so a panic on every turn cannot spin.
+		time.Sleep(panicPause)
 	}
-	m.ensureMin()
+}
+
+// loop runs the manager until the function has stopped (true). A panic is
+// recovered, logged and counted, and reported as false.
+func (m *Manager) loop() (finished bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			m.recovered(r)
+			finished = false
+		}
+	}()
+	if !m.begun {
+		m.begun = true
+		if m.cfg.EagerSpawn || m.warmup {
+			for m.total() < max(m.cfg.MinWorkers, 1) && m.spawn(nil) {
+			}
+		}
+		m.ensureMin()
+	}
 	m.publish()
+	m.armTimer()
 	for {
 		select {
 		case <-m.pool.Nudges():
 			m.scale()
+		case w := <-m.pool.Timeouts():
+			m.onTimeout(w)
 		case ev := <-m.events:
 			m.handle(ev)
 		case req := <-m.stopCh:
@@ -180,7 +221,7 @@ func (m *Manager) run() {
 			m.log.Info().Uint64("pipelined", pipelined).Uint64("exclusive", exclusive).Uint64("restarts", m.restarts).Msg("function stopped")
 			m.publish()
 			close(m.stopReply)
-			return
+			return true
 		}
 		m.publish()
 		m.armTimer()
@@ -195,7 +236,22 @@ func (m *Manager) crashLooping() bool {
 
 // spawn starts a worker in the background; replaces names the worker it is
 // to replace once ready (make-before-break), or nil.
-func (m *Manager) spawn(replaces *process) {
+//
+// A new worker (not a replacement) needs a slot of the gateway's budget;
+// without one spawn reports false and the manager is told when one frees.
+func (m *Manager) spawn(replaces *process) bool {
+	if replaces != nil || m.warmup {
+		// A replacement, or a reload's first worker (the old version's
+		// workers give their slots back once it is ready).
+		m.s.budget.force()
+	} else if !m.s.budget.take(m) {
+		if !m.budgetWait {
+			m.budgetWait = true
+			m.log.Warn().Int("max_workers_total", m.s.budget.Max()).Msg("the gateway's worker budget is spent; waiting for a slot")
+		}
+		return false
+	}
+	m.budgetWait = false
 	m.starting++
 	id := m.s.nextID.Add(1)
 	ev := m.log.Info().Uint64("worker", id).Int("running", len(m.ready)).Int("starting", m.starting)
@@ -210,6 +266,7 @@ func (m *Manager) spawn(replaces *process) {
 		p, err := m.start(id)
 		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at})
 	}()
+	return true
 }
 
 // signalWarm reports the first boot's outcome to waitWarm.
@@ -233,10 +290,20 @@ func (m *Manager) waitWarm() error {
 }
 
 // scale answers a nudge from a request that found no free worker.
+//
+// Right after a failed boot it waits --boot-retry-backoff instead: requests
+// that waited for that boot were answered BOOT_ERROR, and the ones that
+// keep arriving must not each start another doomed process. The nudge is
+// remembered and answered when the backoff ends (tick).
 func (m *Manager) scale() {
 	if m.closed || m.crashLooping() || m.starting > 0 || m.total() >= m.cfg.MaxWorkers {
 		return
 	}
+	if m.now().Before(m.bootRetryAt) {
+		m.deferredNudge = true
+		return
+	}
+	m.deferredNudge = false
 	m.spawn(nil)
 }
 
@@ -247,12 +314,14 @@ func (m *Manager) ensureMin() {
 	if m.now().Before(m.bootRetryAt) {
 		return
 	}
-	for !m.closed && !m.crashLooping() && m.total() < m.cfg.MinWorkers {
-		m.spawn(nil)
+	for !m.closed && !m.crashLooping() && m.total() < m.cfg.MinWorkers && m.spawn(nil) {
 	}
 }
 
 func (m *Manager) handle(ev any) {
+	if m.fault != nil {
+		m.fault(ev)
+	}
 	switch ev := ev.(type) {
 	case evSpawned:
 		m.onSpawned(ev)
@@ -262,6 +331,15 @@ func (m *Manager) handle(ev any) {
 		m.onDrained(ev.p)
 	case evControl:
 		m.onControl(ev)
+	case evViolation:
+		m.onViolation(ev)
+	case evTimeout:
+		m.onTimeout(ev.w)
+	case evEvict:
+		m.onEvict(ev.w)
+	case evBudget:
+		m.budgetWait = false
+		m.scale()
 	}
 }
 
@@ -269,12 +347,19 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	m.starting--
 	if ev.replaces != nil {
 		delete(m.replacing, ev.replaces)
+		if ev.replaces.stopReason == ReasonWedged {
+			ev.replaces.kill() // its replacement is ready, or failed: either way it goes
+		}
 	}
 	m.signalWarm(ev.err)
 	if ev.err != nil {
+		m.s.budget.release()
 		m.bootFailures++
 		m.bootRetryAt = m.now().Add(m.s.opts.BootRetryBackoff)
 		m.metrics.BootFailures.Inc()
+		// A function that cannot boot is as broken as one that keeps
+		// crashing: its failures open the crash-loop breaker too.
+		m.recordCrash()
 		if ev.replaces != nil {
 			ev.replaces.recycleAfter = m.now().Add(m.s.opts.BootTimeout)
 		}
@@ -292,6 +377,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		m.metrics.ColdStartTime.UpdateDuration(ev.at)
 	}
 	go m.watch(p)
+	m.baseline(p)
 	if m.closed {
 		m.stopping = append(m.stopping, p)
 		p.stopping, p.stopReason = true, ReasonShutdown
@@ -314,27 +400,45 @@ func (m *Manager) watch(p *process) {
 		m.send(evExited{p})
 	}()
 	for {
-		line, err := p.ctlr.ReadString('\n')
-		if err != nil {
+		msg, err := readControl(p.ctlr)
+		switch {
+		case errors.Is(err, errControlTooLong) || errors.Is(err, errControlUnknown):
+			m.send(evViolation{p, err})
+			return
+		case err != nil:
+			return // the connection closed: the exit is reported above
+		case msg.kind == ctlReady:
+			m.send(evViolation{p, errors.New(`a second "ready"`)})
 			return
 		}
-		fields := strings.Fields(line)
-		switch {
-		case len(fields) == 2 && fields[0] == "bg":
-			n, _ := strconv.Atoi(fields[1])
-			m.send(evControl{p: p, kind: "bg", n: n})
-		case len(fields) == 3 && fields[0] == "pong":
-			id, _ := strconv.ParseUint(fields[1], 10, 64)
-			n, _ := strconv.Atoi(fields[2])
-			m.send(evControl{p: p, kind: "pong", id: id, n: n})
-		}
+		m.send(evControl{p: p, kind: msg.kind, id: msg.id, n: msg.n})
 	}
+}
+
+// onViolation kills a worker that broke the control protocol: whatever sent
+// it is not the bootstrap (user code got hold of the connection, or the
+// process is corrupt), so nothing it says can be trusted any more. It counts
+// as a crash toward the crash loop.
+func (m *Manager) onViolation(ev evViolation) {
+	p := ev.p
+	protocolErrors(m.fn.Name).Inc()
+	m.log.Error().Int("pid", p.pid).Uint64("worker", p.id).Str("error", ev.err.Error()).Msg("worker broke the control protocol; killing it")
+	if p.stopping {
+		p.kill()
+		return
+	}
+	m.stopProcess(p, ReasonProtocol, true)
+	m.recordCrash()
 }
 
 func (m *Manager) onControl(ev evControl) {
 	p := ev.p
 	p.bgTasks = ev.n
-	if ev.kind == "pong" && ev.id == p.pingSent {
+	if ev.kind == ctlPong && !p.probeAt.IsZero() && ev.id >= p.probePing {
+		p.probeAt = time.Time{}
+		m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Msg("worker's event loop answered after a request timed out; keeping it")
+	}
+	if ev.kind == ctlPong && !p.pingAt.IsZero() && ev.id >= p.healthPing {
 		p.pingAt = time.Time{}
 		p.healthFails = 0
 		if ev.n == 0 && p.worker.InFlight() == 0 {
@@ -344,8 +448,15 @@ func (m *Manager) onControl(ev evControl) {
 }
 
 func (m *Manager) onExited(p *process) {
+	m.s.budget.release()
+	if p.limitKill == "" && diedOfHeapLimit(p.exitErr) {
+		p.limitKill = ReasonMemory
+		if p.stopping {
+			p.stopReason = ReasonMemory
+		}
+	}
 	if p.worker != nil {
-		p.worker.MarkGone(p.oom.Load())
+		p.worker.MarkGone(p.limitKill != "")
 	}
 	if p.ctl != nil {
 		p.ctl.Close()
@@ -360,8 +471,8 @@ func (m *Manager) onExited(p *process) {
 	}
 	m.ready = remove(m.ready, p)
 	reason := ReasonCrash
-	if p.oom.Load() {
-		reason = ReasonMemory
+	if p.limitKill != "" {
+		reason = p.limitKill
 	}
 	m.lastStop = reason
 	m.restarts++
@@ -402,6 +513,7 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 		p.kill()
 		return
 	}
+	p.send("beforeunload "+unloadReason(reason), m.now().Add(controlWriteTimeout))
 	drained := p.worker.Drain()
 	limit := m.cfg.Timeout
 	if reason == ReasonShutdown {
@@ -450,6 +562,7 @@ func (m *Manager) restartsIfReplaced(reason string) {
 // background tasks it waits for them, up to backgroundTaskTimeout.
 func (m *Manager) onDrained(p *process) {
 	p.drained = true
+	p.send("drain", m.now().Add(controlWriteTimeout))
 	if p.bgTasks > 0 && m.cfg.BackgroundTaskKeepsAlive && p.stopReason != ReasonShutdown &&
 		m.now().Sub(p.worker.LastActive()) < m.cfg.BackgroundTaskTimeout {
 		return // tick terminates it when the tasks end or time runs out

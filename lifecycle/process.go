@@ -8,8 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,7 +43,6 @@ type process struct {
 
 	exited  chan struct{} // closed once the process has been reaped
 	exitErr error
-	oom     atomic.Bool // V8 reported its heap limit
 	stderr  *lineWriter
 	stdout  *lineWriter
 
@@ -56,11 +53,17 @@ type process struct {
 	drained       bool
 	terminated    bool
 	healthFails   int
-	pingSent      uint64
+	pingSent      uint64    // ids of pings sent so far (health, idle and wedge probes)
+	healthPing    uint64    // id of the outstanding health or idle ping
 	pingAt        time.Time // when the outstanding ping was sent; zero if none
+	probePing     uint64    // id of the outstanding wedge probe
+	probeAt       time.Time // when the wedge probe was sent; zero if none
 	lastPing      time.Time
 	idleConfirmed int64     // worker.LastActive (nanos) a pong confirmed as idle with no tasks
 	recycleAfter  time.Time // earliest retry after a failed replacement boot
+	limitKill     string    // the resource limit it was killed for (ReasonMemory, ReasonCPU)
+	cpuBase       time.Duration
+	cpuBaseSet    bool // cpuBase holds its CPU time when first sampled, after boot
 
 	// fakeSignal, when set, receives SIGTERM/SIGKILL instead of cmd: tests
 	// run fake processes that have no cmd.
@@ -122,7 +125,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
 	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
-	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine, oom: &p.oom}
+	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine}
 	if fe.masker != nil {
 		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
 	}
@@ -192,9 +195,12 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	ln.Close() // removes the socket file: nobody else can connect
 	p.ctl = r.c
 	p.ctl.SetReadDeadline(deadline)
-	p.ctlr = bufio.NewReader(p.ctl)
-	line, err := p.ctlr.ReadString('\n')
+	p.ctlr = newControlReader(p.ctl)
+	msg, err := readControl(p.ctlr)
 	if err != nil {
+		if errors.Is(err, errControlTooLong) || errors.Is(err, errControlUnknown) {
+			return fmt.Errorf("control connection: %w", err)
+		}
 		select {
 		case <-p.exited:
 			return fmt.Errorf("worker exited during boot (%v)", p.exitErr)
@@ -206,18 +212,26 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 		}
 		return fmt.Errorf("control connection: %w", err)
 	}
-	if strings.TrimSpace(line) != "ready" {
-		return fmt.Errorf("unexpected control message %q", line)
+	if msg.kind != ctlReady {
+		return fmt.Errorf("control connection: %q before \"ready\"", msg.kind)
 	}
 	p.ctl.SetReadDeadline(time.Time{})
 	return nil
 }
 
-// terminate asks the worker to finish and exit (SIGTERM).
+// terminate asks the worker to finish and exit: "terminate" on the control
+// channel, which the bootstrap reads in order after "drain" (a SIGTERM
+// could overtake it), or SIGTERM when the channel is gone.
 func (p *process) terminate() {
 	if p.fakeSignal != nil {
 		p.fakeSignal(syscall.SIGTERM)
 		return
+	}
+	if p.ctl != nil {
+		p.ctl.SetWriteDeadline(time.Now().Add(controlWriteTimeout))
+		if _, err := p.ctl.Write([]byte("terminate\n")); err == nil {
+			return
+		}
 	}
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Signal(syscall.SIGTERM)

@@ -54,6 +54,7 @@ type Supervisor struct {
 	bootstrapPath string
 	spawner       *spawner
 	nextID        atomic.Uint64
+	budget        *Budget // --max-workers-total, shared by every Manager
 
 	functions atomic.Pointer[map[string]*Function]
 	layout    atomic.Pointer[config.Layout] // the layout last applied
@@ -147,6 +148,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
 		spawner:       newSpawner(),
+		budget:        NewBudget(opts.MaxWorkersTotal),
 		prints:        p.prints,
 		metrics:       map[string]*observe.FunctionMetrics{},
 		reloaded:      make(chan struct{}, 1),

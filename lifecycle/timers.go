@@ -12,9 +12,16 @@ import (
 // after every event and when the timer fires; it is cheap and idempotent.
 func (m *Manager) tick() {
 	now := m.now()
+	m.checkResources(now)
 	m.ensureMin()
+	if m.deferredNudge && !now.Before(m.bootRetryAt) {
+		m.deferredNudge = false
+		if m.pool.Waiting() > 0 {
+			m.scale()
+		}
+	}
 	for _, p := range append([]*process(nil), m.ready...) {
-		if m.checkHealth(p, now) {
+		if m.checkWedged(p, now) || m.checkHealth(p, now) {
 			continue // replaced
 		}
 		if m.cfg.WorkerMaxDuration > 0 && !m.closed && !m.replacing[p] &&
@@ -91,6 +98,7 @@ func (m *Manager) busy(p *process) bool {
 
 func (m *Manager) ping(p *process, now time.Time) {
 	p.pingSent++
+	p.healthPing = p.pingSent
 	p.pingAt = now
 	p.lastPing = now
 	p.send("ping "+strconv.FormatUint(p.pingSent, 10), now.Add(m.cfg.HealthCheckTimeout))
@@ -114,10 +122,13 @@ func (m *Manager) armTimer() {
 	if m.crashLooping() {
 		due(m.crashLoopUntil)
 	}
-	if m.total() < m.cfg.MinWorkers && m.bootRetryAt.After(now) {
+	if (m.total() < m.cfg.MinWorkers || m.deferredNudge) && m.bootRetryAt.After(now) {
 		due(m.bootRetryAt)
 	}
 	for _, p := range m.ready {
+		if !p.probeAt.IsZero() {
+			due(p.probeAt.Add(m.s.opts.EventLoopTimeout))
+		}
 		if !p.pingAt.IsZero() {
 			due(p.pingAt.Add(m.cfg.HealthCheckTimeout))
 		} else if m.cfg.HealthCheckInterval > 0 {
@@ -149,6 +160,9 @@ func (m *Manager) armTimer() {
 				due(idleAt)
 			}
 		}
+	}
+	if m.sampling() && len(m.ready)+len(m.stopping) > 0 {
+		due(m.nextSample)
 	}
 	for _, p := range m.stopping {
 		if p.drained && !p.terminated && p.bgTasks > 0 {

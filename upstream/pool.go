@@ -57,6 +57,7 @@ type Pool struct {
 	exclusive atomic.Uint64
 	nudge     chan struct{}
 	freed     chan struct{}
+	timeouts  chan *Worker // workers that let a request time out
 	opts      PoolOptions
 	pipe      PipelineOptions
 }
@@ -64,10 +65,11 @@ type Pool struct {
 // NewPool returns a pool with an empty snapshot.
 func NewPool(o PoolOptions) *Pool {
 	p := &Pool{
-		nudge: make(chan struct{}, 1),
-		freed: make(chan struct{}, 1),
-		opts:  o,
-		pipe:  o.Pipeline,
+		nudge:    make(chan struct{}, 1),
+		freed:    make(chan struct{}, 1),
+		timeouts: make(chan *Worker, 4),
+		opts:     o,
+		pipe:     o.Pipeline,
 	}
 	p.snap.Store(&Snapshot{changed: make(chan struct{})})
 	return p
@@ -134,6 +136,19 @@ func (p *Pool) Latency() time.Duration { return time.Duration(p.latency.Load()) 
 // Nudges delivers a signal whenever a request found no free worker; the
 // lifecycle goroutine answers by starting one if the limits allow.
 func (p *Pool) Nudges() <-chan struct{} { return p.nudge }
+
+// Timeouts delivers workers that let a request reach its deadline before
+// answering; the lifecycle goroutine checks whether their event loop is
+// wedged. Signals beyond the buffer are dropped (a wedged worker keeps
+// timing out).
+func (p *Pool) Timeouts() <-chan *Worker { return p.timeouts }
+
+func (p *Pool) timedOut(w *Worker) {
+	select {
+	case p.timeouts <- w:
+	default:
+	}
+}
 
 // Waiting reports requests currently waiting for a worker or a slot.
 func (p *Pool) Waiting() int { return int(p.waiting.Load()) }

@@ -240,6 +240,7 @@ func (w *Worker) fail(c *conn, err error, deadline time.Time) error {
 func (w *Worker) classify(err error, deadline time.Time) error {
 	var ne net.Error
 	if (errors.As(err, &ne) && ne.Timeout()) || !time.Now().Before(deadline) {
+		w.pool.timedOut(w)
 		return ErrTimeout
 	}
 	// The connection broke: its idle siblings are suspect too (the process

@@ -1,0 +1,96 @@
+package lifecycle
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// Item 14 of issue 15: with --max-workers-total reached, a function that
+// needs a worker gets one by stopping the least recently used idle worker
+// of another function; busy workers and minWorkers are never taken.
+func TestBudgetStopsLeastRecentlyUsedIdleWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &Budget{max: 2, members: map[*Manager]struct{}{}}
+		mk := func() *harness {
+			cfg := testConfig()
+			cfg.MaxWorkers = 1
+			h := newHarness(t, cfg, testOptions())
+			h.m.s.budget = b
+			h.bootDelay = 100 * ms
+			return h
+		}
+		older, newer, third := mk(), mk(), mk()
+		older.run()
+		newer.run()
+		third.run()
+
+		w := older.acquire()
+		older.release(w)
+		time.Sleep(time.Second)
+		w = newer.acquire()
+		newer.release(w)
+		older.expect(1, 0, 0)
+		newer.expect(1, 0, 0)
+		if b.used != 2 {
+			t.Fatalf("budget used %d, want 2", b.used)
+		}
+
+		// The third function needs a worker: the older idle one goes.
+		got := third.acquireAsync()
+		third.settle()
+		older.settle()
+		if older.proc(0).terms.Load() != 1 {
+			t.Fatal("the least recently used idle worker was not stopped")
+		}
+		if newer.proc(0).terms.Load() != 0 {
+			t.Fatal("the more recently used worker was stopped")
+		}
+		time.Sleep(time.Second)
+		third.settle()
+		r := <-got
+		if r.err != nil || r.w != third.proc(0).p.worker {
+			t.Fatalf("third function's request: %v", r.err)
+		}
+		third.release(r.w)
+		older.expect(0, 0, 0)
+		third.expect(1, 0, 0)
+		if b.used != 2 {
+			t.Fatalf("budget used %d, want 2", b.used)
+		}
+
+		// With every worker busy nothing is stopped: the request waits
+		// for a slot.
+		busy := third.acquire()
+		held := newer.acquire()
+		waiting := older.acquireAsync()
+		time.Sleep(time.Second)
+		older.settle()
+		if newer.proc(0).terms.Load() != 0 || third.proc(0).terms.Load() != 0 {
+			t.Fatal("a busy worker was stopped for the budget")
+		}
+		select {
+		case r := <-waiting:
+			t.Fatalf("got a worker beyond the budget: %v", r.err)
+		default:
+		}
+		// A request ends, its worker is now the idle one: room is made.
+		newer.release(held)
+		older.acquireAsync() // a new nudge retries the budget
+		time.Sleep(time.Second)
+		older.settle()
+		if newer.proc(0).terms.Load() != 1 {
+			t.Fatal("the worker that became idle was not stopped for the waiting function")
+		}
+		if r := <-waiting; r.err != nil {
+			t.Fatalf("waiting request: %v", r.err)
+		}
+		third.release(busy)
+		older.stop()
+		newer.stop()
+		third.stop()
+		if b.used != 0 {
+			t.Fatalf("budget used %d after every worker exited, want 0", b.used)
+		}
+	})
+}
