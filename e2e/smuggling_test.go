@@ -291,3 +291,35 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// readerFn reads its whole body before answering.
+const readerFn = `Deno.serve(async (req) => new Response(String((await req.text()).length)));`
+
+// A stalled body gets 408 with Connection: close and the connection
+// closes: nothing the client sends later is served.
+func TestStalledBodyClosesConnection(t *testing.T) {
+	g := startGateway(t, map[string]string{"admin/index.ts": hitFn, "up/index.ts": readerFn}, "--body-read-timeout", "300ms")
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(eventTimeout))
+	c.Write([]byte(postHead("/up", "", 40000) + strings.Repeat("a", 20000)))
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != 408 || !resp.Close {
+		t.Fatalf("status %d, close %v; want 408 with Connection: close", resp.StatusCode, resp.Close)
+	}
+	c.Write([]byte(smuggledUnit)) // may fail: the connection is closing
+	if rest, _ := io.ReadAll(br); len(rest) != 0 {
+		t.Fatalf("served after the 408: %q", rest)
+	}
+	if n := syncHits(t, g, "admin", nil); n != 0 {
+		t.Fatalf("%d requests reached admin after a 408", n)
+	}
+}

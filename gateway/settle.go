@@ -17,7 +17,9 @@ import (
 // been read to its end, or the connection closes:
 //
 //   - a background writer still copying the body to a worker owns it
-//     (upstream.BodyWatcher); if it stops short it poisons the connection;
+//     (upstream.BodyWatcher); if it stops short it poisons the connection.
+//     A streamed response is left to that writer in any case: the gateway
+//     never reads a body a writer might be reading;
 //   - a response that already closes the connection (413 for a declared
 //     length over the limit, a broken chunk, a stalled body) just lingers;
 //   - otherwise what is left is read and discarded, up to --discard-body-max
@@ -42,6 +44,13 @@ func (g *Gateway) settleBody(ctx *fasthttp.RequestCtx) {
 	stream := ctx.RequestBodyStream()
 	if stream == nil {
 		return // read into memory
+	}
+	if ctx.Response.IsBodyStream() {
+		// A streamed response: upstream's body writer may still be
+		// copying the request body (an echo streams it back). It says
+		// so with BodyInFlight and settles with BodyDone; an upstream
+		// that does not is never raced here.
+		return
 	}
 	if ctx.Response.ConnectionClose() || ctx.Request.Header.ConnectionClose() {
 		if c != nil {
