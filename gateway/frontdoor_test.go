@@ -188,3 +188,47 @@ func TestClientWriteTimeout(t *testing.T) {
 }
 
 func itoaTest(n int) string { return string(fasthttp.AppendUint(nil, n)) }
+
+// Through a real client connection (write deadline, settle, yield), a warm
+// GET and a small POST still allocate nothing.
+func TestServeOverClientConnAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	g := newTestGateway(t, startFakeWorker(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.Request.Body()) }), pipelineOn)
+	server, client := acceptYield(t)
+	server.set.writeTimeout = time.Minute
+	server.set.writeResolution = int64(time.Minute / 8)
+	go io.Copy(io.Discard, client)
+	var ctx fasthttp.RequestCtx
+	ctx.Init2(server, nil, false)
+	ctx.Request.Header.SetHost("example.com")
+	body := bytes.Repeat([]byte("x"), 1024)
+	rd := bytes.NewReader(body)
+	get := func() {
+		ctx.Request.Header.SetMethod("GET")
+		ctx.Request.SetRequestURI("/hello/x")
+		ctx.Response.Reset()
+		g.serve(&ctx)
+		server.Write(helloBody)
+	}
+	post := func() {
+		rd.Reset(body)
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetBodyStream(rd, len(body))
+		ctx.Request.SetRequestURI("/hello/x")
+		ctx.Response.Reset()
+		g.serve(&ctx)
+	}
+	get()
+	post()
+	if a := testing.AllocsPerRun(200, get); a != 0 {
+		t.Fatalf("GET allocates %.1f times", a)
+	}
+	if a := testing.AllocsPerRun(200, post); a != 0 {
+		t.Fatalf("POST allocates %.1f times", a)
+	}
+	if !bytes.Equal(ctx.Response.Body(), body) {
+		t.Fatalf("echo: %d bytes", len(ctx.Response.Body()))
+	}
+}
