@@ -52,12 +52,44 @@ func strconvHex(n int) string {
 	return string(s)
 }
 
+// streamHoldFn streams a response that never ends: it holds its worker's slot
+// for as long as the client stays.
+const streamHoldFn = `Deno.serve(() => new Response(new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode("held\\n")); } })));`
+
+// rawCodes is rawExchange returning each response's gateway error code
+// (the status when the function answered).
+func rawCodes(t *testing.T, g *Gateway, req string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte(req))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(eventTimeout))
+	br := bufio.NewReader(c)
+	var codes []string
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return codes
+		}
+		io.Copy(io.Discard, resp.Body)
+		code := resp.Header.Get("X-Edgeway-Error")
+		if code == "" {
+			code = itoa(resp.StatusCode)
+		}
+		codes = append(codes, code)
+	}
+}
+
 // startSmugglingGateway serves admin (the function no smuggled request may
 // reach) and one function per early answer.
 func startSmugglingGateway(t *testing.T, args ...string) *Gateway {
 	secret := randomSecret(t)
 	base := []string{"--auth", "jwt", "--jwt-secret", secret, "--cors-origins", "https://app.example"}
-	for _, fn := range []string{"admin", "open", "early", "limited", "broken", "small"} {
+	for _, fn := range []string{"admin", "open", "early", "limited", "broken", "small", "hold"} {
 		base = append(base, "--public-functions", fn)
 	}
 	return startGateway(t, map[string]string{
@@ -70,6 +102,8 @@ func startSmugglingGateway(t *testing.T, args ...string) *Gateway {
 		"broken/index.ts":       "this is not a program {{{",
 		"small/index.ts":        hitFn,
 		"small/function.json":   `{"maxBodyBytes": 4096}`,
+		"hold/index.ts":         streamHoldFn,
+		"hold/function.json":    `{"maxConcurrency": 1, "maxWorkers": 1, "queueTimeoutMs": 100}`,
 	}, append(base, args...)...)
 }
 
@@ -114,6 +148,33 @@ func TestSmugglingEarlyAnswersSettleTheBody(t *testing.T) {
 				t.Fatalf("statuses %v, want exactly %v", got, c.want)
 			}
 		})
+	}
+	// 503 OVERLOADED: the one slot of hold is taken by a stream.
+	held, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Write([]byte("GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"))
+	held.SetReadDeadline(time.Now().Add(eventTimeout))
+	if resp, err := http.ReadResponse(bufio.NewReader(held), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("hold: %v %v", resp, err)
+	}
+	if got := rawCodes(t, g, postHead("/hold", "", len(body))+body); len(got) != 1 || got[0] != "OVERLOADED" {
+		t.Fatalf("overloaded: %v, want exactly [OVERLOADED]", got)
+	}
+	held.Close()
+	// 503 CIRCUIT_OPEN (or CRASH_LOOP): broken keeps failing until its
+	// breaker opens.
+	seen := map[string]bool{}
+	for i := 0; i < 40 && !seen["CIRCUIT_OPEN"]; i++ {
+		got := rawCodes(t, g, postHead("/broken", "", len(body))+body)
+		if len(got) != 1 {
+			t.Fatalf("broken: %v, want exactly one answer", got)
+		}
+		seen[got[0]] = true
+	}
+	if !seen["CIRCUIT_OPEN"] {
+		t.Fatalf("breaker never opened: %v", seen)
 	}
 	if n := syncHits(t, g, "admin", nil); n != 0 {
 		t.Fatalf("%d smuggled requests reached admin", n)
