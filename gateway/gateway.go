@@ -200,17 +200,18 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 }
 
 // handleParseError answers requests fasthttp could not read. The
-// connection closes (fasthttp) and lingers: the client may still be
-// sending.
+// connection closes (fasthttp) and lingers, since the client may still be
+// sending, unless it was too slow to send anything more.
 func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	if c := connOf(ctx); c != nil {
+	var netErr net.Error
+	timedOut := errors.As(err, &netErr) && netErr.Timeout()
+	if c := connOf(ctx); c != nil && !timedOut {
 		c.lingerOnClose()
 	}
-	var netErr net.Error
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		errTooLarge.write(ctx)
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case timedOut:
 		errReqTimeout.write(ctx)
 	default:
 		errBadRequest.write(ctx)
