@@ -78,6 +78,13 @@ type Options struct {
 	ClientReadYield   bool
 	WorkerLogLine     int
 
+	// Unread request bodies and slow readers (gateway/settle.go, clientconn.go).
+	DiscardBodyMax     int64
+	DiscardBodyTimeout time.Duration
+	LingeringTimeout   time.Duration
+	LingeringTime      time.Duration
+	ClientWriteTimeout time.Duration
+
 	// Guards.
 	RateLimit        int
 	TrustedProxies   []string
@@ -299,6 +306,11 @@ var specs = []spec{
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
 	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),
 	boolSpec("client-read-yield", "true", "yield to other handlers before reading a keep-alive client's next request: under load it has usually arrived by then, which saves a failed read and a netpoller wake-up per request", func(o *Options) *bool { return &o.ClientReadYield }),
+	sizeSpec("discard-body-max", "1MiB", "most bytes of an unread request body read and discarded after an early answer to keep the connection alive; a longer body closes it (with a lingering close)", func(o *Options) *int64 { return &o.DiscardBodyMax }),
+	durationSpec("discard-body-timeout", "5s", "longest time spent discarding an unread request body before the connection is closed instead", func(o *Options) *time.Duration { return &o.DiscardBodyTimeout }),
+	durationSpec("lingering-timeout", "5s", "lingering close: a connection closed with its request body unread keeps reading and discarding until the client is silent this long (nginx lingering_timeout)", func(o *Options) *time.Duration { return &o.LingeringTimeout }),
+	durationSpec("lingering-time", "30s", "lingering close: most time spent reading and discarding before the socket is closed (nginx lingering_time)", func(o *Options) *time.Duration { return &o.LingeringTime }),
+	durationSpec("client-write-timeout", "60s", "a write to a client that makes no progress for this long fails and closes the connection, releasing the worker slot (nginx send_timeout; 0 = none)", func(o *Options) *time.Duration { return &o.ClientWriteTimeout }),
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
 	listSpec("trusted-proxies", "CIDRs or IPs whose X-Forwarded-For is believed (e.g. nginx in front)", func(o *Options) *[]string { return &o.TrustedProxies }),
 	listSpec("cors-origins", "allowed CORS origins (* allowed only with --dev unless listed explicitly); unset = no CORS headers", func(o *Options) *[]string { return &o.CORSOrigins }),

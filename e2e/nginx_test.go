@@ -22,6 +22,13 @@ import (
 // startNginx runs real nginx with examples/nginx/edgeway.conf in front of g.
 func startNginx(t *testing.T, g *Gateway) string {
 	t.Helper()
+	return startNginxWith(t, g, "")
+}
+
+// startNginxWith is startNginx with extra directives (such as locations)
+// at the top of the server block.
+func startNginxWith(t *testing.T, g *Gateway, extra string) string {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
@@ -37,7 +44,7 @@ func startNginx(t *testing.T, g *Gateway) string {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	conf := strings.Replace(string(site), "server 127.0.0.1:3100;", "server "+strings.TrimPrefix(g.URL, "http://")+";", 1)
-	conf = strings.Replace(conf, "listen 80;", "listen 127.0.0.1:"+itoa(port)+";", 1)
+	conf = strings.Replace(conf, "listen 80;", "listen 127.0.0.1:"+itoa(port)+";\n"+extra, 1)
 	dir := t.TempDir()
 	main := "daemon off;\nmaster_process on;\nworker_processes 1;\npid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + " warn;\n" +
 		"events { worker_connections 1024; }\nhttp {\n access_log off;\n client_body_temp_path " + dir + ";\n proxy_temp_path " + dir + ";\n" +

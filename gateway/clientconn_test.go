@@ -11,8 +11,8 @@ import (
 )
 
 // acceptYield returns both ends of a loopback TCP connection, the server
-// end accepted through yieldListener.
-func acceptYield(t *testing.T) (server *yieldConn, client net.Conn) {
+// end accepted through clientListener.
+func acceptYield(t *testing.T) (server *clientConn, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -23,14 +23,14 @@ func acceptYield(t *testing.T) (server *yieldConn, client net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := yieldListener{ln}.Accept()
+	c, err := clientListener{Listener: ln, set: &connSettings{yield: true}}.Accept()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close(); client.Close() })
-	yc, ok := c.(*yieldConn)
+	yc, ok := c.(*clientConn)
 	if !ok {
-		t.Fatalf("accepted %T, want *yieldConn", c)
+		t.Fatalf("accepted %T, want *clientConn", c)
 	}
 	return yc, client
 }
@@ -106,10 +106,10 @@ func TestYieldConnKeepsCopyFastPaths(t *testing.T) {
 	server, client := acceptYield(t)
 	var c net.Conn = server
 	if _, ok := c.(io.ReaderFrom); !ok {
-		t.Fatal("yieldConn hides the socket's ReadFrom")
+		t.Fatal("clientConn hides the socket's ReadFrom")
 	}
 	if _, ok := c.(io.WriterTo); !ok {
-		t.Fatal("yieldConn hides the socket's WriteTo")
+		t.Fatal("clientConn hides the socket's WriteTo")
 	}
 	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<14) // 256 KiB
 	done := make(chan error, 1)

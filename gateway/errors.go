@@ -61,10 +61,16 @@ var (
 	errorHeaderKey  = []byte(ErrorHeader)
 )
 
-// write replaces whatever response was in progress with the error.
+// write replaces whatever response was in progress with the error. A
+// Connection: close already decided for the response stays: the
+// connection may not be reusable (an unread or broken body).
 func (e gatewayError) write(ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
+	closeConn := resp.ConnectionClose()
 	resp.Reset()
+	if closeConn {
+		resp.SetConnectionClose()
+	}
 	resp.SetStatusCode(e.status)
 	resp.Header.SetContentTypeBytes(contentTypeJSON)
 	resp.Header.SetBytesKV(errorHeaderKey, e.code)

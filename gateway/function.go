@@ -136,7 +136,7 @@ func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, ri
 
 // writeDispatchError answers a request the pool or the worker failed.
 func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
-	e, retry, hasRetry := errWorker, time.Duration(0), false
+	e, retry, hasRetry, closeConn := errWorker, time.Duration(0), false, false
 	switch {
 	case errors.Is(err, upstream.ErrTimeout):
 		e = errTimeout
@@ -151,18 +151,18 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Fun
 	case errors.Is(err, upstream.ErrClosed):
 		e = errShuttingDown
 	case errors.Is(err, upstream.ErrClientBody):
-		e = errBadRequest
-		ctx.SetConnectionClose() // the rest of the body cannot be framed
+		e, closeConn = errBadRequest, true // the rest of the body cannot be framed
 	case errors.Is(err, upstream.ErrBodyTooLarge):
-		e = errTooLarge
-		ctx.SetConnectionClose()
+		e, closeConn = errTooLarge, true
 	case errors.Is(err, upstream.ErrBodyStalled):
-		e = errReqTimeout
-		ctx.SetConnectionClose()
+		e, closeConn = errReqTimeout, true
 	}
-	if hasRetry {
+	switch {
+	case closeConn: // after the write, which resets the response
+		refuseAndClose(ctx, e)
+	case hasRetry:
 		e.writeRetryAfter(ctx, retry)
-	} else {
+	default:
 		e.write(ctx)
 	}
 	fn.Metrics.Refuse(string(e.code))

@@ -45,6 +45,7 @@ type Gateway struct {
 	cors      *guard.CORS // nil: no CORS headers
 	trusted   []netip.Prefix
 	sessions  *upstream.Sessions // open WebSocket sessions
+	conns     connSettings       // for every client connection
 }
 
 // Security is what New needs beyond the options: the token verifier, CORS
@@ -80,9 +81,13 @@ func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *
 	if opts.BodyReadTimeout > 0 && opts.BodyReadTimeout < opts.Timeout {
 		g.bodyReadTimeout = opts.BodyReadTimeout
 	}
+	g.conns = connSettings{yield: opts.ClientReadYield, writeTimeout: opts.ClientWriteTimeout,
+		writeResolution: int64(opts.ClientWriteTimeout / 8), lingeringTimeout: opts.LingeringTimeout,
+		lingeringTime: opts.LingeringTime, log: log}
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
 		Handler:                      g.serve,
+		ExpectHandler:                g.expect,
 		ErrorHandler:                 g.handleParseError,
 		HeaderReceived:               g.headerReceived,
 		NoDefaultServerHeader:        true,
@@ -111,10 +116,7 @@ func (g *Gateway) ServeAdmin(ln net.Listener) error { return g.adminSrv.Serve(ln
 // Serve accepts connections on ln until Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
 	ln = newAcceptRetryListener(ln, g.log)
-	if g.opts.ClientReadYield {
-		ln = yieldListener{ln}
-	}
-	return g.srv.Serve(ln)
+	return g.srv.Serve(clientListener{Listener: ln, set: &g.conns})
 }
 
 // Shutdown stops accepting, lets in-flight requests finish until ctx ends,
@@ -144,28 +146,38 @@ func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConf
 	return fasthttp.RequestConfig{ReadTimeout: g.bodyReadTimeout}
 }
 
-// serve is the server's handler: Handle, then the connection is armed to
-// yield before reading the next request (see clientconn.go).
+// serve is the server's handler: a request on a poisoned connection is
+// refused, then Handle, then an unread body is settled (settle.go) and the
+// connection is armed to yield before reading the next request (see
+// clientconn.go). A request without a body pays two branches for this.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	defer g.recoverPanic(ctx)
+	if c := connOf(ctx); c != nil && c.flags.Load()&connPoisoned != 0 {
+		// fasthttp parsed a request out of what may be the tail of a body
+		// nobody read: it never reaches a function.
+		poisonedRequests.Inc()
+		errBadRequest.write(ctx)
+		ctx.SetConnectionClose()
+		return
+	}
 	g.Handle(ctx)
+	if ctx.Request.Header.ContentLength() != 0 {
+		g.settleBody(ctx)
+	}
 	armYield(ctx)
 }
 
 // Handle is the fasthttp handler: fixed endpoints through the router,
 // everything else through the zero-allocation function dispatch.
 func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
+	// Framing first, before any routing (admin paths included), on the
+	// header block as received (sanitizeRequest rewrites it).
+	if g.refuseMalformed(ctx) {
+		return
+	}
 	uri := ctx.Request.Header.RequestURI()
 	if g.isAdminPath(pathOnly(uri)) {
 		g.admin.Handler(ctx)
-		return
-	}
-	// Framing first, on the header block as received (sanitizeRequest
-	// rewrites it): a request another parser could read differently is
-	// refused and the connection closed, whatever its path.
-	if ambiguousFraming(ctx.Request.Header.RawHeaders()) {
-		errBadRequest.write(ctx)
-		ctx.SetConnectionClose()
 		return
 	}
 	ws := isWebSocketUpgrade(&ctx.Request.Header)
@@ -189,13 +201,19 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 	g.serveFunction(ctx, fn, fnURI, needsSlash, ws)
 }
 
-// handleParseError answers requests fasthttp could not read.
+// handleParseError answers requests fasthttp could not read. The
+// connection closes (fasthttp) and lingers, since the client may still be
+// sending, unless it was too slow to send anything more.
 func (g *Gateway) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	var netErr net.Error
+	timedOut := errors.As(err, &netErr) && netErr.Timeout()
+	if c := connOf(ctx); c != nil && !timedOut {
+		c.lingerOnClose()
+	}
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
 		errTooLarge.write(ctx)
-	case errors.As(err, &netErr) && netErr.Timeout():
+	case timedOut:
 		errReqTimeout.write(ctx)
 	default:
 		errBadRequest.write(ctx)

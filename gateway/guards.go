@@ -16,10 +16,12 @@ import (
 // Guards, in the order they run for a function route (cheap refusals
 // first, before any worker is touched):
 //
-//	internal-header strip → CORS preflight → unknown name 404 → framing →
-//	body size → auth → rate limit → circuit breaker → dispatch
+//	framing → admin paths → internal-header strip → CORS preflight →
+//	unknown name 404 → body size → auth → rate limit → circuit breaker →
+//	dispatch
 //
-// The first three run in Handle; admit runs the rest.
+// The first five run in Handle; admit runs the rest. With Expect:
+// 100-continue, expect runs the header-only ones before 100 is sent.
 
 var (
 	hdrAuthClaims  = []byte("X-Auth-Claims")
@@ -63,20 +65,16 @@ func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 // check runs first of all, in Handle). It answers and returns false when the request is refused.
 func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, now time.Time) bool {
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > fn.Config.MaxBodyBytes {
-		g.refuse(ctx, fn, errTooLarge)
-		ctx.SetConnectionClose() // the unread body makes the connection unusable
+		// Straight to close and linger: the declared body is not read.
+		refuseAndClose(ctx, errTooLarge)
+		fn.Metrics.Refuse(CodeTooLarge)
 		return false
 	}
 	var keyBuf [80]byte
 	key := append(keyBuf[:0], 'i', ':')
 	key = client.AppendTo(key)
 	if g.verifier != nil && !fn.Config.Public && !ctx.IsOptions() {
-		token := secure.TokenFrom(ctx, g.tokenFrom, g.opts.JWTTokenName)
-		if len(token) == 0 {
-			g.refuseAuth(ctx, fn, secure.ErrMissing)
-			return false
-		}
-		res, err := g.verifier.Verify(token, now)
+		res, err := g.verifyToken(ctx, now)
 		if err != nil {
 			g.refuseAuth(ctx, fn, err)
 			return false
@@ -102,6 +100,29 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 	return true
 }
 
+// refuseMalformed runs before any routing, admin paths included: a request
+// whose framing another parser could read differently is answered 400 and
+// its connection closed (lingering). It reports whether it answered.
+func (g *Gateway) refuseMalformed(ctx *fasthttp.RequestCtx) bool {
+	if ambiguousFraming(ctx.Request.Header.RawHeaders()) {
+		refuseAndClose(ctx, errBadRequest)
+		return true
+	}
+	// hygiene: the request validator (what the worker's parser would refuse) goes here.
+	// TODO(hygiene): if !g.validRequest(ctx) { refuseAndClose(ctx, errBadRequest); return true }
+	return false
+}
+
+// refuseAndClose answers e and closes the connection, lingering: the
+// request's body, if any, is not read.
+func refuseAndClose(ctx *fasthttp.RequestCtx, e gatewayError) {
+	e.write(ctx)
+	ctx.SetConnectionClose()
+	if c := connOf(ctx); c != nil {
+		c.lingerOnClose()
+	}
+}
+
 // ambiguousFraming reports a header block (as received: fasthttp's
 // RawHeaders) that a proxy in front of the gateway could frame differently
 // than fasthttp v1.74.0 does, which serves all of these:
@@ -113,14 +134,15 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 //   - an obs-fold continuation line, which fasthttp unfolds (a folded
 //     "Transfer-Encoding:\r\n chunked" takes effect where a proxy may
 //     ignore it);
-//   - a bare LF line ending.
+//   - a bare LF line ending;
+//   - a Connection header naming Content-Length, Transfer-Encoding or Host:
+//     a hop-by-hop strip would delete the request's own framing or routing,
+//     so the function would see an empty body whose bytes are then parsed
+//     as the next request.
 //
 // The request line is not kept by fasthttp, so a bare LF there is not seen.
-// Called from admit it misses obs-fold too: sanitizeRequest, which runs
-// first, walks RawHeaders with fasthttp's scanner, and that unfolds
-// continuation lines in place. Calling it at the top of Handle, before
-// sanitizeRequest, would catch folds and cover the 404, preflight and admin
-// answers as well. It does not allocate.
+// It must run before sanitizeRequest, whose header scanner unfolds
+// continuation lines in place. It does not allocate.
 func ambiguousFraming(raw []byte) bool {
 	var contentLength, transferEncoding bool
 	for start := 0; start < len(raw); {
@@ -142,9 +164,51 @@ func ambiguousFraming(raw []byte) bool {
 			contentLength = true
 		case hasPrefixFold(line, "transfer-encoding:"):
 			transferEncoding = true
+		case hasPrefixFold(line, "connection:"):
+			if namesFraming(line[len("connection:"):]) {
+				return true
+			}
 		}
 	}
 	return contentLength && transferEncoding
+}
+
+// namesFraming reports a Connection value with a token naming a framing or
+// routing header.
+func namesFraming(v []byte) bool {
+	for len(v) > 0 {
+		i := bytes.IndexByte(v, ',')
+		tok := v
+		if i >= 0 {
+			tok, v = v[:i], v[i+1:]
+		} else {
+			v = nil
+		}
+		tok = bytes.Trim(tok, " \t")
+		if equalFold(tok, "content-length") || equalFold(tok, "transfer-encoding") || equalFold(tok, "host") {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyToken checks the request's token.
+func (g *Gateway) verifyToken(ctx *fasthttp.RequestCtx, now time.Time) (*secure.Result, error) {
+	token := secure.TokenFrom(ctx, g.tokenFrom, g.opts.JWTTokenName)
+	if len(token) == 0 {
+		return nil, secure.ErrMissing
+	}
+	return g.verifier.Verify(token, now)
+}
+
+// checkToken is the auth check of admit without its side effects (for
+// expect): the error when the request would be refused 401.
+func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *lifecycle.Function) (error, bool) {
+	if g.verifier == nil || fn.Config.Public || ctx.IsOptions() {
+		return nil, false
+	}
+	_, err := g.verifyToken(ctx, time.Now())
+	return err, err != nil
 }
 
 func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, e gatewayError) {
