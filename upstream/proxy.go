@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -62,11 +63,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		req.Header.ResetConnectionClose()
 	}
 	if streamsBody(req, w.bufSize) {
-		// A function may answer while the body is still arriving (an echo
-		// streams it back): write concurrently, or both sides block on full
-		// socket buffers.
-		c.writing = make(chan error, 1)
-		go c.writeRequest(req, ctx.Conn(), lim, deadline)
+		c.startWriter(req, ctx.Conn(), lim, deadline)
 	} else {
 		err = c.send(req)
 	}
@@ -85,6 +82,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	resp.Header.ResetConnectionClose()
 	if stream {
 		startStream(resp, w, c, resp.Header.ContentLength(), reusable)
+		c.bodyInFlight()
 		return nil
 	}
 	w.finish(c, reusable)
@@ -142,55 +140,14 @@ func streamsBody(req *fasthttp.Request, bufSize int) bool {
 	return cl < 0 || cl > bufSize
 }
 
-// writeRequest sends the request in the background; the result tells finish
-// whether the connection can be reused.
-func (c *conn) writeRequest(req *fasthttp.Request, client net.Conn, lim BodyLimits, deadline time.Time) {
-	err := c.writeStreamed(req, client, lim, deadline)
-	if err != nil {
-		// Unblock the reader: the worker may wait forever for the rest of
-		// a body that will not come.
-		c.nc.Close()
-	}
-	c.writing <- err
-}
-
-// clientBodyError returns why the concurrent body writer failed if the
-// client's body was at fault (too large, stalled, malformed), and nil when
-// it succeeded or failed writing to the worker. It waits for the writer,
-// which has closed the connection on any error.
-func (c *conn) clientBodyError() error {
-	if c.writing == nil {
-		return nil
-	}
-	err := <-c.writing
-	c.writing = nil
-	var op *net.OpError
-	switch {
-	case err == nil || (errors.As(err, &op) && op.Op == "write"):
-		return nil
-	case err == ErrBodyTooLarge || err == ErrBodyStalled:
-		return err
-	default:
-		return ErrClientBody
-	}
-}
-
 func (w *Worker) finish(c *conn, reusable bool) {
 	now := time.Now().UnixNano()
 	w.pool.observe(c.start, now)
 	if c.writing != nil {
-		select {
-		case err := <-c.writing:
-			reusable = reusable && err == nil
-		default:
-			// The response ended before the body was sent: the exchange
-			// cannot be reused, and the writer must stop touching the
-			// request before the server recycles it.
-			c.nc.Close()
-			<-c.writing
-			reusable = false
-		}
-		c.writing = nil
+		// A response that ended before the body was sent leaves the
+		// exchange unusable: the writer is stopped.
+		err, _ := c.reapWriter()
+		reusable = reusable && err == nil && atomic.LoadInt32(&c.stop) == 0
 	}
 	if reusable {
 		w.putConn(c)

@@ -207,6 +207,13 @@ type conn struct {
 	bw      *bufio.Writer
 	writing chan error // non-nil while a request body is written concurrently
 	start   int64      // when the current exchange began (unix nanos)
+
+	// Set for the exchange whose body the writer copies (see bodywriter.go).
+	client   net.Conn    // the client connection the body is read from
+	watcher  BodyWatcher // client's BodyWatcher, nil if it has none
+	inFlight bool        // BodyInFlight was called: BodyDone is owed
+	stop     int32       // 1: the reader's side stopped the writer (atomic)
+	consumed bool        // the writer read the client's body to its end
 }
 
 func (w *Worker) getConn() (*conn, error) {
