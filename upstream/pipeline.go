@@ -221,7 +221,11 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 // whether the worker is dying (see fail).
 func (w *Worker) failPipe(pc *pconn, cl *call, err error, deadline time.Time) error {
 	pc.fail()
-	err = w.classify(err, deadline)
+	if protocolError(err) {
+		err = ErrWorker
+	} else {
+		err = w.classify(err, deadline)
+	}
 	w.finishPipe(pc, cl)
 	return err
 }

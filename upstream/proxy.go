@@ -96,6 +96,11 @@ func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Read
 	if err := readHead(resp, br); err != nil {
 		return false, err
 	}
+	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols && !req.Header.ConnectionUpgrade() {
+		// Forwarded, the 101 would make the client (or a proxy in front)
+		// treat what follows on its connection as another protocol.
+		return false, errUnaskedUpgrade
+	}
 	if req.Header.IsHead() || noBody(resp.StatusCode()) {
 		resp.SkipBody = req.Header.IsHead()
 		return false, nil
@@ -128,7 +133,16 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	}
 }
 
-var errTooManyInterim = errors.New("upstream: too many 1xx responses")
+var (
+	errTooManyInterim = errors.New("upstream: too many 1xx responses")
+	errUnaskedUpgrade = errors.New("upstream: 101 Switching Protocols to a request that asked for no upgrade")
+)
+
+// protocolError reports a response the worker sent whole but wrong: the
+// worker is alive, so classify need not wait to learn whether it died.
+func protocolError(err error) bool {
+	return err == errUnaskedUpgrade || err == errTooManyInterim
+}
 
 // streamsBody reports a request whose body is still arriving from the
 // client or larger than one buffer.
@@ -186,6 +200,10 @@ func (w *Worker) fail(c *conn, err error, deadline time.Time) error {
 	if berr := c.clientBodyError(); berr != nil {
 		w.finish(c, false)
 		return berr
+	}
+	if protocolError(err) {
+		w.finish(c, false)
+		return ErrWorker
 	}
 	err = w.classify(err, deadline)
 	w.finish(c, false)
