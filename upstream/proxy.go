@@ -120,6 +120,9 @@ const maxInterimResponses = 16
 // than 101 Switching Protocols.
 func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	for i := 0; ; i++ {
+		if err := checkStatusLine(br); err != nil {
+			return err
+		}
 		if err := resp.Header.Read(br); err != nil {
 			return err
 		}
@@ -133,7 +136,27 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	}
 }
 
+// checkStatusLine refuses a status line other than "HTTP/1.1 NNN" with a
+// status from 100 to 599 before fasthttp parses it: fasthttp takes other
+// versions and reads a status of 000 as 200. Deno only sends HTTP/1.1.
+func checkStatusLine(br *bufio.Reader) error {
+	const prefix = "HTTP/1.1 "
+	line, err := br.Peek(len(prefix) + 4)
+	if err != nil {
+		return err
+	}
+	if string(line[:len(prefix)]) != prefix {
+		return errBadStatusLine
+	}
+	st := line[len(prefix):]
+	if st[0] < '1' || st[0] > '5' || st[1] < '0' || st[1] > '9' || st[2] < '0' || st[2] > '9' || (st[3] != ' ' && st[3] != '\r') {
+		return errBadStatusLine
+	}
+	return nil
+}
+
 var (
+	errBadStatusLine  = errors.New("upstream: malformed status line")
 	errTooManyInterim = errors.New("upstream: too many 1xx responses")
 	errUnaskedUpgrade = errors.New("upstream: 101 Switching Protocols to a request that asked for no upgrade")
 )
@@ -141,7 +164,7 @@ var (
 // protocolError reports a response the worker sent whole but wrong: the
 // worker is alive, so classify need not wait to learn whether it died.
 func protocolError(err error) bool {
-	return err == errUnaskedUpgrade || err == errTooManyInterim
+	return err == errUnaskedUpgrade || err == errTooManyInterim || err == errBadStatusLine
 }
 
 // streamsBody reports a request whose body is still arriving from the
