@@ -40,9 +40,10 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 var errBadChunk = errors.New("upstream: malformed chunked body from worker")
 
 // startPipeStream streams the body of a pipelined response; the next call
-// on the connection gets its turn when the body has been read.
-func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int) {
-	b := startStream(resp, w, &pc.conn, contentLength, true)
+// on the connection gets its turn when the body has been read. reusable is
+// false when the response ends the connection.
+func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int, reusable bool) {
+	b := startStream(resp, w, &pc.conn, contentLength, reusable)
 	b.pc, b.cl = pc, cl
 }
 

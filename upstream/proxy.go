@@ -32,6 +32,8 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	}
 	if small && w.pool.pipelineAllowed(start) {
 		if pc := w.pickPipe(start); pc != nil {
+			// errNotSent: not processed by the worker; it goes on an
+			// exclusive connection (or another worker, if this one died).
 			err := w.proxyPipelined(ctx, pc, start, deadline)
 			if err != errNotSent {
 				w.pool.pipelined.Add(1)
