@@ -53,6 +53,9 @@ type pconn struct {
 	// serverClose: a response carried Connection: close, so the worker
 	// processed no request written after it (RFC 9112 §9.6).
 	serverClose atomic.Bool
+	// streaming: the head call's response is a stream; nothing more
+	// joins the connection until it ends.
+	streaming atomic.Bool
 
 	qmu        sync.Mutex
 	head, tail *call
@@ -60,10 +63,12 @@ type pconn struct {
 
 // call is one request's place in a pipelined connection's FIFO.
 type call struct {
-	turn    chan struct{} // signalled when this call may read its response
-	next    *call
-	written int64
-	timer   *time.Timer
+	turn       chan struct{} // signalled when this call may read its response
+	next       *call
+	written    int64
+	timer      *time.Timer
+	idempotent bool        // the request may run twice (see evictQueued)
+	evicted    atomic.Bool // woken to go elsewhere (see evictQueued)
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -142,7 +147,7 @@ func (w *Worker) pickPipe(now int64) *pconn {
 			if d == 0 && pc.depth.CompareAndSwap(0, 1) {
 				return pc
 			}
-			if d <= 0 || d >= int32(o.Depth) {
+			if d <= 0 || d >= int32(o.Depth) || pc.streaming.Load() {
 				continue
 			}
 			old := pc.oldest.Load()
@@ -196,6 +201,11 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 		w.finishPipe(pc, cl)
 		return ErrTimeout
 	}
+	if cl.evicted.Load() {
+		// Stays in the FIFO (its response would come after the stream);
+		// the connection is closed when the stream ends.
+		return errNotSent
+	}
 	if pc.broken.Load() {
 		return w.collateral(req, pc, cl)
 	}
@@ -218,7 +228,15 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 		resp.Header.ResetConnectionClose()
 	}
 	if stream {
-		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength(), !closing)
+		retire := closing
+		if resp.Header.ContentLength() < 0 {
+			// An unknown length: the response is built from a stream and
+			// may last. What is queued behind it waits for its end.
+			w.pool.streamPaths.add(requestPath(req))
+			pc.streaming.Store(true)
+			retire = retire || pc.evictQueued(cl)
+		}
+		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength(), !retire)
 		return nil
 	}
 	if closing {
@@ -244,6 +262,36 @@ func (w *Worker) collateral(req *fasthttp.Request, pc *pconn, cl *call) error {
 	}
 	w.release()
 	return ErrCollateral
+}
+
+// evictQueued sends the calls queued behind head (whose response turned
+// out to stream) to other connections, if they are all idempotent: Deno
+// does not dispatch them before the stream ends, and the connection is
+// closed when it ends (the caller makes the stream unreusable), so they
+// normally never run here, and running twice would be harmless. A queue
+// holding a request that must not run twice is left to wait for the
+// stream, as before. It reports whether calls were evicted; the
+// connection then takes no more writes.
+func (pc *pconn) evictQueued(head *call) bool {
+	pc.qmu.Lock()
+	defer pc.qmu.Unlock()
+	if pc.head != head || head.next == nil {
+		return false
+	}
+	for c := head.next; c != nil; c = c.next {
+		if !c.idempotent {
+			return false
+		}
+	}
+	pc.broken.Store(true)
+	for c := head.next; c != nil; c = c.next {
+		c.evicted.Store(true)
+		select {
+		case c.turn <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // idempotent reports a request that may be sent twice (RFC 9110 §9.2.2;
@@ -284,6 +332,8 @@ func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, start int64) 
 	}
 	cl := callPool.Get().(*call)
 	cl.written = start
+	cl.idempotent = idempotent(req)
+	cl.evicted.Store(false)
 	clientClose := req.Header.ConnectionClose()
 	if clientClose {
 		req.Header.ResetConnectionClose()
@@ -359,6 +409,7 @@ func (w *Worker) finishPipe(pc *pconn, cl *call) {
 func (w *Worker) leavePipe(pc *pconn, cl *call) {
 	pc.qmu.Lock()
 	if pc.head == cl {
+		pc.streaming.Store(false)
 		pc.head = cl.next
 		if pc.head == nil {
 			pc.tail = nil

@@ -30,7 +30,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 			return err
 		}
 	}
-	if small && w.pool.pipelineAllowed(start) {
+	if small && w.pool.pipelineAllowed(start) && !w.pool.streams(&ctx.Request) {
 		if pc := w.pickPipe(start); pc != nil {
 			// errNotSent: not processed by the worker; it goes on an
 			// exclusive connection (or another worker, if this one died).
