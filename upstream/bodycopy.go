@@ -44,7 +44,11 @@ func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLim
 	src := req.BodyStream()
 	buf := make([]byte, 32<<10)
 	var total int64
-	for {
+	// The body is consumed at EOF, or once its declared length is read
+	// (the EOF after it may not have been asked for yet when the writer is
+	// stopped).
+	consumed = cl == 0
+	for !consumed {
 		if lim.IdleGap > 0 && client != nil {
 			client.SetReadDeadline(minTime(time.Now().Add(lim.IdleGap), deadline))
 		}
@@ -56,16 +60,13 @@ func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLim
 		if lim.Max > 0 && total > lim.Max {
 			return false, ErrBodyTooLarge
 		}
-		consumed = rerr == io.EOF
+		consumed = rerr == io.EOF || (cl >= 0 && total == int64(cl))
 		if n > 0 {
 			if err := c.writeBodyPart(buf[:n], cl < 0); err != nil {
 				return consumed, err
 			}
 		}
-		if consumed {
-			break
-		}
-		if rerr != nil {
+		if rerr != nil && rerr != io.EOF {
 			var ne net.Error
 			if errors.As(rerr, &ne) && ne.Timeout() {
 				return false, ErrBodyStalled

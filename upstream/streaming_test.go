@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,45 +51,62 @@ func await(t *testing.T, ch chan proxied, what string) proxied {
 }
 
 // streamWorker answers /sse with a chunked response that lasts until
-// endStream is closed, anything else at once with its path; seen gets every
-// path read on the first connection.
+// endStream is closed, anything else at once with its path. On the first
+// connection, /sse's head waits until one more request is queued behind it
+// (so it is pipelined there), and seen gets every path read.
 func streamWorker(t *testing.T, endStream chan struct{}, seen chan string) *Worker {
 	var conns atomic.Int32
 	return fakeWorker(t, pipelineOn, func(nc net.Conn, br *bufio.Reader) {
 		first := conns.Add(1) == 1
+		var mu sync.Mutex
 		var queued []string
-		for {
+		read := func() (string, bool) {
 			req, err := http.ReadRequest(br)
 			if err != nil {
-				return
+				return "", false
 			}
 			io.Copy(io.Discard, req.Body)
 			if first {
 				seen <- req.URL.Path
 			}
-			if req.URL.Path == "/sse" {
-				io.WriteString(nc, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n")
-				// Like hyper: the next request is handled after the
-				// stream ends.
-				go func() {
-					<-endStream
-					io.WriteString(nc, "0\r\n\r\n")
-					for _, p := range queued {
-						fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s", len(p), p)
-					}
-				}()
-				// Collect what is queued behind (read only, not answered).
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					seen <- req.URL.Path
-					queued = append(queued, req.URL.Path)
-				}
+			return req.URL.Path, true
+		}
+		for {
+			path, ok := read()
+			if !ok {
+				return
 			}
-			fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s", len(req.URL.Path), req.URL.Path)
+			if path != "/sse" {
+				fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s", len(path), path)
+				continue
+			}
+			if first {
+				next, ok := read()
+				if !ok {
+					return
+				}
+				queued = append(queued, next)
+			}
+			io.WriteString(nc, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n9\r\ndata: 0\n\n\r\n")
+			// Like hyper: what is queued is handled after the stream.
+			go func() {
+				<-endStream
+				io.WriteString(nc, "0\r\n\r\n")
+				mu.Lock()
+				defer mu.Unlock()
+				for _, p := range queued {
+					fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s", len(p), p)
+				}
+			}()
+			for {
+				path, ok := read()
+				if !ok {
+					return
+				}
+				mu.Lock()
+				queued = append(queued, path)
+				mu.Unlock()
+			}
 		}
 	})
 }
