@@ -40,6 +40,10 @@ type yieldConn struct {
 	armed atomic.Bool
 }
 
+// NetConn exposes the socket (as crypto/tls does), for upstream's check
+// that a client waiting for its response has not hung up.
+func (c *yieldConn) NetConn() net.Conn { return c.Conn }
+
 func (c *yieldConn) Read(b []byte) (int, error) {
 	if c.armed.Load() {
 		c.armed.Store(false)

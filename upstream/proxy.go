@@ -76,6 +76,12 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		return w.abort(c, err, deadline)
 	}
 	resp := &ctx.Response
+	if err := w.awaitHead(c, ctx.Conn(), deadline); err != nil {
+		c.nc.Close() // Deno aborts the request's signal
+		c.clientBodyError()
+		w.finish(c, false)
+		return err
+	}
 	stream, err := readResponse(req, resp, c.br)
 	if err != nil {
 		return w.fail(c, err, deadline)

@@ -36,6 +36,7 @@ type Worker struct {
 	dialTimeout time.Duration
 	bufSize     int
 	exitWait    time.Duration
+	hangupCheck time.Duration
 }
 
 // WorkerOptions sizes a worker's connection pool.
@@ -44,6 +45,7 @@ type WorkerOptions struct {
 	DialTimeout  time.Duration // connect limit
 	BufferSize   int           // bufio size per connection; caps response header size
 	ExitWait     time.Duration // how long a failed request waits to learn why the worker died
+	HangupCheck  time.Duration // how often a request waiting for its response head checks its client (0 = never; see hangup.go)
 }
 
 // NewWorker describes a ready worker listening on sock. It is not routed to
@@ -61,6 +63,7 @@ func NewWorker(p *Pool, id uint64, pid int, sock string, o WorkerOptions) *Worke
 		drained:     make(chan struct{}),
 		exited:      make(chan struct{}),
 		exitWait:    o.ExitWait,
+		hangupCheck: o.HangupCheck,
 		pipes:       make([]atomic.Pointer[pconn], p.pipe.Conns),
 	}
 	w.lastActive.Store(w.Started.UnixNano())
