@@ -49,8 +49,10 @@ func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLim
 	// stopped).
 	consumed = cl == 0
 	for !consumed {
+		var readBy time.Time // the read deadline set here; zero if none
 		if lim.IdleGap > 0 && client != nil {
-			client.SetReadDeadline(minTime(time.Now().Add(lim.IdleGap), deadline))
+			readBy = minTime(time.Now().Add(lim.IdleGap), deadline)
+			client.SetReadDeadline(readBy)
 		}
 		if atomic.LoadInt32(&c.stop) == 1 {
 			return false, errWriterStopped
@@ -69,6 +71,10 @@ func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLim
 		if rerr != nil && rerr != io.EOF {
 			var ne net.Error
 			if errors.As(rerr, &ne) && ne.Timeout() {
+				// A timeout before our own deadline is reapWriter's stop.
+				if readBy.IsZero() || time.Now().Before(readBy) {
+					return false, errWriterStopped
+				}
 				return false, ErrBodyStalled
 			}
 			return false, rerr

@@ -112,7 +112,7 @@ func (c *conn) clientBodyError() error {
 		return nil
 	case err == ErrBodyTooLarge:
 		return err
-	case atomic.LoadInt32(&c.stop) == 1 && (err == errWriterStopped || err == ErrBodyStalled || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, net.ErrClosed)):
+	case atomic.LoadInt32(&c.stop) == 1 && (err == errWriterStopped || (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, net.ErrClosed)):
 		return nil // our own stop, not the client's doing
 	case err == ErrBodyStalled:
 		return err
