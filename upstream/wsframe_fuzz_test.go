@@ -7,42 +7,42 @@ import (
 
 // refFrames is a reference WebSocket frame parser written from RFC 6455
 // §5.2, independent of frameTracker: it splits a whole byte stream into
-// frames and returns the offsets where frames end, and the status code of
-// the first whole close frame (CloseNoStatus without one, 0 when none).
-func refFrames(stream []byte) (ends map[int]bool, closeCode int) {
+// frames and returns the offsets where frames end, whether a whole close
+// frame came and the status code of the first (CloseNoStatus without one).
+func refFrames(stream []byte) (ends map[int]bool, closed bool, closeCode int) {
 	ends = map[int]bool{0: true}
 	for off := 0; ; {
 		rest := stream[off:]
 		if len(rest) < 2 {
-			return ends, closeCode
+			return ends, closed, closeCode
 		}
 		opcode, masked := rest[0]&0x0f, rest[1]&0x80 != 0
 		hdr, n := 2, uint64(rest[1]&0x7f)
 		switch n {
 		case 126:
 			if len(rest) < 4 {
-				return ends, closeCode
+				return ends, closed, closeCode
 			}
 			hdr, n = 4, uint64(binary.BigEndian.Uint16(rest[2:]))
 		case 127:
 			if len(rest) < 10 {
-				return ends, closeCode
+				return ends, closed, closeCode
 			}
 			hdr, n = 10, binary.BigEndian.Uint64(rest[2:])
 		}
 		var key []byte
 		if masked {
 			if len(rest) < hdr+4 {
-				return ends, closeCode
+				return ends, closed, closeCode
 			}
 			key, hdr = rest[hdr:hdr+4], hdr+4
 		}
 		if uint64(len(rest)-hdr) < n {
-			return ends, closeCode
+			return ends, closed, closeCode
 		}
 		payload := rest[hdr : hdr+int(n)]
-		if opcode == opClose && closeCode == 0 {
-			closeCode = CloseNoStatus
+		if opcode == opClose && !closed {
+			closed, closeCode = true, CloseNoStatus
 			if len(payload) >= 2 {
 				b0, b1 := payload[0], payload[1]
 				if masked {
@@ -78,7 +78,7 @@ func FuzzFrameTracker(f *testing.F) {
 		f.Add(s, []byte{})
 	}
 	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
-		ends, code := refFrames(stream)
+		ends, closed, code := refFrames(stream)
 		var tr frameTracker
 		off := 0
 		for i := 0; off < len(stream); i++ {
@@ -92,7 +92,7 @@ func FuzzFrameTracker(f *testing.F) {
 				t.Fatalf("after %d bytes: tracker at boundary %v, reference %v\nstream %x", off, tr.atBoundary(), ends[off], stream)
 			}
 		}
-		if tr.closeSeen != (code != 0) || (code != 0 && tr.closeCode != code) {
+		if tr.closeSeen != closed || (closed && tr.closeCode != code) {
 			t.Fatalf("close seen %v code %d, reference code %d\nstream %x", tr.closeSeen, tr.closeCode, code, stream)
 		}
 	})
