@@ -8,7 +8,7 @@ BIN := $(CURDIR)/bin/edgeway
 # Deno from PATH when present, else a project-local copy from the npm registry.
 DENO ?= $(shell command -v deno 2>/dev/null || echo $(TOOLS)/node_modules/.bin/deno)
 
-.PHONY: all build deno run test test-unit test-e2e vet fmt bench-go bench loadtest clean
+.PHONY: all build deno run test test-unit test-fuzz test-e2e vet fmt bench-go bench loadtest clean
 
 all: build
 
@@ -32,10 +32,22 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-test: vet test-unit test-e2e
+test: vet test-unit test-fuzz test-e2e
 
 test-unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+
+# Every Go native fuzz target of the module runs for FUZZTIME on top of its
+# seed corpus (the seeds alone already run in test-unit).
+FUZZTIME ?= 5s
+test-fuzz:
+	@set -eo pipefail; \
+	$(GO) test -list '^Fuzz' $$($(GO) list ./... | grep -v /e2e) | \
+	awk '/^Fuzz/ { f[n++] = $$1 } /^ok/ { for (i = 0; i < n; i++) print $$2, f[i]; n = 0 }' | \
+	while read -r pkg fn; do \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1 | grep -v '^fuzz: elapsed'; \
+	done
 
 test-e2e: build deno
 	EDGEWAY_BIN=$(BIN) EDGEWAY_TEST_DENO=$(DENO) $(GO) test -count=1 -timeout 15m ./e2e/...

@@ -94,6 +94,10 @@ type clientConn struct {
 	closing       atomic.Bool
 }
 
+// NetConn exposes the socket (as crypto/tls does), for upstream's check
+// that a client waiting for its response has not hung up.
+func (c *clientConn) NetConn() net.Conn { return c.Conn }
+
 func (c *clientConn) Read(b []byte) (int, error) {
 	if c.flags.Load()&connPoisoned != 0 {
 		return 0, io.EOF

@@ -134,6 +134,12 @@ func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, ri
 		Msg("request")
 }
 
+// CodeWorkerReset: the shared worker connection the request was written on
+// was broken by another request, and the request is not idempotent.
+const CodeWorkerReset = "WORKER_RESET"
+
+var errWorkerReset = newError(fasthttp.StatusBadGateway, CodeWorkerReset, "the connection to the function worker was reset by another request; retry")
+
 // writeDispatchError answers a request the pool or the worker failed.
 func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
 	e, retry, hasRetry, closeConn := errWorker, time.Duration(0), false, false
@@ -148,6 +154,8 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Fun
 		e, retry, hasRetry = errOverloaded, fn.Config.QueueTimeout, true
 	case errors.Is(err, upstream.ErrMemoryLimit):
 		e = errWorkerLimit
+	case errors.Is(err, upstream.ErrCollateral):
+		e = errWorkerReset // not in breakerFailure: another request's failure
 	case errors.Is(err, upstream.ErrClosed):
 		e = errShuttingDown
 	case errors.Is(err, upstream.ErrClientBody):

@@ -166,6 +166,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		DialTimeout:  s.opts.UpstreamDialTimeout,
 		BufferSize:   s.opts.UpstreamBufferSize,
 		ExitWait:     s.opts.WorkerExitWait,
+		HangupCheck:  s.opts.UpstreamHangupCheck,
 	})
 	return p, nil
 }

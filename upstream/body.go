@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -39,9 +40,10 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 var errBadChunk = errors.New("upstream: malformed chunked body from worker")
 
 // startPipeStream streams the body of a pipelined response; the next call
-// on the connection gets its turn when the body has been read.
-func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int) {
-	b := startStream(resp, w, &pc.conn, contentLength, true)
+// on the connection gets its turn when the body has been read. reusable is
+// false when the response ends the connection.
+func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int, reusable bool) {
+	b := startStream(resp, w, &pc.conn, contentLength, reusable)
 	b.pc, b.cl = pc, cl
 }
 
@@ -182,6 +184,14 @@ func (b *bodyReader) Close() error {
 	return nil
 }
 
+// The chunked decoder is strict (RFC 9112 §7.1): lines end in CRLF, a
+// chunk-size line is hex digits followed by nothing, spaces and tabs, or an
+// extension (";" and anything but CR and LF), and trailer fields are
+// "token: value". FuzzChunkedBody checks it against net/http.
+
+// maxChunkLine bounds a chunk-size line with its extension, as net/http does.
+const maxChunkLine = 4096
+
 // readChunkSize reads "<hex>[;ext]\r\n".
 func readChunkSize(br *bufio.Reader) (int64, error) {
 	var size int64
@@ -198,15 +208,16 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 			c -= 'a' - 10
 		case c >= 'A' && c <= 'F':
 			c -= 'A' - 10
-		case c == '\r' || c == ';' || c == ' ' || c == '\t':
-			if digits == 0 {
-				return 0, errBadChunk
-			}
-			return size, skipLine(br, c)
+		case c == '\r' && digits > 0:
+			return size, readLF(br)
+		case (c == ';' || c == ' ' || c == '\t') && digits > 0:
+			return size, skipChunkExt(br, c == ';')
 		default:
 			return 0, errBadChunk
 		}
 		digits++
+		// 15 hex digits: a size that fits an int64 with room to spare.
+		// net/http takes 16; no real body comes near either.
 		if digits > 15 {
 			return 0, errBadChunk
 		}
@@ -214,37 +225,94 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 	}
 }
 
-// skipLine consumes the rest of a line whose byte c was already read.
-func skipLine(br *bufio.Reader, c byte) error {
-	for c != '\n' {
-		var err error
-		if c, err = br.ReadByte(); err != nil {
+// skipChunkExt consumes the rest of a chunk-size line: an extension (ext,
+// after ";": anything but CR and LF) or trailing spaces and tabs, then CRLF.
+// Whitespace before ";" is refused, as net/http does.
+func skipChunkExt(br *bufio.Reader, ext bool) error {
+	for n := 0; n < maxChunkLine; n++ {
+		c, err := br.ReadByte()
+		switch {
+		case err != nil || c == '\n':
+			return errBadChunk
+		case c == '\r':
+			return readLF(br)
+		case ext || c == ' ' || c == '\t':
+		default:
 			return errBadChunk
 		}
 	}
-	return nil
+	return errBadChunk
 }
 
-func readCRLF(br *bufio.Reader) error {
-	c, err := br.ReadByte()
-	if err == nil && c == '\r' {
-		c, err = br.ReadByte()
-	}
-	if err != nil || c != '\n' {
+func readLF(br *bufio.Reader) error {
+	if c, err := br.ReadByte(); err != nil || c != '\n' {
 		return errBadChunk
 	}
 	return nil
 }
 
-// skipTrailers consumes trailer lines up to the empty line ending the body.
+// readCRLF reads the CRLF that ends a chunk's data.
+func readCRLF(br *bufio.Reader) error {
+	if c, err := br.ReadByte(); err != nil || c != '\r' {
+		return errBadChunk
+	}
+	return readLF(br)
+}
+
+// skipTrailers consumes trailer fields up to the empty line ending the
+// body. A line longer than the reader's buffer is refused.
 func skipTrailers(br *bufio.Reader) error {
-	for {
+	for first := true; ; first = false {
 		line, err := br.ReadSlice('\n')
-		if err != nil {
+		if err != nil || len(line) < 2 || line[len(line)-2] != '\r' {
 			return errBadChunk
 		}
-		if len(line) <= 2 && (len(line) == 1 || line[0] == '\r') {
+		line = line[:len(line)-2]
+		if len(line) == 0 {
 			return nil
 		}
+		// A line starting with whitespace continues the field before
+		// (obs-fold, RFC 9112 §5.2): trailers are discarded, so it is
+		// skipped like net/http does.
+		folded := !first && (line[0] == ' ' || line[0] == '\t')
+		if !folded && !validTrailer(line) || folded && !validValue(line) {
+			return errBadChunk
+		}
 	}
+}
+
+// validTrailer reports a "name: value" field line whose value holds no
+// control byte but tab.
+func validTrailer(line []byte) bool {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 || !isTokenByte(line[0]) {
+		return false
+	}
+	for _, c := range line[:colon] {
+		// Spaces are let through in names, as net/http does: trailers
+		// are discarded, and the line still ends where it ends.
+		if !isTokenByte(c) && c != ' ' {
+			return false
+		}
+	}
+	return validValue(line[colon+1:])
+}
+
+// validValue reports a field value without control bytes but tab.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isTokenByte reports a tchar (RFC 9110 §5.6.2).
+func isTokenByte(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return c < 0x80 && strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }

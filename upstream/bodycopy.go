@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -24,52 +25,67 @@ var (
 	ErrBodyStalled = errors.New("upstream: request body stalled")
 )
 
+// errWriterStopped: the reader's side stopped the writer (see reapWriter).
+var errWriterStopped = errors.New("upstream: request body writer stopped")
+
 // writeStreamed writes the request head and copies the client's body to
 // the worker itself, so the body limit holds for chunked uploads and a
 // client that stops sending for IdleGap is cut off. An unknown length is
-// sent chunked.
-func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLimits, deadline time.Time) error {
+// sent chunked. consumed reports that the client's body was read to its
+// end.
+func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLimits, deadline time.Time) (consumed bool, err error) {
 	cl := req.Header.ContentLength()
 	if cl < 0 {
 		req.Header.SetContentLength(-1) // Transfer-Encoding: chunked
 	}
 	if err := req.Header.Write(c.bw); err != nil {
-		return err
+		return false, err
 	}
 	src := req.BodyStream()
 	buf := make([]byte, 32<<10)
 	var total int64
-	for {
+	// The body is consumed at EOF, or once its declared length is read
+	// (the EOF after it may not have been asked for yet when the writer is
+	// stopped).
+	consumed = cl == 0
+	for !consumed {
+		var readBy time.Time // the read deadline set here; zero if none
 		if lim.IdleGap > 0 && client != nil {
-			client.SetReadDeadline(minTime(time.Now().Add(lim.IdleGap), deadline))
+			readBy = minTime(time.Now().Add(lim.IdleGap), deadline)
+			client.SetReadDeadline(readBy)
+		}
+		if atomic.LoadInt32(&c.stop) == 1 {
+			return false, errWriterStopped
 		}
 		n, rerr := src.Read(buf)
 		total += int64(n)
 		if lim.Max > 0 && total > lim.Max {
-			return ErrBodyTooLarge
+			return false, ErrBodyTooLarge
 		}
+		consumed = rerr == io.EOF || (cl >= 0 && total == int64(cl))
 		if n > 0 {
 			if err := c.writeBodyPart(buf[:n], cl < 0); err != nil {
-				return err
+				return consumed, err
 			}
 		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
+		if rerr != nil && rerr != io.EOF {
 			var ne net.Error
 			if errors.As(rerr, &ne) && ne.Timeout() {
-				return ErrBodyStalled
+				// A timeout before our own deadline is reapWriter's stop.
+				if readBy.IsZero() || time.Now().Before(readBy) {
+					return false, errWriterStopped
+				}
+				return false, ErrBodyStalled
 			}
-			return rerr
+			return false, rerr
 		}
 	}
 	if cl < 0 {
 		if _, err := c.bw.WriteString("0\r\n\r\n"); err != nil {
-			return err
+			return true, err
 		}
 	}
-	return c.bw.Flush()
+	return true, c.bw.Flush()
 }
 
 // writeBodyPart writes p, as one chunk when chunked, and flushes so the

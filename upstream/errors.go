@@ -22,6 +22,11 @@ var (
 	// ErrClientBody: the client's request body broke (malformed chunking,
 	// the client went away) while it was being forwarded.
 	ErrClientBody = errors.New("upstream: client request body is malformed or incomplete")
+	// ErrCollateral: the request was written on a shared (pipelined) worker
+	// connection that another request broke, and it is not idempotent, so
+	// it cannot be retried. Not the function's failure: not counted in the
+	// circuit breaker.
+	ErrCollateral = errors.New("upstream: shared worker connection broken by another request")
 	// ErrMemoryLimit: the worker died of its memory limit mid-request.
 	ErrMemoryLimit = errors.New("upstream: worker hit its memory limit")
 )

@@ -35,7 +35,8 @@ type PipelineOptions struct {
 }
 
 // errNotSent: the pipelined connection broke before the request was
-// written; the request can go elsewhere.
+// written, or the request is known not to have been processed: it can go
+// elsewhere.
 var errNotSent = errors.New("upstream: request not sent")
 
 type pconn struct {
@@ -47,7 +48,14 @@ type pconn struct {
 	// written only by the call whose turn it is.
 	readDeadline int64
 	oldest       atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
-	broken       atomic.Bool
+	broken       atomic.Bool  // no more writes: failed, or the worker said close
+	failed       atomic.Bool  // closed, and every queued call woken (see fail)
+	// serverClose: a response carried Connection: close, so the worker
+	// processed no request written after it (RFC 9112 §9.6).
+	serverClose atomic.Bool
+	// streaming: the head call's response is a stream; nothing more
+	// joins the connection until it ends.
+	streaming atomic.Bool
 
 	qmu        sync.Mutex
 	head, tail *call
@@ -55,10 +63,12 @@ type pconn struct {
 
 // call is one request's place in a pipelined connection's FIFO.
 type call struct {
-	turn    chan struct{} // signalled when this call may read its response
-	next    *call
-	written int64
-	timer   *time.Timer
+	turn       chan struct{} // signalled when this call may read its response
+	next       *call
+	written    int64
+	timer      *time.Timer
+	idempotent bool        // the request may run twice (see evictQueued)
+	evicted    atomic.Bool // woken to go elsewhere (see evictQueued)
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -137,7 +147,7 @@ func (w *Worker) pickPipe(now int64) *pconn {
 			if d == 0 && pc.depth.CompareAndSwap(0, 1) {
 				return pc
 			}
-			if d <= 0 || d >= int32(o.Depth) {
+			if d <= 0 || d >= int32(o.Depth) || pc.streaming.Load() {
 				continue
 			}
 			old := pc.oldest.Load()
@@ -191,8 +201,13 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 		w.finishPipe(pc, cl)
 		return ErrTimeout
 	}
+	if cl.evicted.Load() {
+		// Stays in the FIFO (its response would come after the stream);
+		// the connection is closed when the stream ends.
+		return errNotSent
+	}
 	if pc.broken.Load() {
-		return w.failPipe(pc, cl, errBrokenPipeline, deadline)
+		return w.collateral(req, pc, cl)
 	}
 	if err := pc.setReadDeadline(deadline); err != nil {
 		pc.fail()
@@ -204,16 +219,85 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)
 	}
-	if resp.Header.ConnectionClose() {
-		pc.broken.Store(true) // no more writes; this response still reads fine
+	closing := resp.Header.ConnectionClose()
+	if closing {
+		// No more writes; this response still reads fine, and what was
+		// written after it was not processed: it goes elsewhere.
+		pc.serverClose.Store(true)
+		pc.broken.Store(true)
 		resp.Header.ResetConnectionClose()
 	}
 	if stream {
-		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength())
+		retire := closing
+		if resp.Header.ContentLength() < 0 {
+			// An unknown length: the response is built from a stream and
+			// may last. What is queued behind it waits for its end.
+			w.pool.streamPaths.add(requestPath(req))
+			pc.streaming.Store(true)
+			retire = retire || pc.evictQueued(cl)
+		}
+		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength(), !retire)
 		return nil
+	}
+	if closing {
+		pc.fail()
 	}
 	w.finishPipe(pc, cl)
 	return nil
+}
+
+// collateral ends a call whose turn came on a connection that another
+// call broke (or that the worker closed after an earlier response): its
+// own request may or may not have been processed. It goes to another
+// connection (errNotSent) if it certainly was not processed (the worker
+// said close before it), or if running it twice is harmless (GET, HEAD,
+// OPTIONS); otherwise it fails with ErrCollateral, which the gateway does
+// not count against the function's circuit breaker: the failure belongs
+// to another request. The worker slot is kept for the retry.
+func (w *Worker) collateral(req *fasthttp.Request, pc *pconn, cl *call) error {
+	pc.fail()
+	w.leavePipe(pc, cl)
+	if pc.serverClose.Load() || idempotent(req) {
+		return errNotSent
+	}
+	w.release()
+	return ErrCollateral
+}
+
+// evictQueued sends the calls queued behind head (whose response turned
+// out to stream) to other connections, if they are all idempotent: Deno
+// does not dispatch them before the stream ends, and the connection is
+// closed when it ends (the caller makes the stream unreusable), so they
+// normally never run here, and running twice would be harmless. A queue
+// holding a request that must not run twice is left to wait for the
+// stream, as before. It reports whether calls were evicted; the
+// connection then takes no more writes.
+func (pc *pconn) evictQueued(head *call) bool {
+	pc.qmu.Lock()
+	defer pc.qmu.Unlock()
+	if pc.head != head || head.next == nil {
+		return false
+	}
+	for c := head.next; c != nil; c = c.next {
+		if !c.idempotent {
+			return false
+		}
+	}
+	pc.broken.Store(true)
+	for c := head.next; c != nil; c = c.next {
+		c.evicted.Store(true)
+		select {
+		case c.turn <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// idempotent reports a request that may be sent twice (RFC 9110 §9.2.2;
+// PUT and DELETE are left out: functions rarely honour it).
+func idempotent(req *fasthttp.Request) bool {
+	return req.Header.IsGet() || req.Header.IsHead() || req.Header.IsOptions()
 }
 
 // failPipe ends a broken pipelined exchange: the connection fails for
@@ -221,12 +305,14 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 // whether the worker is dying (see fail).
 func (w *Worker) failPipe(pc *pconn, cl *call, err error, deadline time.Time) error {
 	pc.fail()
-	err = w.classify(err, deadline)
+	if protocolError(err) {
+		err = ErrWorker
+	} else {
+		err = w.classify(err, deadline)
+	}
 	w.finishPipe(pc, cl)
 	return err
 }
-
-var errBrokenPipeline = errors.New("upstream: pipelined connection broke")
 
 // enqueueAndWrite writes req on pc and appends its call to the FIFO, in the
 // same critical section so write order is read order. It returns nil when
@@ -246,6 +332,8 @@ func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, start int64) 
 	}
 	cl := callPool.Get().(*call)
 	cl.written = start
+	cl.idempotent = idempotent(req)
+	cl.evicted.Store(false)
 	clientClose := req.Header.ConnectionClose()
 	if clientClose {
 		req.Header.ResetConnectionClose()
@@ -312,8 +400,16 @@ func (w *Worker) awaitTurn(pc *pconn, cl *call, deadline time.Time) bool {
 func (w *Worker) finishPipe(pc *pconn, cl *call) {
 	now := time.Now().UnixNano()
 	w.pool.observe(cl.written, now)
+	w.leavePipe(pc, cl)
+	w.releaseAt(now)
+}
+
+// leavePipe removes cl from the head of the FIFO and hands the turn to the
+// next call.
+func (w *Worker) leavePipe(pc *pconn, cl *call) {
 	pc.qmu.Lock()
 	if pc.head == cl {
+		pc.streaming.Store(false)
 		pc.head = cl.next
 		if pc.head == nil {
 			pc.tail = nil
@@ -332,7 +428,6 @@ func (w *Worker) finishPipe(pc *pconn, cl *call) {
 		pc.qmu.Unlock()
 		pc.depth.Add(-1)
 	}
-	w.releaseAt(now)
 }
 
 // deadlineResolution is the precision of a pipelined connection's read
@@ -357,9 +452,10 @@ func (pc *pconn) setReadDeadline(d time.Time) error {
 // fail marks the connection unusable, closes it and wakes every queued
 // call: their responses can no longer be read, and each fails at once.
 func (pc *pconn) fail() {
-	if !pc.broken.CompareAndSwap(false, true) {
+	if !pc.failed.CompareAndSwap(false, true) {
 		return
 	}
+	pc.broken.Store(true)
 	pc.nc.Close()
 	pc.qmu.Lock()
 	for c := pc.head; c != nil; c = c.next {

@@ -52,6 +52,8 @@ type Pool struct {
 	latency   atomic.Int64 // moving average of request durations, nanos
 	slowUntil atomic.Int64 // no pipelining until then (unix nanos)
 	fastStart atomic.Int64 // start of the latest-started quick exchange seen (unix nanos)
+	// Paths whose pipelined responses streamed: no longer pipelined.
+	streamPaths streamPaths
 	// Exchanges by connection kind, for status and tests.
 	pipelined atomic.Uint64
 	exclusive atomic.Uint64

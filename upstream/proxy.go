@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -29,8 +30,10 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 			return err
 		}
 	}
-	if small && w.pool.pipelineAllowed(start) {
+	if small && w.pool.pipelineAllowed(start) && !w.pool.streams(&ctx.Request) {
 		if pc := w.pickPipe(start); pc != nil {
+			// errNotSent: not processed by the worker; it goes on an
+			// exclusive connection (or another worker, if this one died).
 			err := w.proxyPipelined(ctx, pc, start, deadline)
 			if err != errNotSent {
 				w.pool.pipelined.Add(1)
@@ -62,11 +65,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		req.Header.ResetConnectionClose()
 	}
 	if streamsBody(req, w.bufSize) {
-		// A function may answer while the body is still arriving (an echo
-		// streams it back): write concurrently, or both sides block on full
-		// socket buffers.
-		c.writing = make(chan error, 1)
-		go c.writeRequest(req, ctx.Conn(), lim, deadline)
+		c.startWriter(req, ctx.Conn(), lim, deadline)
 	} else {
 		err = c.send(req)
 	}
@@ -77,6 +76,12 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		return w.abort(c, err, deadline)
 	}
 	resp := &ctx.Response
+	if err := w.awaitHead(c, ctx.Conn(), deadline); err != nil {
+		c.nc.Close() // Deno aborts the request's signal
+		c.clientBodyError()
+		w.finish(c, false)
+		return err
+	}
 	stream, err := readResponse(req, resp, c.br)
 	if err != nil {
 		return w.fail(c, err, deadline)
@@ -85,6 +90,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	resp.Header.ResetConnectionClose()
 	if stream {
 		startStream(resp, w, c, resp.Header.ContentLength(), reusable)
+		c.bodyInFlight()
 		return nil
 	}
 	w.finish(c, reusable)
@@ -97,6 +103,11 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Reader) (stream bool, err error) {
 	if err := readHead(resp, br); err != nil {
 		return false, err
+	}
+	if resp.StatusCode() == fasthttp.StatusSwitchingProtocols && !req.Header.ConnectionUpgrade() {
+		// Forwarded, the 101 would make the client (or a proxy in front)
+		// treat what follows on its connection as another protocol.
+		return false, errUnaskedUpgrade
 	}
 	if req.Header.IsHead() || noBody(resp.StatusCode()) {
 		resp.SkipBody = req.Header.IsHead()
@@ -117,6 +128,9 @@ const maxInterimResponses = 16
 // than 101 Switching Protocols.
 func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	for i := 0; ; i++ {
+		if err := checkStatusLine(br); err != nil {
+			return err
+		}
 		if err := resp.Header.Read(br); err != nil {
 			return err
 		}
@@ -130,7 +144,36 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	}
 }
 
-var errTooManyInterim = errors.New("upstream: too many 1xx responses")
+// checkStatusLine refuses a status line other than "HTTP/1.1 NNN" with a
+// status from 100 to 599 before fasthttp parses it: fasthttp takes other
+// versions and reads a status of 000 as 200. Deno only sends HTTP/1.1.
+func checkStatusLine(br *bufio.Reader) error {
+	const prefix = "HTTP/1.1 "
+	line, err := br.Peek(len(prefix) + 4)
+	if err != nil {
+		return err
+	}
+	if string(line[:len(prefix)]) != prefix {
+		return errBadStatusLine
+	}
+	st := line[len(prefix):]
+	if st[0] < '1' || st[0] > '5' || st[1] < '0' || st[1] > '9' || st[2] < '0' || st[2] > '9' || (st[3] != ' ' && st[3] != '\r') {
+		return errBadStatusLine
+	}
+	return nil
+}
+
+var (
+	errBadStatusLine  = errors.New("upstream: malformed status line")
+	errTooManyInterim = errors.New("upstream: too many 1xx responses")
+	errUnaskedUpgrade = errors.New("upstream: 101 Switching Protocols to a request that asked for no upgrade")
+)
+
+// protocolError reports a response the worker sent whole but wrong: the
+// worker is alive, so classify need not wait to learn whether it died.
+func protocolError(err error) bool {
+	return err == errUnaskedUpgrade || err == errTooManyInterim || err == errBadStatusLine
+}
 
 // streamsBody reports a request whose body is still arriving from the
 // client or larger than one buffer.
@@ -142,55 +185,14 @@ func streamsBody(req *fasthttp.Request, bufSize int) bool {
 	return cl < 0 || cl > bufSize
 }
 
-// writeRequest sends the request in the background; the result tells finish
-// whether the connection can be reused.
-func (c *conn) writeRequest(req *fasthttp.Request, client net.Conn, lim BodyLimits, deadline time.Time) {
-	err := c.writeStreamed(req, client, lim, deadline)
-	if err != nil {
-		// Unblock the reader: the worker may wait forever for the rest of
-		// a body that will not come.
-		c.nc.Close()
-	}
-	c.writing <- err
-}
-
-// clientBodyError returns why the concurrent body writer failed if the
-// client's body was at fault (too large, stalled, malformed), and nil when
-// it succeeded or failed writing to the worker. It waits for the writer,
-// which has closed the connection on any error.
-func (c *conn) clientBodyError() error {
-	if c.writing == nil {
-		return nil
-	}
-	err := <-c.writing
-	c.writing = nil
-	var op *net.OpError
-	switch {
-	case err == nil || (errors.As(err, &op) && op.Op == "write"):
-		return nil
-	case err == ErrBodyTooLarge || err == ErrBodyStalled:
-		return err
-	default:
-		return ErrClientBody
-	}
-}
-
 func (w *Worker) finish(c *conn, reusable bool) {
 	now := time.Now().UnixNano()
 	w.pool.observe(c.start, now)
 	if c.writing != nil {
-		select {
-		case err := <-c.writing:
-			reusable = reusable && err == nil
-		default:
-			// The response ended before the body was sent: the exchange
-			// cannot be reused, and the writer must stop touching the
-			// request before the server recycles it.
-			c.nc.Close()
-			<-c.writing
-			reusable = false
-		}
-		c.writing = nil
+		// A response that ended before the body was sent leaves the
+		// exchange unusable: the writer is stopped.
+		err, _ := c.reapWriter()
+		reusable = reusable && err == nil && atomic.LoadInt32(&c.stop) == 0
 	}
 	if reusable {
 		w.putConn(c)
@@ -229,6 +231,10 @@ func (w *Worker) fail(c *conn, err error, deadline time.Time) error {
 	if berr := c.clientBodyError(); berr != nil {
 		w.finish(c, false)
 		return berr
+	}
+	if protocolError(err) {
+		w.finish(c, false)
+		return ErrWorker
 	}
 	err = w.classify(err, deadline)
 	w.finish(c, false)

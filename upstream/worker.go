@@ -36,6 +36,7 @@ type Worker struct {
 	dialTimeout time.Duration
 	bufSize     int
 	exitWait    time.Duration
+	hangupCheck time.Duration
 }
 
 // WorkerOptions sizes a worker's connection pool.
@@ -44,6 +45,7 @@ type WorkerOptions struct {
 	DialTimeout  time.Duration // connect limit
 	BufferSize   int           // bufio size per connection; caps response header size
 	ExitWait     time.Duration // how long a failed request waits to learn why the worker died
+	HangupCheck  time.Duration // how often a request waiting for its response head checks its client (0 = never; see hangup.go)
 }
 
 // NewWorker describes a ready worker listening on sock. It is not routed to
@@ -61,6 +63,7 @@ func NewWorker(p *Pool, id uint64, pid int, sock string, o WorkerOptions) *Worke
 		drained:     make(chan struct{}),
 		exited:      make(chan struct{}),
 		exitWait:    o.ExitWait,
+		hangupCheck: o.HangupCheck,
 		pipes:       make([]atomic.Pointer[pconn], p.pipe.Conns),
 	}
 	w.lastActive.Store(w.Started.UnixNano())
@@ -207,6 +210,13 @@ type conn struct {
 	bw      *bufio.Writer
 	writing chan error // non-nil while a request body is written concurrently
 	start   int64      // when the current exchange began (unix nanos)
+
+	// Set for the exchange whose body the writer copies (see bodywriter.go).
+	client   net.Conn    // the client connection the body is read from
+	watcher  BodyWatcher // client's BodyWatcher, nil if it has none
+	inFlight bool        // BodyInFlight was called: BodyDone is owed
+	stop     int32       // 1: the reader's side stopped the writer (atomic)
+	consumed bool        // the writer read the client's body to its end
 }
 
 func (w *Worker) getConn() (*conn, error) {
