@@ -65,6 +65,7 @@ type Options struct {
 	// Front door.
 	MaxBody           int64
 	MaxHeaderBytes    int
+	MaxHeaderFields   int
 	ReadHeaderTimeout time.Duration
 	IdleConnTimeout   time.Duration
 	MaxClientConns    int
@@ -195,6 +196,24 @@ func stringSpec(name, def, usage string, allowed []string, dst func(*Options) *s
 	}}
 }
 
+// MaxHeaderFieldsLimit is the highest --max-header-fields: Deno 2's parser
+// refuses a request with more than 128 header fields, and the gateway adds
+// up to 6 (X-Forwarded-For/-Host/-Proto, X-Request-Id, X-Auth-Claims,
+// Connection).
+const MaxHeaderFieldsLimit = 122
+
+func intRangeSpec(name, def, usage string, min, max int, dst func(*Options) *int) spec {
+	s := intSpec(name, def, usage, min, dst)
+	set := s.set
+	s.set = func(o *Options, v string) error {
+		if n, err := strconv.Atoi(v); err == nil && n > max {
+			return fmt.Errorf("must be at most %d: %q", max, v)
+		}
+		return set(o, v)
+	}
+	return s
+}
+
 func boolSpec(name, def, usage string, dst func(*Options) *bool) spec {
 	return spec{name: name, def: def, usage: usage, kind: kindBool, set: func(o *Options, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -280,6 +299,7 @@ var specs = []spec{
 
 	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),
 	intSpec("max-header-bytes", "16384", "largest request header block", 1024, func(o *Options) *int { return &o.MaxHeaderBytes }),
+	intRangeSpec("max-header-fields", "100", "most header lines in a request (400 above); at most 122, as Deno refuses more than 128 and the gateway adds up to 6", 1, MaxHeaderFieldsLimit, func(o *Options) *int { return &o.MaxHeaderFields }),
 	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
 	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),

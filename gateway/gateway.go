@@ -166,6 +166,9 @@ func (g *Gateway) Handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 		return
 	}
+	if !g.validRequest(ctx) { // what the worker's parser would refuse (requestcheck.go)
+		return
+	}
 	ws := isWebSocketUpgrade(&ctx.Request.Header)
 	sanitizeRequest(&ctx.Request.Header)
 	if ws {
