@@ -105,6 +105,9 @@ type Options struct {
 	PermissionProfiles  []string
 	FunctionPermissions []string
 	DenoFlags           []string
+	// AllowOutsideSymlinks lets links inside function and shared folders
+	// point anywhere (see config/symlinks.go).
+	AllowOutsideSymlinks bool
 
 	// Observability and admin.
 	InternalKey      string
@@ -342,6 +345,7 @@ var specs = []spec{
 	listSpec("env-file", "extra .env file for every function (repeatable), after <functions>/.env", func(o *Options) *[]string { return &o.EnvFiles }),
 	listSpec("env", "KEY=VALUE for every function (repeatable), after --env-file", func(o *Options) *[]string { return &o.Env }),
 	boolSpec("mask-secrets", "true", "replace secret values with *** in logged worker output", func(o *Options) *bool { return &o.MaskSecrets }),
+	boolSpec("allow-outside-symlinks", "false", "allow symbolic links inside function and _ folders that point outside the function's and the shared folders (Deno's read permission follows them)", func(o *Options) *bool { return &o.AllowOutsideSymlinks }),
 	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),
 	listSpec("function-permissions", "name=profile: override a function's permissions (repeatable)", func(o *Options) *[]string { return &o.FunctionPermissions }),
 	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),

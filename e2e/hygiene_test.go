@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -81,5 +84,36 @@ func TestUnderscoreHeadersAreDropped(t *testing.T) {
 	if h["x-keep"] != "yes" {
 		b, _ := json.Marshal(h)
 		t.Errorf("x-keep lost: %s", b)
+	}
+}
+
+// TestSymlinkOutOfFunctionRefused: a link to /etc inside a function folder
+// would let the function read /etc/passwd (Deno's read permission follows
+// it). Startup and `edgeway check` refuse it, naming the link; with
+// --allow-outside-symlinks the gateway starts and serves.
+func TestSymlinkOutOfFunctionRefused(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "functions")
+	writeTree(t, dir, map[string]string{"leaky/index.ts": `Deno.serve(async () => new Response(await Deno.readTextFile(new URL("./etc/hostname", import.meta.url))));`})
+	link := filepath.Join(dir, "leaky", "etc")
+	if err := os.Symlink("/etc", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"serve", "check"} {
+		args := []string{mode, "--functions", dir, "--deno", denoPath(t), "--port", "0", "--auth", "none"}
+		out, err := exec.Command(binPath(t), args...).CombinedOutput()
+		if err == nil {
+			t.Fatalf("%s: expected an error, got success: %s", mode, out)
+		}
+		if !strings.Contains(string(out), link+":") || !strings.Contains(string(out), "--allow-outside-symlinks") {
+			t.Fatalf("%s: the error does not name the link %s and the flag: %s", mode, link, out)
+		}
+	}
+	g := launch(t, dir, "--allow-outside-symlinks")
+	if err := g.waitListening(); err != nil {
+		t.Fatalf("with --allow-outside-symlinks: %v\n%s", err, g.logs.text())
+	}
+	if r := g.Get("/leaky"); r.Status != 200 {
+		t.Fatalf("with --allow-outside-symlinks: %d %q", r.Status, r.Body)
 	}
 }
