@@ -153,6 +153,7 @@ func TestRequestCheckDifferential(t *testing.T) {
 		{"host bad IPv4", hostReq("999.1.1.1"), false},
 		{"host IPv4", hostReq("10.1.2.3:8080"), false},
 		{"host bad punycode", hostReq("xn--a.example"), false},
+		{"host empty punycode", hostReq("xn--.example"), false},
 		{"host good punycode", hostReq("xn--bcher-kva.example"), false},
 		{"host IPv6", hostReq("[::1]:8080"), false},
 		{"host bad IPv6", hostReq("[::1"), false},

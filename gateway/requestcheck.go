@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
@@ -300,7 +301,31 @@ var whatwgIDNA = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.Transitiona
 
 // validIDNA checks a name with punycode labels; it allocates, but only for
 // such names.
+// Beyond x/net/idna it refuses what UTS #46 (Unicode 15.1, which V8
+// follows) also refuses: a punycode label that is empty ("xn--") or decodes
+// to ASCII only.
 func validIDNA(name []byte) bool {
-	_, err := whatwgIDNA.ToASCII(string(name))
-	return err == nil
+	s := string(name)
+	if _, err := whatwgIDNA.ToASCII(s); err != nil {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if len(label) < 4 || !strings.EqualFold(label[:4], "xn--") {
+			continue
+		}
+		u, err := whatwgIDNA.ToUnicode(label)
+		if err != nil || len(label) == 4 || isASCII(u) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

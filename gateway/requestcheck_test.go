@@ -52,6 +52,8 @@ func TestRequestProblem(t *testing.T) {
 		{"host name ending in number", "GET /f HTTP/1.1\r\nHost: a.1\r\n\r\n", badHost},
 		{"host ipv6", "GET /f HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", ""},
 		{"host bad punycode", "GET /f HTTP/1.1\r\nHost: xn--a.com\r\n\r\n", badHost},
+		{"host empty punycode", "GET /f HTTP/1.1\r\nHost: xn--.example\r\n\r\n", badHost},
+		{"host ASCII punycode", "GET /f HTTP/1.1\r\nHost: xn--abc-.example\r\n\r\n", badHost},
 		{"host good punycode", "GET /f HTTP/1.1\r\nHost: xn--bcher-kva.example\r\n\r\n", ""},
 	}
 	for _, c := range cases {
