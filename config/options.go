@@ -205,6 +205,12 @@ func stringSpec(name, def, usage string, allowed []string, dst func(*Options) *s
 // Connection).
 const MaxHeaderFieldsLimit = 122
 
+// MaxHeaderBytesLimit is the highest --max-header-bytes: Deno 2's parser
+// refuses a request head over 64 KiB, and the gateway adds X-Auth-Claims
+// (the claims part of a token of at most secure.MaxTokenLength, 8 KiB) and a
+// few hundred bytes of forwarding headers: 48 + 8 + 1.5 KiB < 64 KiB.
+const MaxHeaderBytesLimit = 48 << 10
+
 func intRangeSpec(name, def, usage string, min, max int, dst func(*Options) *int) spec {
 	s := intSpec(name, def, usage, min, dst)
 	set := s.set
@@ -301,7 +307,7 @@ var specs = []spec{
 	durationSpec("worker-exit-wait", "1s", "how long a failed request waits to learn if its worker died of its memory limit (546 instead of 502)", func(o *Options) *time.Duration { return &o.WorkerExitWait }),
 
 	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),
-	intSpec("max-header-bytes", "16384", "largest request header block", 1024, func(o *Options) *int { return &o.MaxHeaderBytes }),
+	intRangeSpec("max-header-bytes", "16384", "largest request header block; at most 49152, as Deno refuses a request head over 64 KiB and the gateway adds X-Auth-Claims (up to 8 KiB) and forwarding headers", 1024, MaxHeaderBytesLimit, func(o *Options) *int { return &o.MaxHeaderBytes }),
 	intRangeSpec("max-header-fields", "100", "most header lines in a request (400 above); at most 122, as Deno refuses more than 128 and the gateway adds up to 6", 1, MaxHeaderFieldsLimit, func(o *Options) *int { return &o.MaxHeaderFields }),
 	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
