@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"edgeway/gateway/guard"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -67,4 +69,35 @@ func TestClientIPAllocatesNothing(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { g.clientIP(ctx) }); a != 0 {
 		t.Fatalf("%.1f allocations", a)
 	}
+}
+
+// FuzzClientIPLines checks that clientIP, which reads the raw header block,
+// resolves the same address as guard.ClientIPHeaders on fasthttp's own
+// PeekAll of the parsed headers (the allocating reference).
+func FuzzClientIPLines(f *testing.F) {
+	f.Add("X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-For: 1.1.1.1\r\n")
+	f.Add("x-forwarded-for: 1.1.1.1, 10.0.0.2\r\nX-A: b\r\nX-Forwarded-For:10.0.0.3\r\n")
+	f.Add("X-Forwarded-For: \r\nX-Forwarded-For: garbage, 10.0.0.9\r\n")
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	g := &Gateway{trusted: trusted}
+	f.Fuzz(func(t *testing.T, headers string) {
+		var req fasthttp.Request
+		if err := req.Read(bufio.NewReader(strings.NewReader("GET / HTTP/1.1\r\nHost: h\r\n" + headers + "\r\n"))); err != nil {
+			return
+		}
+		if ambiguousFraming(req.Header.RawHeaders()) {
+			return // refused before clientIP runs
+		}
+		all := req.Header.PeekAll("X-Forwarded-For")
+		if len(all) > maxXFFLines {
+			return // clientIP reads the last maxXFFLines only
+		}
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 4000}, nil)
+		remote := netip.MustParseAddr("10.0.0.1")
+		want := guard.ClientIPHeaders(remote, all, trusted)
+		if got := g.clientIP(&ctx); got != want {
+			t.Fatalf("clientIP = %s, PeekAll reference = %s for %q", got, want, headers)
+		}
+	})
 }
