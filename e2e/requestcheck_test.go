@@ -164,6 +164,7 @@ func TestRequestCheckDifferential(t *testing.T) {
 		{"host non-ASCII", hostReq("a\xff.example"), true},
 		{"long method", line(strings.Repeat("M", 100), path, "HTTP/1.1") + host + "\r\n", false},
 		{"method with tchars", line("M!#$%&'*+-.^_`|~", path, "HTTP/1.1") + host + "\r\n", false},
+		{"lowercase connect", line("connect", path, "HTTP/1.1") + host + "\r\n", false},
 		{"TRACE", line("TRACE", path, "HTTP/1.1") + host + "\r\n", false},
 		{"long header name", get + host + strings.Repeat("N", 8000) + ": v\r\n\r\n", false},
 		{"empty value", get + host + "X-A:\r\n\r\n", false},
