@@ -158,3 +158,15 @@ func FuzzRequestProblem(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkRequestProblem(b *testing.B) {
+	var h fasthttp.RequestHeader
+	raw := "POST /functions/v1/hello/x?y=1 HTTP/1.1\r\nHost: api.example.com:8443\r\nContent-Length: 2\r\nAuthorization: Bearer x\r\nUser-Agent: supabase-js/2\r\nAccept: */*\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+	if err := h.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		requestProblem(h.Method(), h.RequestURI(), h.Protocol(), h.RawHeaders(), h.Host(), 100)
+	}
+}
