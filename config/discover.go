@@ -160,6 +160,11 @@ func Discover(dir string, o Options) (*Layout, error) {
 	if err := applyOverrides(l, o); err != nil {
 		return nil, err
 	}
+	if !o.AllowOutsideSymlinks {
+		if err := checkSymlinks(l); err != nil {
+			return nil, err
+		}
+	}
 	l.SharedImports = sharedImports(l.Shared)
 	sort.Slice(l.Functions, func(i, j int) bool { return l.Functions[i].Name < l.Functions[j].Name })
 	return l, nil

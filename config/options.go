@@ -73,6 +73,7 @@ type Options struct {
 	// Front door.
 	MaxBody           int64
 	MaxHeaderBytes    int
+	MaxHeaderFields   int
 	ReadHeaderTimeout time.Duration
 	IdleConnTimeout   time.Duration
 	MaxClientConns    int
@@ -119,6 +120,9 @@ type Options struct {
 	PermissionProfiles  []string
 	FunctionPermissions []string
 	DenoFlags           []string
+	// AllowOutsideSymlinks lets links inside function and shared folders
+	// point anywhere (see config/symlinks.go).
+	AllowOutsideSymlinks bool
 
 	// Observability and admin.
 	InternalKey      string
@@ -212,6 +216,30 @@ func stringSpec(name, def, usage string, allowed []string, dst func(*Options) *s
 	}}
 }
 
+// MaxHeaderFieldsLimit is the highest --max-header-fields: Deno 2's parser
+// refuses a request with more than 128 header fields, and the gateway adds
+// up to 6 (X-Forwarded-For/-Host/-Proto, X-Request-Id, X-Auth-Claims,
+// Connection).
+const MaxHeaderFieldsLimit = 122
+
+// MaxHeaderBytesLimit is the highest --max-header-bytes: Deno 2's parser
+// refuses a request head over 64 KiB, and the gateway adds X-Auth-Claims
+// (the claims part of a token of at most secure.MaxTokenLength, 8 KiB) and a
+// few hundred bytes of forwarding headers: 48 + 8 + 1.5 KiB < 64 KiB.
+const MaxHeaderBytesLimit = 48 << 10
+
+func intRangeSpec(name, def, usage string, min, max int, dst func(*Options) *int) spec {
+	s := intSpec(name, def, usage, min, dst)
+	set := s.set
+	s.set = func(o *Options, v string) error {
+		if n, err := strconv.Atoi(v); err == nil && n > max {
+			return fmt.Errorf("must be at most %d: %q", max, v)
+		}
+		return set(o, v)
+	}
+	return s
+}
+
 func boolSpec(name, def, usage string, dst func(*Options) *bool) spec {
 	return spec{name: name, def: def, usage: usage, kind: kindBool, set: func(o *Options, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -303,7 +331,8 @@ var specs = []spec{
 	durationSpec("worker-exit-wait", "1s", "how long a failed request waits to learn if its worker died of its memory limit (546 instead of 502)", func(o *Options) *time.Duration { return &o.WorkerExitWait }),
 
 	sizeSpec("max-body", "30MiB", "largest request body (suffixes KiB, MiB, GiB, KB, MB, GB)", func(o *Options) *int64 { return &o.MaxBody }),
-	intSpec("max-header-bytes", "16384", "largest request header block", 1024, func(o *Options) *int { return &o.MaxHeaderBytes }),
+	intRangeSpec("max-header-bytes", "16384", "largest request header block; at most 49152, as Deno refuses a request head over 64 KiB and the gateway adds X-Auth-Claims (up to 8 KiB) and forwarding headers", 1024, MaxHeaderBytesLimit, func(o *Options) *int { return &o.MaxHeaderBytes }),
+	intRangeSpec("max-header-fields", "100", "most header lines in a request (400 above); at most 122, as Deno refuses more than 128 and the gateway adds up to 6", 1, MaxHeaderFieldsLimit, func(o *Options) *int { return &o.MaxHeaderFields }),
 	durationSpec("read-header-timeout", "10s", "limit for a client to send its request headers", func(o *Options) *time.Duration { return &o.ReadHeaderTimeout }),
 	durationSpec("idle-conn-timeout", "75s", "idle keep-alive client connections are closed after this", func(o *Options) *time.Duration { return &o.IdleConnTimeout }),
 	intSpec("max-client-conns", "10000", "most concurrent client connections", 1, func(o *Options) *int { return &o.MaxClientConns }),
@@ -351,6 +380,7 @@ var specs = []spec{
 	listSpec("env-file", "extra .env file for every function (repeatable), after <functions>/.env", func(o *Options) *[]string { return &o.EnvFiles }),
 	listSpec("env", "KEY=VALUE for every function (repeatable), after --env-file", func(o *Options) *[]string { return &o.Env }),
 	boolSpec("mask-secrets", "true", "replace secret values with *** in logged worker output", func(o *Options) *bool { return &o.MaskSecrets }),
+	boolSpec("allow-outside-symlinks", "false", "allow symbolic links inside function and _ folders that point outside the function's and the shared folders (Deno's read permission follows them)", func(o *Options) *bool { return &o.AllowOutsideSymlinks }),
 	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),
 	listSpec("function-permissions", "name=profile: override a function's permissions (repeatable)", func(o *Options) *[]string { return &o.FunctionPermissions }),
 	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),

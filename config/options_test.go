@@ -61,6 +61,8 @@ func TestParseErrorsNameTheSource(t *testing.T) {
 		{[]string{"--min-workers", "3", "--max-workers", "2"}, nil, "--min-workers"},
 		{[]string{"stray"}, nil, "stray"},
 		{[]string{"--port", "-1"}, nil, "--port"},
+		{[]string{"--max-header-fields", "123"}, nil, "--max-header-fields"},
+		{[]string{"--max-header-bytes", "49153"}, nil, "--max-header-bytes"},
 	}
 	for _, c := range cases {
 		_, err := Parse(c.args, env(c.env))

@@ -52,13 +52,53 @@ func unauthorizedError(err error) gatewayError {
 }
 
 // clientIP is the socket peer, or, when the peer is a trusted proxy, the
-// right-most untrusted X-Forwarded-For entry.
+// right-most untrusted X-Forwarded-For entry. Every X-Forwarded-For line
+// counts, in the order received (a proxy may append its own line rather
+// than extend the first); see xffLines.
 func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	remote := guard.RemoteAddr(ctx)
 	if len(g.trusted) == 0 {
 		return remote
 	}
-	return guard.ClientIP(remote, ctx.Request.Header.PeekBytes(hdrXForwardedFor), g.trusted)
+	var lines [maxXFFLines][]byte
+	n := xffLines(ctx.Request.Header.RawHeaders(), &lines)
+	return guard.ClientIPHeaders(remote, lines[:n], g.trusted)
+}
+
+// maxXFFLines bounds the X-Forwarded-For lines clientIP reads: the last
+// ones count, as the walk goes right to left and stops at the first
+// untrusted entry.
+const maxXFFLines = 16
+
+// xffLines collects the values of the X-Forwarded-For lines of a raw header
+// block, in order, keeping the last len(lines) of them. It allocates
+// nothing.
+func xffLines(raw []byte, lines *[maxXFFLines][]byte) int {
+	n := 0
+	for start := 0; start < len(raw); {
+		end := bytes.IndexByte(raw[start:], '\n')
+		if end < 0 {
+			end = len(raw)
+		} else {
+			end += start
+		}
+		line := raw[start:end]
+		start = end + 1
+		if !hasPrefixFold(line, "x-forwarded-for:") {
+			continue
+		}
+		v := line[len("x-forwarded-for:"):]
+		if len(v) > 0 && v[len(v)-1] == '\r' {
+			v = v[:len(v)-1]
+		}
+		if n == len(lines) {
+			copy(lines[:], lines[1:])
+			n--
+		}
+		lines[n] = v
+		n++
+	}
+	return n
 }
 
 // admit runs body size, auth, rate limit and circuit breaker (the framing
@@ -108,8 +148,12 @@ func (g *Gateway) refuseMalformed(ctx *fasthttp.RequestCtx) bool {
 		refuseAndClose(ctx, errBadRequest)
 		return true
 	}
-	// hygiene: the request validator (what the worker's parser would refuse) goes here.
-	// TODO(hygiene): if !g.validRequest(ctx) { refuseAndClose(ctx, errBadRequest); return true }
+	if !g.validRequest(ctx) { // what the worker's parser would refuse (requestcheck.go)
+		if c := connOf(ctx); c != nil {
+			c.lingerOnClose()
+		}
+		return true
+	}
 	return false
 }
 

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"net/netip"
 
 	"github.com/valyala/fasthttp"
@@ -54,8 +55,11 @@ func hasPrefixFold(b []byte, lower string) bool {
 }
 
 // mustDropRequestHeader reports headers a client may not pass to a function.
+// A name with an underscore is dropped, as nginx does by default
+// (underscores_in_headers off): X_Auth_Claims must not pass for
+// X-Auth-Claims in code that maps one to the other (CGI-style).
 func mustDropRequestHeader(key []byte) bool {
-	if hasPrefixFold(key, InternalPrefix) || equalFold(key, claimsHeader) || equalFold(key, expectHeader) {
+	if hasPrefixFold(key, InternalPrefix) || equalFold(key, claimsHeader) || equalFold(key, expectHeader) || bytes.IndexByte(key, '_') >= 0 {
 		return true
 	}
 	for _, h := range hopByHop {
@@ -92,9 +96,17 @@ func sanitizeRequest(h *fasthttp.RequestHeader) {
 	}
 }
 
-// sanitizeResponse removes internal and hop-by-hop headers a function set.
-// Such headers are rare, so it simply rescans after each deletion.
+// sanitizeResponse removes internal and hop-by-hop headers a function set,
+// the function's Connection header and every header it names (RFC 9110
+// §7.6.1), except the framing the gateway owns (Content-Length,
+// Transfer-Encoding). Whether the client connection stays open is the
+// gateway's decision, not the function's (the proxy already reset the
+// close flag). Such headers are rare, so it simply rescans after each
+// deletion.
 func sanitizeResponse(h *fasthttp.ResponseHeader) {
+	if len(h.PeekBytes(hdrConnection)) > 0 {
+		stripConnection(h)
+	}
 	for {
 		var name [64]byte
 		var key []byte
@@ -111,12 +123,41 @@ func sanitizeResponse(h *fasthttp.ResponseHeader) {
 	}
 }
 
+// stripConnection deletes a response's Connection headers and the headers
+// they name. It is rare, and allocates its buffer (the iterator's closure
+// captures it).
+func stripConnection(h *fasthttp.ResponseHeader) {
+	// The names the Connection headers list, joined with commas; a list
+	// longer than the buffer loses its last, cut-off, token.
+	var named [1024]byte
+	list := named[:0]
+	for k, v := range h.All() {
+		if !equalFold(k, "connection") {
+			continue
+		}
+		if len(list)+1+len(v) > cap(list) {
+			room := v[:cap(list)-len(list)-1]
+			if i := bytes.LastIndexByte(room, ','); i >= 0 {
+				list = append(append(list, ','), room[:i]...)
+			}
+			break
+		}
+		list = append(append(list, ','), v...)
+	}
+	h.DelBytes(hdrConnection)
+	forEachToken(list, func(tok []byte) {
+		if !equalFold(tok, "content-length") && !equalFold(tok, "transfer-encoding") {
+			h.DelBytes(tok)
+		}
+	})
+}
+
 func mustDropResponseHeader(key []byte) bool {
 	if hasPrefixFold(key, InternalPrefix) {
 		return true
 	}
 	for _, h := range hopByHop {
-		if h != "connection" && equalFold(key, h) {
+		if equalFold(key, h) {
 			return true
 		}
 	}
@@ -151,6 +192,7 @@ func forEachToken(v []byte, f func([]byte)) {
 func setForwarded(ctx *fasthttp.RequestCtx, client netip.Addr, trustedPeer bool) {
 	h := &ctx.Request.Header
 	var buf [64]byte
+	h.DelBytes(hdrXForwardedFor) // every line: SetBytesKV replaces only the first
 	h.SetBytesKV(hdrXForwardedFor, client.AppendTo(buf[:0]))
 	host := h.Host()
 	if len(host) == 0 {

@@ -67,3 +67,36 @@ func BenchmarkSanitizeRequest(b *testing.B) {
 		sanitizeRequest(&req.Header)
 	}
 }
+
+func TestSanitizeResponseStripsConnectionAndNamedHeaders(t *testing.T) {
+	var resp fasthttp.Response
+	raw := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: x-secret, Content-Length\r\nConnection: X-Other\r\nx-secret: 1\r\nX-Other: 2\r\nX-Mine: 3\r\n\r\nok"
+	if err := resp.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	sanitizeResponse(&resp.Header)
+	for _, gone := range []string{"Connection", "X-Secret", "X-Other"} {
+		if v := resp.Header.Peek(gone); v != nil {
+			t.Errorf("%s survived: %q", gone, v)
+		}
+	}
+	if string(resp.Header.Peek("X-Mine")) != "3" || resp.Header.ContentLength() != 2 {
+		t.Errorf("other headers changed: %s", resp.Header.String())
+	}
+	if resp.Header.ConnectionClose() {
+		t.Error("the function's Connection header closed the client connection")
+	}
+}
+
+func TestSanitizeRequestDropsUnderscoreNames(t *testing.T) {
+	req := parseRequest(t, "GET /x HTTP/1.1\r\nHost: h\r\nX_Auth_Claims: forged\r\nx_a: 1\r\nX-Keep: yes\r\n\r\n")
+	sanitizeRequest(&req.Header)
+	for _, gone := range []string{"X_Auth_Claims", "x_a"} {
+		if v := req.Header.Peek(gone); v != nil {
+			t.Errorf("%s survived: %q", gone, v)
+		}
+	}
+	if string(req.Header.Peek("X-Keep")) != "yes" {
+		t.Errorf("X-Keep lost: %s", req.Header.String())
+	}
+}
