@@ -44,6 +44,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if err := lifecycle.Validate(opts, layout); err != nil {
 		return fail(stderr, err)
 	}
+	for _, w := range startupWarnings(opts, layout) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	tmp, err := os.MkdirTemp("", "edgeway-check-")
 	if err != nil {
 		return fail(stderr, err)

@@ -120,6 +120,9 @@ func serve(args []string, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, err)
 	}
+	for _, w := range startupWarnings(opts, layout) {
+		log.Warn().Msg(w)
+	}
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -38,6 +38,9 @@ type Layout struct {
 	// folders ("_shared/cors.ts") to its file URL.
 	SharedImports map[string]string
 	Functions     []Function
+	// Warnings name what the scan ignored: config.toml sections and keys
+	// edgeway does not apply, folders that are not functions.
+	Warnings []string
 }
 
 // Lookup returns the function called name, or nil.

@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// supabaseJS is pinned so every run resolves the same package.
+const supabaseJS = "npm:@supabase/supabase-js@2.119.1"
+
+// supabaseEnvFunction is written the way Supabase's docs write it: a client
+// from SUPABASE_URL and the anon key, made per request.
+const supabaseEnvFunction = `import { createClient } from "` + supabaseJS + `";
+
+Deno.serve((_req) => {
+  const supabase = createClient(
+    Deno.env.get("SUPABASE_URL") ?? "",
+    Deno.env.get("SUPABASE_ANON_KEY") ?? "",
+  );
+  return Response.json({
+    client: typeof supabase.from,
+    url: Deno.env.get("SUPABASE_URL"),
+    db: Deno.env.get("SUPABASE_DB_URL"),
+    region: Deno.env.get("SB_REGION"),
+  });
+});
+`
+
+func TestParitySupabaseEnvironment(t *testing.T) {
+	files := map[string]string{"db-info/index.ts": supabaseEnvFunction}
+	t.Run("dev defaults", func(t *testing.T) {
+		t.Setenv("SUPABASE_URL", "")
+		t.Setenv("SUPABASE_DB_URL", "")
+		g := startGateway(t, files, "--dev", "--auth", "none")
+		r := g.Get("/functions/v1/db-info")
+		if r.Status != 200 {
+			t.Fatalf("status %d: %s", r.Status, r.Body)
+		}
+		m := r.JSON(t)
+		want := map[string]any{
+			"client": "function",
+			"url":    "http://127.0.0.1:54321",
+			"db":     "postgresql://postgres:postgres@127.0.0.1:54322/postgres",
+			"region": "local",
+		}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("%s = %v, want %v", k, m[k], v)
+			}
+		}
+	})
+	t.Run("production flags", func(t *testing.T) {
+		t.Setenv("SUPABASE_URL", "http://from-the-environment.invalid")
+		g := startGateway(t, files, "--supabase-url", "https://abc.supabase.co", "--supabase-db-url", "postgresql://u:p@db:5432/postgres", "--region", "eu-west-3", "--env", "SUPABASE_ANON_KEY=anon")
+		m := g.Get("/db-info").JSON(t)
+		want := map[string]any{"client": "function", "url": "https://abc.supabase.co", "db": "postgresql://u:p@db:5432/postgres", "region": "eu-west-3"}
+		for k, v := range want {
+			if m[k] != v {
+				t.Errorf("%s = %v, want %v", k, m[k], v)
+			}
+		}
+	})
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestParityRuntimeVariablesStayWithTheGateway(t *testing.T) {
+	port := strconv.Itoa(freePort(t))
+	t.Setenv("DENO_SERVE_ADDRESS", "tcp:127.0.0.1:"+port)
+	g := startGateway(t, map[string]string{
+		".env":           "DENO_SERVE_ADDRESS=tcp:127.0.0.1:" + port + "\nGREETING=hi\n",
+		"plain/.env":     "NPM_CONFIG_REGISTRY=http://127.0.0.1:1/\nDENO_AUTO_SERVE=1\n",
+		"plain/index.ts": `Deno.serve(() => Response.json({greeting: Deno.env.get("GREETING"), serve: Deno.env.get("DENO_SERVE_ADDRESS") ?? null, registry: Deno.env.get("NPM_CONFIG_REGISTRY") ?? null}));`,
+	})
+	r := g.Get("/plain")
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	m := r.JSON(t)
+	if m["greeting"] != "hi" || m["serve"] != nil || m["registry"] != nil {
+		t.Fatalf("function environment = %v, want GREETING only", m)
+	}
+	if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+		c.Close()
+		t.Fatalf("the function listens on 127.0.0.1:%s, outside the gateway", port)
+	}
+	for _, want := range []string{
+		"the gateway's environment: variable DENO_SERVE_ADDRESS",
+		filepath.Join(g.Dir, ".env") + ":1: variable DENO_SERVE_ADDRESS",
+		filepath.Join(g.Dir, "plain", ".env") + ":1: variable NPM_CONFIG_REGISTRY",
+		filepath.Join(g.Dir, "plain", ".env") + ":2: variable DENO_AUTO_SERVE",
+	} {
+		g.WaitLog(func(l logLine) bool { return l.Str("level") == "warn" && strings.Contains(l.Msg(), want) })
+	}
+}
+
+func TestParityAdminPathsShadowingFunctionsAreReported(t *testing.T) {
+	files := map[string]string{
+		"health/index.ts":  `Deno.serve((req) => new Response("fn " + new URL(req.url).pathname));`,
+		"metrics/index.ts": `Deno.serve((req) => new Response("fn " + new URL(req.url).pathname));`,
+	}
+	g := startGateway(t, files)
+	for _, name := range []string{"health", "metrics"} {
+		g.WaitLog(func(l logLine) bool {
+			return l.Str("level") == "warn" && strings.Contains(l.Msg(), "function "+name+":") && strings.Contains(l.Msg(), "/functions/v1/"+name)
+		})
+		if r := g.Get("/functions/v1/" + name); r.Status != 200 || string(r.Body) != "fn /"+name {
+			t.Fatalf("/functions/v1/%s: %d %q", name, r.Status, r.Body)
+		}
+	}
+	out, err := exec.Command(binPath(t), "check", "--functions", g.Dir, "--deno", denoPath(t)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "warning: function health:") {
+		t.Fatalf("check does not warn about /health: %v\n%s", err, out)
+	}
+}
