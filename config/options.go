@@ -75,6 +75,7 @@ type Options struct {
 	RateLimit        int
 	TrustedProxies   []string
 	CORSOrigins      []string
+	CORSAllowHeaders []string
 	BreakerErrorRate float64
 	BreakerWindow    int
 	BreakerCooldown  time.Duration
@@ -289,7 +290,8 @@ var specs = []spec{
 	boolSpec("client-read-yield", "true", "yield to other handlers before reading a keep-alive client's next request: under load it has usually arrived by then, which saves a failed read and a netpoller wake-up per request", func(o *Options) *bool { return &o.ClientReadYield }),
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
 	listSpec("trusted-proxies", "CIDRs or IPs whose X-Forwarded-For is believed (e.g. nginx in front)", func(o *Options) *[]string { return &o.TrustedProxies }),
-	listSpec("cors-origins", "allowed CORS origins (* allowed only with --dev unless listed explicitly); unset = no CORS headers", func(o *Options) *[]string { return &o.CORSOrigins }),
+	listSpec("cors-origins", "origins the gateway allows CORS requests from, answering preflights itself (* for any); unset = functions handle CORS themselves, preflights included (as on Supabase)", func(o *Options) *[]string { return &o.CORSOrigins }),
+	listSpec("cors-allow-headers", "with --cors-origins: the Access-Control-Allow-Headers of preflight answers; unset = allow the headers the preflight asks for", func(o *Options) *[]string { return &o.CORSAllowHeaders }),
 	floatSpec("breaker-error-rate", "0.5", "default breaker.errorRate: share of failed calls that opens the circuit", 0.01, 1, func(o *Options) *float64 { return &o.BreakerErrorRate }),
 	intSpec("breaker-window", "20", "default breaker.errorWindow: calls considered", 1, func(o *Options) *int { return &o.BreakerWindow }),
 	durationSpec("breaker-cooldown", "30s", "default breaker.cooldownMs: how long an open circuit refuses", func(o *Options) *time.Duration { return &o.BreakerCooldown }),
@@ -307,7 +309,7 @@ var specs = []spec{
 		return nil
 	}},
 	durationSpec("watch-debounce", "200ms", "quiet time after a file change before reloading", func(o *Options) *time.Duration { return &o.WatchDebounce }),
-	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret and keys when none are given, CORS *, console logs", func(o *Options) *bool { return &o.Dev }),
+	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret, keys and URLs when none are given, console logs", func(o *Options) *bool { return &o.Dev }),
 	stringSpec("auth", "jwt", "jwt: functions need a valid JWT unless public (production refuses to start without a key); none: no verification (e.g. nginx authenticates)", []string{"jwt", "none"}, func(o *Options) *string { return &o.Auth }),
 	stringSpec("jwt-secret", "", "HS256/384/512 secret (also JWT_SECRET or SUPABASE_JWT_SECRET); production refuses well-known or <32-byte secrets", nil, func(o *Options) *string { return &o.JWTSecret }),
 	stringSpec("jwt-public-key", "", "PEM file with an RSA, EC or Ed25519 public key", nil, func(o *Options) *string { return &o.JWTPublicKey }),

@@ -125,3 +125,60 @@ func TestParityAdminPathsShadowingFunctionsAreReported(t *testing.T) {
 		t.Fatalf("check does not warn about /health: %v\n%s", err, out)
 	}
 }
+
+// sharedCORS is the `_shared/cors.ts` of Supabase's docs.
+const sharedCORS = `export const corsHeaders = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers": "authorization, x-client-info, apikey, content-type, traceparent, tracestate, baggage, x-retry-count",
+};
+`
+
+// corsFunction answers its own preflight, as Supabase's examples do.
+const corsFunction = `import { corsHeaders } from "../_shared/cors.ts";
+
+Deno.serve(async (req) => {
+  if (req.method === "OPTIONS") {
+    return new Response("ok", { headers: { ...corsHeaders, "x-answered-by": "function" } });
+  }
+  return new Response(JSON.stringify({ ok: true }), {
+    headers: { ...corsHeaders, "Content-Type": "application/json" },
+  });
+});
+`
+
+func TestParityCORSPreflights(t *testing.T) {
+	files := map[string]string{"_shared/cors.ts": sharedCORS, "browser/index.ts": corsFunction}
+	// What a browser sends before a supabase-js functions.invoke.
+	preflight := map[string]string{
+		"Origin":                         "http://localhost:5173",
+		"Access-Control-Request-Method":  "POST",
+		"Access-Control-Request-Headers": "authorization,x-client-info,apikey,content-type,traceparent,tracestate,baggage,x-retry-count,x-my-header",
+	}
+	t.Run("dev: the function answers its own preflight", func(t *testing.T) {
+		g := startGateway(t, files, "--dev", "--auth", "jwt")
+		r := g.Do("OPTIONS", "/functions/v1/browser", nil, preflight)
+		if r.Status != 200 || r.Header.Get("X-Answered-By") != "function" || string(r.Body) != "ok" {
+			t.Fatalf("preflight: %d %v %q, want the function's own answer", r.Status, r.Header, r.Body)
+		}
+		if got := r.Header.Get("Access-Control-Allow-Headers"); !strings.Contains(got, "traceparent") {
+			t.Fatalf("Access-Control-Allow-Headers = %q", got)
+		}
+	})
+	t.Run("--cors-origins: the gateway allows what is asked", func(t *testing.T) {
+		g := startGateway(t, files, "--cors-origins", "http://localhost:5173")
+		r := g.Do("OPTIONS", "/functions/v1/browser", nil, preflight)
+		if r.Status != 204 || r.Header.Get("Access-Control-Allow-Headers") != preflight["Access-Control-Request-Headers"] ||
+			r.Header.Get("Access-Control-Allow-Origin") != "http://localhost:5173" {
+			t.Fatalf("preflight: %d %v", r.Status, r.Header)
+		}
+		r = g.Do("OPTIONS", "/browser", nil, map[string]string{"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+		expectError(t, r, 403, "CORS_ORIGIN_NOT_ALLOWED")
+	})
+	t.Run("--cors-allow-headers: exactly those", func(t *testing.T) {
+		g := startGateway(t, files, "--cors-origins", "*", "--cors-allow-headers", "authorization,content-type")
+		r := g.Do("OPTIONS", "/browser", nil, preflight)
+		if r.Status != 204 || r.Header.Get("Access-Control-Allow-Headers") != "authorization, content-type" {
+			t.Fatalf("preflight: %d %v", r.Status, r.Header)
+		}
+	})
+}
