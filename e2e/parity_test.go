@@ -182,3 +182,22 @@ func TestParityCORSPreflights(t *testing.T) {
 		}
 	})
 }
+
+func TestParityUncaughtErrorIsPlain500(t *testing.T) {
+	g := startGateway(t, map[string]string{
+		"throws/index.ts": `Deno.serve(async (req) => {
+  const { name } = await req.json(); // a GET has no body: throws
+  return new Response("hello " + name);
+});`,
+	})
+	r := g.Get("/throws")
+	if r.Status != 500 || string(r.Body) != "Internal Server Error" || r.Header.Get("X-Edgeway-Error") != "" ||
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("uncaught error: %d %v %q, want Deno's plain 500", r.Status, r.Header, r.Body)
+	}
+	g.WaitLog(func(l logLine) bool { return strings.Contains(l.Msg(), "uncaught error in function handler") })
+	// The worker survives and keeps serving.
+	if r := g.Do("POST", "/throws", strings.NewReader(`{"name":"Ada"}`), nil); r.Status != 200 || string(r.Body) != "hello Ada" {
+		t.Fatalf("after the error: %d %q", r.Status, r.Body)
+	}
+}
