@@ -92,6 +92,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "%s\t/functions/v1/%s, /%s\t%s\t%s\t%d-%d\t%s\n", fn.Name, fn.Name, fn.Name, auth, perms, fn.Config.MinWorkers, fn.Config.MaxWorkers, result)
 	}
 	tw.Flush()
+	reportStaticFiles(stdout, layout)
 	if failed > 0 {
 		return fail(stderr, errors.New(fmt.Sprint(failed, " function(s) failed to type-check")))
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"edgeway/config"
 	"edgeway/lifecycle"
@@ -43,4 +45,14 @@ func shadowWarnings(opts config.Options, layout *config.Layout) []string {
 		}
 	}
 	return out
+}
+
+// reportStaticFiles tells which files config.toml's static_files let each
+// function read.
+func reportStaticFiles(w io.Writer, layout *config.Layout) {
+	for _, fn := range layout.Functions {
+		if len(fn.StaticFiles) > 0 {
+			fmt.Fprintf(w, "%s: static files readable: %s\n", fn.Name, strings.Join(fn.StaticFiles, ", "))
+		}
+	}
 }

@@ -28,6 +28,9 @@ type Function struct {
 	Entrypoint string // absolute path of the module to run
 	Config     FunctionConfig
 	Deps       Deps // its Deno config or import map and lock file
+	// StaticFiles are the files config.toml's static_files match: the
+	// function may read them.
+	StaticFiles []string
 }
 
 // Layout is the result of scanning a functions folder.
@@ -41,6 +44,9 @@ type Layout struct {
 	// Warnings name what the scan ignored: config.toml sections and keys
 	// edgeway does not apply, folders that are not functions.
 	Warnings []string
+	// Secrets are config.toml's [edge_runtime.secrets], env(NAME) resolved:
+	// every function's environment, above the gateway's.
+	Secrets []SecretVar
 }
 
 // Lookup returns the function called name, or nil.
@@ -102,6 +108,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 			continue
 		}
 		if !ValidName(name) {
+			if w := folderWarning(root, name, "the name must match "+namePattern.String()); w != "" {
+				l.Warnings = append(l.Warnings, w)
+			}
 			continue
 		}
 		sf := sb.Functions[name]
@@ -123,6 +132,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 			entry = findIndex(full)
 		}
 		if entry == "" {
+			if w := folderWarning(root, name, "no index file ("+strings.Join(indexFiles, ", ")+")"); w != "" {
+				l.Warnings = append(l.Warnings, w)
+			}
 			continue
 		}
 		f, err := newFunction(name, full, entry, base, deps, root, tomlMap)
@@ -161,6 +173,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 		l.Functions = append(l.Functions, f)
 	}
 	if err := applyOverrides(l, o); err != nil {
+		return nil, err
+	}
+	if err := applySupabaseExtras(l, sb, sbPath, lookupEnv); err != nil {
 		return nil, err
 	}
 	l.SharedImports = sharedImports(l.Shared)

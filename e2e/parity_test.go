@@ -201,3 +201,62 @@ func TestParityUncaughtErrorIsPlain500(t *testing.T) {
 		t.Fatalf("after the error: %d %q", r.Status, r.Body)
 	}
 }
+
+func TestParityConfigTomlAndFolders(t *testing.T) {
+	t.Setenv("PARITY_OPENAI", "sk-from-the-environment")
+	files := map[string]string{
+		"../config.toml": `[functions.reader]
+verify_jwt = false
+static_files = ["./static/*.html"]
+
+[functions.raeder]
+verify_jwt = false
+
+[edge_runtime]
+policy = "per_worker"
+mystery = true
+
+[edge_runtime.secrets]
+OPENAI_API_KEY = "env(PARITY_OPENAI)"
+PLAIN = "literal"
+MISSING = "env(PARITY_NOT_SET_ANYWHERE)"
+`,
+		"../static/page.html": "<h1>static</h1>",
+		"reader/index.ts": `Deno.serve(async () => {
+  const page = await Deno.readTextFile(new URL("../../static/page.html", import.meta.url));
+  return Response.json({ page, openai: Deno.env.get("OPENAI_API_KEY"), plain: Deno.env.get("PLAIN"), missing: Deno.env.get("MISSING") ?? null });
+});`,
+		"no-index/main.ts": `Deno.serve(() => new Response("never"));`,
+		"1st/index.ts":     `Deno.serve(() => new Response("never"));`,
+	}
+	g := startGateway(t, files)
+	r := g.Get("/reader")
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	m := r.JSON(t)
+	if m["page"] != "<h1>static</h1>" || m["openai"] != "sk-from-the-environment" || m["plain"] != "literal" || m["missing"] != nil {
+		t.Fatalf("function saw %v", m)
+	}
+	toml := filepath.Join(filepath.Dir(g.Dir), "config.toml")
+	wants := []string{
+		toml + ": section [functions.raeder] names no function",
+		toml + ": [edge_runtime] mystery is not applied by edgeway: unknown key",
+		toml + ": [edge_runtime] policy is not applied by edgeway",
+		toml + ": field \"edge_runtime.secrets.MISSING\": PARITY_NOT_SET_ANYWHERE is not set",
+		g.Dir + ": folder no-index is not served: no index file",
+		g.Dir + ": folder 1st is not served: the name must match",
+	}
+	for _, want := range wants {
+		g.WaitLog(func(l logLine) bool { return l.Str("level") == "warn" && strings.Contains(l.Msg(), want) })
+	}
+	out, err := exec.Command(binPath(t), "check", "--functions", g.Dir, "--deno", denoPath(t)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+	for _, want := range append(wants, "reader: static files readable: "+filepath.Join(filepath.Dir(g.Dir), "static", "page.html")) {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}

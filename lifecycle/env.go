@@ -59,7 +59,8 @@ type functionEnv struct {
 // buildEnvs layers each function's environment, lowest first: the
 // gateway's environment minus edgeway's own settings and secrets (narrowed
 // by --env-passthrough), the Supabase variables (--supabase-url,
-// --supabase-db-url, --region, --dev defaults), <functions>/.env, each
+// --supabase-db-url, --region, --dev defaults), config.toml's
+// [edge_runtime.secrets], <functions>/.env, each
 // --env-file, --env, and <function>/.env. Variables that steer the runtime
 // are dropped (see workerOwnedVars, gatewayOnlyVars). Errors name the file
 // and line.
@@ -119,6 +120,13 @@ func resolveEnvs(opts config.Options, layout *config.Layout, environ []string) (
 		layer.set("the gateway's environment", k, v, true)
 	}
 	supabaseEnv(opts, base)
+	for _, sv := range layout.Secrets {
+		if (opts.JWTSecret != "" && sv.Value == opts.JWTSecret) || (opts.InternalKey != "" && sv.Value == opts.InternalKey) {
+			warnings = append(warnings, fmt.Sprintf("config.toml [edge_runtime.secrets] %s: the value is edgeway's own secret and is not passed to functions", sv.Key))
+			continue
+		}
+		layer.set("config.toml [edge_runtime.secrets]", sv.Key, sv.Value, false)
+	}
 	if err := loadEnvFile(layer, filepath.Join(layout.Root, ".env"), false); err != nil {
 		return nil, nil, err
 	}
