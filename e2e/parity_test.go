@@ -260,3 +260,30 @@ MISSING = "env(PARITY_NOT_SET_ANYWHERE)"
 		}
 	}
 }
+
+func TestParityPackageJSONDependencies(t *testing.T) {
+	g := startGateway(t, map[string]string{
+		"hello-hono/package.json": `{
+  "name": "hello-hono",
+  "type": "module",
+  "dependencies": { "hono": "4.13.23" }
+}`,
+		"hello-hono/index.ts": `import { Hono } from "hono";
+import { cors } from "hono/cors";
+
+const app = new Hono().basePath("/hello-hono");
+app.use("*", cors());
+app.get("/", (c) => c.text("Hello from Hono"));
+
+Deno.serve(app.fetch);
+`,
+	})
+	r := g.Get("/functions/v1/hello-hono")
+	if r.Status != 200 || string(r.Body) != "Hello from Hono" {
+		t.Fatalf("hono from package.json: %d %q", r.Status, r.Body)
+	}
+	out, err := exec.Command(binPath(t), "check", "--functions", g.Dir, "--deno", denoPath(t)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("check: %v\n%s", err, out)
+	}
+}
