@@ -3,6 +3,7 @@
 //
 //	edgeway serve [flags]   serve the functions folder
 //	edgeway check [flags]   validate the folder and type-check every function
+//	edgeway cache [flags]   fetch every function's dependencies into Deno's cache
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
 package main
@@ -48,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "cache":
+		return cache(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -72,6 +75,8 @@ Usage:
   edgeway serve [flags]   serve a Supabase-style functions folder
   edgeway check [flags]   validate a functions folder and type-check every
                           function with deno check (exits non-zero on errors)
+  edgeway cache [flags]   fetch every function's dependencies into Deno's
+                          cache before traffic (exits non-zero on errors)
   edgeway version         print the version
   edgeway help            this help
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -285,5 +286,37 @@ Deno.serve(app.fetch);
 	out, err := exec.Command(binPath(t), "check", "--functions", g.Dir, "--deno", denoPath(t)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("check: %v\n%s", err, out)
+	}
+}
+
+func TestParityCacheWarmsDependenciesBeforeTraffic(t *testing.T) {
+	t.Setenv("DENO_DIR", t.TempDir()) // an empty cache, for edgeway and its workers
+	root := t.TempDir()
+	dir := filepath.Join(root, "functions")
+	writeTree(t, dir, map[string]string{
+		"numbers/package.json": `{"dependencies": {"is-number": "7.0.0"}}`,
+		"numbers/index.ts": `import isNumber from "is-number";
+Deno.serve(() => new Response(String(isNumber(42))));`,
+		"plain/index.ts": `Deno.serve(() => new Response("plain"));`,
+	})
+	// Cold and --cached-only: the dependency is not there, the boot fails.
+	g := serveDir(t, dir, "--deno-flag=--cached-only")
+	expectError(t, g.Get("/numbers"), 503, "BOOT_ERROR")
+	g.Signal(syscall.SIGTERM)
+	g.WaitExit()
+
+	out, err := exec.Command(binPath(t), "cache", "--functions", dir, "--deno", denoPath(t)).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "numbers\tcached") || !strings.Contains(string(out), "2 functions cached") {
+		t.Fatalf("edgeway cache: %v\n%s", err, out)
+	}
+	g = serveDir(t, dir, "--deno-flag=--cached-only")
+	if r := g.Get("/numbers"); r.Status != 200 || string(r.Body) != "true" {
+		t.Fatalf("after edgeway cache: %d %q", r.Status, r.Body)
+	}
+
+	writeTree(t, dir, map[string]string{"broken/index.ts": `import x from "npm:this-package-does-not-exist-edgeway-parity@1.0.0"; Deno.serve(() => new Response(x));`})
+	out, err = exec.Command(binPath(t), "cache", "--functions", dir, "--deno", denoPath(t)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "broken\tFAILED") {
+		t.Fatalf("edgeway cache passed a function whose dependency does not exist: %v\n%s", err, out)
 	}
 }
