@@ -328,7 +328,7 @@ var specs = []spec{
 	listSpec("env", "KEY=VALUE for every function (repeatable), after --env-file", func(o *Options) *[]string { return &o.Env }),
 	stringSpec("supabase-url", "", "SUPABASE_URL given to functions (over the gateway's environment); --dev default http://127.0.0.1:54321, the Supabase CLI's local API", nil, func(o *Options) *string { return &o.SupabaseURL }),
 	stringSpec("supabase-db-url", "", "SUPABASE_DB_URL given to functions (over the gateway's environment); --dev default postgresql://postgres:postgres@127.0.0.1:54322/postgres", nil, func(o *Options) *string { return &o.SupabaseDBURL }),
-	stringSpec("region", "local", "SB_REGION given to functions (Supabase sets the region they run in)", nil, func(o *Options) *string { return &o.Region }),
+	stringSpec("region", "", "SB_REGION given to functions (Supabase sets the region they run in); unset = the gateway's SB_REGION, else local", nil, func(o *Options) *string { return &o.Region }),
 	boolSpec("mask-secrets", "true", "replace secret values with *** in logged worker output", func(o *Options) *bool { return &o.MaskSecrets }),
 	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),
 	listSpec("function-permissions", "name=profile: override a function's permissions (repeatable)", func(o *Options) *[]string { return &o.FunctionPermissions }),

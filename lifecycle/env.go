@@ -164,7 +164,7 @@ func resolveEnvs(opts config.Options, layout *config.Layout, environ []string) (
 // supabaseEnv sets the variables Supabase gives every function: the
 // --supabase-url and --supabase-db-url flags over the gateway's
 // environment, the local stack's URLs and keys in --dev when nothing set
-// them, and SB_REGION from --region.
+// them, and SB_REGION from --region, else the environment, else "local".
 func supabaseEnv(opts config.Options, env map[string]string) {
 	if opts.SupabaseURL != "" {
 		env["SUPABASE_URL"] = opts.SupabaseURL
@@ -175,6 +175,7 @@ func supabaseEnv(opts config.Options, env map[string]string) {
 	if opts.Region != "" {
 		env["SB_REGION"] = opts.Region
 	}
+	setDefault(env, "SB_REGION", "local")
 	if opts.Dev {
 		setDefault(env, "SUPABASE_URL", devSupabaseURL)
 		setDefault(env, "SUPABASE_DB_URL", devSupabaseDBURL)

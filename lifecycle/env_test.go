@@ -27,10 +27,10 @@ func TestBuildEnvsSupabaseAndRuntimeVariables(t *testing.T) {
 		absent   []string // keys that must not be present
 		warnings int
 	}{
-		{"production", config.Options{Region: "local"},
+		{"production", config.Options{},
 			[]string{"DENO_DIR=/cache", "A=1", "SUPABASE_URL=http://env", "SB_REGION=local"},
 			[]string{"DENO_SERVE_ADDRESS", "SUPABASE_DB_URL", "SUPABASE_ANON_KEY", "EDGEWAY_PORT"}, 3},
-		{"dev", config.Options{Dev: true, Region: "local"},
+		{"dev", config.Options{Dev: true},
 			[]string{"SUPABASE_URL=http://env", "SUPABASE_DB_URL=" + devSupabaseDBURL, "SUPABASE_ANON_KEY=" + "eyJ"},
 			[]string{"DENO_SERVE_ADDRESS"}, 3},
 		{"flags", config.Options{Dev: true, SupabaseURL: "https://x.supabase.co", SupabaseDBURL: "postgresql://db", Region: "eu"},
