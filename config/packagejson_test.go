@@ -56,3 +56,26 @@ func TestWithPackageJSON(t *testing.T) {
 		t.Fatalf("no package.json: %+v, %v", d, err)
 	}
 }
+
+// FuzzNpmTarget: an accepted dependency always becomes name@version (or
+// an npm: alias), never a path, URL or another scheme.
+func FuzzNpmTarget(f *testing.F) {
+	for _, s := range [][2]string{{"hono", "^4"}, {"@hono/node-server", "1.0.0"}, {"x", "npm:y@1"}, {"x", "file:../x"}, {"../x", "1"}, {"x", "git+https://a/b"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, name, version string) {
+		target, err := npmTarget(name, version)
+		if err != nil {
+			return
+		}
+		if !npmName.MatchString(name) {
+			t.Fatalf("accepted name %q", name)
+		}
+		if strings.HasPrefix(strings.TrimSpace(version), "npm:") {
+			return
+		}
+		if !strings.HasPrefix(target, name+"@") || strings.ContainsAny(target[len(name)+1:], ":/#") {
+			t.Fatalf("npmTarget(%q, %q) = %q", name, version, target)
+		}
+	})
+}
