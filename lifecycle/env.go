@@ -60,10 +60,9 @@ type functionEnv struct {
 // gateway's environment minus edgeway's own settings and secrets (narrowed
 // by --env-passthrough), the Supabase variables (--supabase-url,
 // --supabase-db-url, --region, --dev defaults), config.toml's
-// [edge_runtime.secrets], <functions>/.env, each
-// --env-file, --env, and <function>/.env. Variables that steer the runtime
-// are dropped (see workerOwnedVars, gatewayOnlyVars). Errors name the file
-// and line.
+// [edge_runtime.secrets], <functions>/.env, each --env-file, --env, and
+// <function>/.env. Variables that steer the runtime are dropped (see
+// workerOwnedVars, gatewayOnlyVars). Errors name the file and line.
 func buildEnvs(opts config.Options, layout *config.Layout, environ []string) (map[string]functionEnv, error) {
 	envs, _, err := resolveEnvs(opts, layout, environ)
 	return envs, err
@@ -77,13 +76,15 @@ func EnvWarnings(opts config.Options, layout *config.Layout, environ []string) (
 	return warnings, err
 }
 
-// envLayer applies one layer's variables to env, dropping the ones its
-// source may not set; from names the source in warnings.
+// envLayer applies variables to env, dropping (with a warning) the ones
+// their source may not set.
 type envLayer struct {
 	env      map[string]string
 	warnings *[]string
 }
 
+// set applies k=v from the source named from; gatewayEnv says the source
+// is the gateway's own environment.
 func (l envLayer) set(from, k, v string, gatewayEnv bool) {
 	if contains(workerOwnedVars, k) || (!gatewayEnv && contains(gatewayOnlyVars, k)) {
 		why := "edgeway sets where workers serve"
@@ -96,6 +97,7 @@ func (l envLayer) set(from, k, v string, gatewayEnv bool) {
 	l.env[k] = v
 }
 
+// resolveEnvs is buildEnvs returning the warnings too.
 func resolveEnvs(opts config.Options, layout *config.Layout, environ []string) (map[string]functionEnv, []string, error) {
 	var warnings []string
 	base := map[string]string{}
