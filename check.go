@@ -44,6 +44,9 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if err := lifecycle.Validate(opts, layout); err != nil {
 		return fail(stderr, err)
 	}
+	for _, w := range startupWarnings(opts, layout) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	tmp, err := os.MkdirTemp("", "edgeway-check-")
 	if err != nil {
 		return fail(stderr, err)
@@ -89,6 +92,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "%s\t/functions/v1/%s, /%s\t%s\t%s\t%d-%d\t%s\n", fn.Name, fn.Name, fn.Name, auth, perms, fn.Config.MinWorkers, fn.Config.MaxWorkers, result)
 	}
 	tw.Flush()
+	reportStaticFiles(stdout, layout)
 	if failed > 0 {
 		return fail(stderr, errors.New(fmt.Sprint(failed, " function(s) failed to type-check")))
 	}

@@ -3,6 +3,7 @@
 //
 //	edgeway serve [flags]   serve the functions folder
 //	edgeway check [flags]   validate the folder and type-check every function
+//	edgeway cache [flags]   fetch every function's dependencies into Deno's cache
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
 package main
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "check":
 		return check(args[1:], stdout, stderr)
+	case "cache":
+		return cache(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -76,6 +79,8 @@ Usage:
   edgeway serve [flags]   serve a Supabase-style functions folder
   edgeway check [flags]   validate a functions folder and type-check every
                           function with deno check (exits non-zero on errors)
+  edgeway cache [flags]   fetch every function's dependencies into Deno's
+                          cache before traffic (exits non-zero on errors)
   edgeway version         print the version
   edgeway help            this help
 
@@ -124,6 +129,9 @@ func serve(args []string, stderr io.Writer) int {
 	layout, err := config.Discover(opts.Functions, opts)
 	if err != nil {
 		return fail(stderr, err)
+	}
+	for _, w := range startupWarnings(opts, layout) {
+		log.Warn().Msg(w)
 	}
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)

@@ -25,9 +25,6 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 			noKey = false
 			log.Warn().Msg("--dev: using Supabase's well-known local JWT secret; never use it in production")
 		}
-		if len(opts.CORSOrigins) == 0 {
-			opts.CORSOrigins = []string{guard.AnyOrigin}
-		}
 	} else if opts.Auth == "jwt" {
 		if noKey {
 			return sec, fmt.Errorf("flag --auth: no JWT key configured (give --jwt-secret, --jwt-public-key or --jwks-url; or --auth none when a proxy authenticates; or --dev for local development)")
@@ -61,7 +58,8 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 		}
 		sec.Verifier = v
 	}
-	sec.CORS = guard.NewCORS(guard.CORSOptions{Origins: splitList(opts.CORSOrigins)})
+	// Functions own CORS (as on Supabase) unless --cors-origins is given.
+	sec.CORS = guard.NewCORS(guard.CORSOptions{Origins: splitList(opts.CORSOrigins), AllowHeaders: strings.Join(splitList(opts.CORSAllowHeaders), ", ")})
 	if len(opts.TrustedProxies) > 0 {
 		trusted, err := guard.ParseTrustedProxies(strings.Join(opts.TrustedProxies, ","))
 		if err != nil {

@@ -184,12 +184,10 @@ if (!captured) await handlerCaptured;
 const userHandler = captured.handler;
 const userOnError = captured.options.onError;
 
+// Deno's and Supabase's answer to an uncaught handler error.
 function defaultOnError(err) {
   console.error("uncaught error in function handler:", err);
-  return new Response(
-    JSON.stringify({ code: "WORKER_ERROR", message: "the function threw an uncaught exception" }),
-    { status: 500, headers: { "content-type": "application/json" } },
-  );
+  return new Response("Internal Server Error", { status: 500 });
 }
 
 const server = realServe(

@@ -15,6 +15,9 @@ type Deps struct {
 	Config  string // deno.json or deno.jsonc given to Deno with --config; "" runs with --no-config
 	MapFile string // the file Imports and Scopes come from; "" when there is none
 	Lock    string // existing lock file given with --lock; "" runs with --no-lock
+	// PackageJSON is the function's package.json whose dependencies are in
+	// Imports; "" when there is none.
+	PackageJSON string
 	// Imports and Scopes are the user's import map with every relative
 	// specifier, address and scope made an absolute URL, so the map can be
 	// written anywhere and still mean the same.
@@ -26,7 +29,7 @@ type Deps struct {
 // change how the function's modules resolve.
 func (d Deps) Files() []string {
 	var out []string
-	for _, p := range []string{d.Config, d.MapFile, d.Lock} {
+	for _, p := range []string{d.Config, d.MapFile, d.Lock, d.PackageJSON} {
 		if p != "" && (len(out) == 0 || out[len(out)-1] != p) {
 			out = append(out, p)
 		}
@@ -54,8 +57,17 @@ type depsLoader struct {
 // resolve picks a function's config or import map, most specific first:
 // deno.json, deno.jsonc or import_map.json in its folder, then the same in
 // the functions folder, then tomlMap (config.toml's import_map; "" if
-// unset). No file at all gives an empty Deps.
+// unset). No file at all gives an empty Deps. A package.json in the
+// function's folder adds its dependencies (see withPackageJSON).
 func (l *depsLoader) resolve(fnDir, root, tomlMap string) (Deps, error) {
+	d, err := l.resolveMap(fnDir, root, tomlMap)
+	if err != nil {
+		return Deps{}, err
+	}
+	return withPackageJSON(d, fnDir)
+}
+
+func (l *depsLoader) resolveMap(fnDir, root, tomlMap string) (Deps, error) {
 	for _, dir := range []string{fnDir, root} {
 		for _, name := range depFileNames {
 			if p := filepath.Join(dir, name); isFile(p) {

@@ -28,6 +28,9 @@ type Function struct {
 	Entrypoint string // absolute path of the module to run
 	Config     FunctionConfig
 	Deps       Deps // its Deno config or import map and lock file
+	// StaticFiles are the files config.toml's static_files match: the
+	// function may read them.
+	StaticFiles []string
 }
 
 // Layout is the result of scanning a functions folder.
@@ -38,6 +41,12 @@ type Layout struct {
 	// folders ("_shared/cors.ts") to its file URL.
 	SharedImports map[string]string
 	Functions     []Function
+	// Warnings name what the scan ignored: config.toml sections and keys
+	// edgeway does not apply, folders that are not functions.
+	Warnings []string
+	// Secrets are config.toml's [edge_runtime.secrets], env(NAME) resolved:
+	// every function's environment, above the gateway's.
+	Secrets []SecretVar
 }
 
 // Lookup returns the function called name, or nil.
@@ -99,6 +108,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 			continue
 		}
 		if !ValidName(name) {
+			if w := folderWarning(root, name, "the name must match "+namePattern.String()); w != "" {
+				l.Warnings = append(l.Warnings, w)
+			}
 			continue
 		}
 		sf := sb.Functions[name]
@@ -120,6 +132,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 			entry = findIndex(full)
 		}
 		if entry == "" {
+			if w := folderWarning(root, name, "no index file ("+strings.Join(indexFiles, ", ")+")"); w != "" {
+				l.Warnings = append(l.Warnings, w)
+			}
 			continue
 		}
 		f, err := newFunction(name, full, entry, base, deps, root, tomlMap)
@@ -164,6 +179,9 @@ func Discover(dir string, o Options) (*Layout, error) {
 		if err := checkSymlinks(l); err != nil {
 			return nil, err
 		}
+	}
+	if err := applySupabaseExtras(l, sb, sbPath, lookupEnv); err != nil {
+		return nil, err
 	}
 	l.SharedImports = sharedImports(l.Shared)
 	sort.Slice(l.Functions, func(i, j int) bool { return l.Functions[i].Name < l.Functions[j].Name })

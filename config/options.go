@@ -91,6 +91,7 @@ type Options struct {
 	RateLimit        int
 	TrustedProxies   []string
 	CORSOrigins      []string
+	CORSAllowHeaders []string
 	BreakerErrorRate float64
 	BreakerWindow    int
 	BreakerCooldown  time.Duration
@@ -116,6 +117,9 @@ type Options struct {
 	EnvPassthrough      []string
 	EnvFiles            []string
 	Env                 []string
+	SupabaseURL         string
+	SupabaseDBURL       string
+	Region              string
 	MaskSecrets         bool
 	PermissionProfiles  []string
 	FunctionPermissions []string
@@ -344,7 +348,8 @@ var specs = []spec{
 	durationSpec("client-write-timeout", "60s", "a write to a client that makes no progress for this long fails and closes the connection, releasing the worker slot (nginx send_timeout; 0 = none)", func(o *Options) *time.Duration { return &o.ClientWriteTimeout }),
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
 	listSpec("trusted-proxies", "CIDRs or IPs whose X-Forwarded-For is believed (e.g. nginx in front)", func(o *Options) *[]string { return &o.TrustedProxies }),
-	listSpec("cors-origins", "allowed CORS origins (* allowed only with --dev unless listed explicitly); unset = no CORS headers", func(o *Options) *[]string { return &o.CORSOrigins }),
+	listSpec("cors-origins", "origins the gateway allows CORS requests from, answering preflights itself (* for any); unset = functions handle CORS themselves, preflights included (as on Supabase)", func(o *Options) *[]string { return &o.CORSOrigins }),
+	listSpec("cors-allow-headers", "with --cors-origins: the Access-Control-Allow-Headers of preflight answers; unset = allow the headers the preflight asks for", func(o *Options) *[]string { return &o.CORSAllowHeaders }),
 	floatSpec("breaker-error-rate", "0.5", "default breaker.errorRate: share of failed calls that opens the circuit", 0.01, 1, func(o *Options) *float64 { return &o.BreakerErrorRate }),
 	intSpec("breaker-window", "20", "default breaker.errorWindow: calls considered", 1, func(o *Options) *int { return &o.BreakerWindow }),
 	durationSpec("breaker-cooldown", "30s", "default breaker.cooldownMs: how long an open circuit refuses", func(o *Options) *time.Duration { return &o.BreakerCooldown }),
@@ -362,7 +367,7 @@ var specs = []spec{
 		return nil
 	}},
 	durationSpec("watch-debounce", "200ms", "quiet time after a file change before reloading", func(o *Options) *time.Duration { return &o.WatchDebounce }),
-	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret and keys when none are given, CORS *, console logs", func(o *Options) *bool { return &o.Dev }),
+	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret, keys and URLs when none are given, console logs", func(o *Options) *bool { return &o.Dev }),
 	stringSpec("auth", "jwt", "jwt: functions need a valid JWT unless public (production refuses to start without a key); none: no verification (e.g. nginx authenticates)", []string{"jwt", "none"}, func(o *Options) *string { return &o.Auth }),
 	stringSpec("jwt-secret", "", "HS256/384/512 secret (also JWT_SECRET or SUPABASE_JWT_SECRET); production refuses well-known or <32-byte secrets", nil, func(o *Options) *string { return &o.JWTSecret }),
 	stringSpec("jwt-public-key", "", "PEM file with an RSA, EC or Ed25519 public key", nil, func(o *Options) *string { return &o.JWTPublicKey }),
@@ -379,6 +384,9 @@ var specs = []spec{
 	listSpec("env-passthrough", "gateway environment variables passed to functions (default: all but edgeway's own settings)", func(o *Options) *[]string { return &o.EnvPassthrough }),
 	listSpec("env-file", "extra .env file for every function (repeatable), after <functions>/.env", func(o *Options) *[]string { return &o.EnvFiles }),
 	listSpec("env", "KEY=VALUE for every function (repeatable), after --env-file", func(o *Options) *[]string { return &o.Env }),
+	stringSpec("supabase-url", "", "SUPABASE_URL given to functions (over the gateway's environment); --dev default http://127.0.0.1:54321, the Supabase CLI's local API", nil, func(o *Options) *string { return &o.SupabaseURL }),
+	stringSpec("supabase-db-url", "", "SUPABASE_DB_URL given to functions (over the gateway's environment); --dev default postgresql://postgres:postgres@127.0.0.1:54322/postgres", nil, func(o *Options) *string { return &o.SupabaseDBURL }),
+	stringSpec("region", "", "SB_REGION given to functions (Supabase sets the region they run in); unset = the gateway's SB_REGION, else local", nil, func(o *Options) *string { return &o.Region }),
 	boolSpec("mask-secrets", "true", "replace secret values with *** in logged worker output", func(o *Options) *bool { return &o.MaskSecrets }),
 	boolSpec("allow-outside-symlinks", "false", "allow symbolic links inside function and _ folders that point outside the function's and the shared folders (Deno's read permission follows them)", func(o *Options) *bool { return &o.AllowOutsideSymlinks }),
 	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),

@@ -104,7 +104,7 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, filepath.Join(fn.Dir, "function.json"), err)
 		}
-		readable := append([]string{fn.Dir}, layout.Shared...)
+		readable := append(append([]string{fn.Dir}, layout.Shared...), fn.StaticFiles...)
 		readable = append(readable, mappedReadPaths(fn.Deps, readable)...)
 		for _, path := range readable {
 			if err := secure.CheckPermissionPath(path); err != nil {

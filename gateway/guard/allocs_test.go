@@ -71,6 +71,8 @@ func TestNoAllocs(t *testing.T) {
 		for _, origin := range []string{appOrigin, otherOrigin} {
 			pre := newCtx("OPTIONS", "Origin: "+origin, "Access-Control-Request-Method: POST")
 			checkNoAllocs(t, "Preflight "+origin, func() { c.Preflight(pre) })
+			ask := newCtx("OPTIONS", "Origin: "+origin, "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: authorization, traceparent")
+			checkNoAllocs(t, "Preflight echo "+origin, func() { c.Preflight(ask) })
 			get := newCtx("GET", "Origin: "+origin)
 			get.Response.Header.Add("Vary", "Accept-Encoding")
 			checkNoAllocs(t, "Apply "+origin, func() {

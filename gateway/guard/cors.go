@@ -14,10 +14,6 @@ const (
 	// CORSOptions.AllowMethods is empty.
 	DefaultCORSAllowMethods = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
-	// DefaultCORSAllowHeaders is sent in Access-Control-Allow-Headers when
-	// CORSOptions.AllowHeaders is empty: the headers supabase-js sends.
-	DefaultCORSAllowHeaders = "authorization, x-client-info, apikey, content-type"
-
 	// DefaultCORSMaxAge is how long browsers may cache a preflight answer
 	// when CORSOptions.MaxAge is zero.
 	DefaultCORSMaxAge = 86400 * time.Second
@@ -45,7 +41,11 @@ type CORSOptions struct {
 	AllowMethods string
 
 	// AllowHeaders is the Access-Control-Allow-Headers value of preflight
-	// answers. Empty means DefaultCORSAllowHeaders.
+	// answers. Empty allows what the preflight asks for: its
+	// Access-Control-Request-Headers is echoed (with Vary on it), as a
+	// function's own `_shared/cors.ts` would allow it, so headers a client
+	// library adds (traceparent, baggage, x-retry-count...) are never
+	// refused for an allowed origin.
 	AllowHeaders string
 
 	// ExposeHeaders is the Access-Control-Expose-Headers value of allowed
@@ -68,7 +68,7 @@ type CORS struct {
 	anyOrigin     bool
 	origins       map[string]struct{}
 	allowMethods  []byte
-	allowHeaders  []byte
+	allowHeaders  []byte // nil: echo Access-Control-Request-Headers
 	exposeHeaders []byte
 	maxAge        []byte
 }
@@ -77,6 +77,7 @@ type CORS struct {
 var (
 	hdrOrigin        = []byte("Origin")
 	hdrRequestMethod = []byte("Access-Control-Request-Method")
+	hdrRequestHdrs   = []byte("Access-Control-Request-Headers")
 	hdrAllowOrigin   = []byte("Access-Control-Allow-Origin")
 	hdrAllowMethods  = []byte("Access-Control-Allow-Methods")
 	hdrAllowHeaders  = []byte("Access-Control-Allow-Headers")
@@ -86,6 +87,7 @@ var (
 	hdrErrorCode     = []byte(ErrorHeader)
 	valAnyOrigin     = []byte(AnyOrigin)
 	valOrigin        = []byte("Origin")
+	valRequestHdrs   = []byte("Access-Control-Request-Headers")
 	valJSON          = []byte("application/json")
 	valCORSCode      = []byte(CodeCORSOriginNotAllowed)
 	corsRefusedBody  = []byte(`{"code":"` + CodeCORSOriginNotAllowed + `","message":"origin not allowed"}`)
@@ -99,7 +101,6 @@ func NewCORS(o CORSOptions) *CORS {
 	c := &CORS{
 		origins:       make(map[string]struct{}, len(o.Origins)),
 		allowMethods:  []byte(orDefault(o.AllowMethods, DefaultCORSAllowMethods)),
-		allowHeaders:  []byte(orDefault(o.AllowHeaders, DefaultCORSAllowHeaders)),
 		exposeHeaders: []byte(o.ExposeHeaders),
 	}
 	for _, origin := range o.Origins {
@@ -108,6 +109,9 @@ func NewCORS(o CORSOptions) *CORS {
 			c.anyOrigin = true
 		}
 		c.origins[origin] = struct{}{}
+	}
+	if o.AllowHeaders != "" {
+		c.allowHeaders = []byte(o.AllowHeaders)
 	}
 	maxAge := o.MaxAge
 	if maxAge == 0 {
@@ -130,8 +134,10 @@ func orDefault(s, def string) string {
 // Preflight answers a CORS preflight request (OPTIONS with Origin and
 // Access-Control-Request-Method) completely and returns true: 204 with the
 // allow headers when the origin is allowed, otherwise 403 with a JSON error
-// and ErrorHeader. Any other request is left alone and Preflight returns
-// false.
+// and ErrorHeader. Access-Control-Allow-Headers is the configured list, or
+// else the request's Access-Control-Request-Headers when it is a plain list
+// of header names (anything else is not echoed: the browser then refuses).
+// Any other request is left alone and Preflight returns false.
 func (c *CORS) Preflight(ctx *fasthttp.RequestCtx) bool {
 	if c == nil || !ctx.IsOptions() {
 		return false
@@ -153,7 +159,12 @@ func (c *CORS) Preflight(ctx *fasthttp.RequestCtx) bool {
 	resp.SetStatusCode(fasthttp.StatusNoContent)
 	c.setAllowOrigin(&resp.Header, origin)
 	resp.Header.SetCanonical(hdrAllowMethods, c.allowMethods)
-	resp.Header.SetCanonical(hdrAllowHeaders, c.allowHeaders)
+	if c.allowHeaders != nil {
+		resp.Header.SetCanonical(hdrAllowHeaders, c.allowHeaders)
+	} else if requested := req.PeekBytes(hdrRequestHdrs); len(requested) > 0 && headerNameList(requested) {
+		resp.Header.SetCanonical(hdrAllowHeaders, requested)
+		resp.Header.AddBytesKV(hdrVary, valRequestHdrs)
+	}
 	if c.maxAge != nil {
 		resp.Header.SetCanonical(hdrMaxAge, c.maxAge)
 	}
@@ -183,6 +194,30 @@ func (c *CORS) Apply(ctx *fasthttp.RequestCtx) {
 	if len(c.exposeHeaders) > 0 {
 		resp.SetCanonical(hdrExposeHeaders, c.exposeHeaders)
 	}
+}
+
+// headerNameList reports whether v is a comma-separated list of header
+// names (RFC 9110 tokens) with optional blanks, so it can be echoed as is.
+func headerNameList(v []byte) bool {
+	for _, b := range v {
+		if b != ',' && b != ' ' && b != '\t' && !isTokenChar(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// isTokenChar reports whether b is an RFC 9110 tchar.
+func isTokenChar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	switch b {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
 }
 
 // allowed reports whether origin may make CORS requests.

@@ -59,6 +59,10 @@ func TestCORSPreflight(t *testing.T) {
 	preflight := func(origin string) *fasthttp.RequestCtx {
 		return newCtx("OPTIONS", "Origin: "+origin, "Access-Control-Request-Method: POST")
 	}
+	asking := func(origin, headers string) *fasthttp.RequestCtx {
+		return newCtx("OPTIONS", "Origin: "+origin, "Access-Control-Request-Method: POST", "Access-Control-Request-Headers: "+headers)
+	}
+	const supabaseJS = "authorization,x-client-info,apikey,content-type,x-retry-count,traceparent,tracestate,baggage"
 	type want struct {
 		handled bool
 		status  int
@@ -89,18 +93,27 @@ func TestCORSPreflight(t *testing.T) {
 		want want
 	}{
 		{"listed origin", list, preflight(appOrigin),
-			allowed(appOrigin, "Origin", DefaultCORSAllowMethods, DefaultCORSAllowHeaders, "86400")},
+			allowed(appOrigin, "Origin", DefaultCORSAllowMethods, "", "86400")},
 		{"second listed origin, trimmed", list, preflight("https://b.example.com"),
-			allowed("https://b.example.com", "Origin", DefaultCORSAllowMethods, DefaultCORSAllowHeaders, "86400")},
+			allowed("https://b.example.com", "Origin", DefaultCORSAllowMethods, "", "86400")},
 		{"unlisted origin", list, preflight(otherOrigin), refused},
 		{"origin differing in case", list, preflight(strings.ToUpper(appOrigin)), refused},
 		{"null origin", list, preflight("null"), refused},
 		{"any origin", anyOrigin, preflight(otherOrigin),
-			allowed("*", "", DefaultCORSAllowMethods, DefaultCORSAllowHeaders, "86400")},
+			allowed("*", "", DefaultCORSAllowMethods, "", "86400")},
 		{"custom options", custom, preflight(appOrigin),
 			allowed(appOrigin, "Origin", "POST", "x-custom", "600")},
 		{"negative MaxAge sends none", noMaxAge, preflight(appOrigin),
-			allowed(appOrigin, "Origin", DefaultCORSAllowMethods, DefaultCORSAllowHeaders, "")},
+			allowed(appOrigin, "Origin", DefaultCORSAllowMethods, "", "")},
+		{"requested headers are echoed", list, asking(appOrigin, supabaseJS),
+			allowed(appOrigin, "Origin | Access-Control-Request-Headers", DefaultCORSAllowMethods, supabaseJS, "86400")},
+		{"requested headers, any origin", anyOrigin, asking(otherOrigin, "x-my-header, traceparent"),
+			allowed("*", "Access-Control-Request-Headers", DefaultCORSAllowMethods, "x-my-header, traceparent", "86400")},
+		{"configured headers are not widened", custom, asking(appOrigin, "traceparent"),
+			allowed(appOrigin, "Origin", "POST", "x-custom", "600")},
+		{"a value that is not a list of names is not echoed", list, asking(appOrigin, "x-a;x-b"),
+			allowed(appOrigin, "Origin", DefaultCORSAllowMethods, "", "86400")},
+		{"unlisted origin asking headers", list, asking(otherOrigin, "traceparent"), refused},
 		{"OPTIONS without request method", list, newCtx("OPTIONS", "Origin: "+appOrigin), passed},
 		{"OPTIONS without origin", list, newCtx("OPTIONS", "Access-Control-Request-Method: POST"), passed},
 		{"not OPTIONS", list, newCtx("POST", "Origin: "+appOrigin, "Access-Control-Request-Method: POST"), passed},
