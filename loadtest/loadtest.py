@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""edgeway load tests: soak, chaos, reload and flood. Bounded, loopback-only, self-stopping.
+"""edgeway load tests: soak, chaos, hostile, reload and flood. Bounded, loopback-only, self-stopping.
 
 Started by loadtest/run.sh; see bench/README.md ("make loadtest") for the
 variables. Prints one PASS/FAIL line per test with its figures and exits 1 if
@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import random
+import resource
 import select
 import signal
 import socket
@@ -27,6 +28,37 @@ import benchlib as bl  # noqa: E402
 
 N_FUNCTIONS = 20
 HELLO = b"Hello, World!\n"
+TESTS = ("soak", "chaos", "hostile", "reload", "flood")
+
+# Hostile functions for the hostile test, served next to the healthy ones.
+HOSTILE_FUNCTIONS = {
+    # spins its worker's event loop forever on ?spin, answers otherwise
+    "spin/index.ts": """Deno.serve((req) => {
+  if (new URL(req.url).searchParams.has("spin")) for (;;) {}
+  return new Response("ok\\n");
+});
+""",
+    "spin/function.json": '{"timeoutMs": 3000}\n',
+    # holds 256 MiB more of ArrayBuffers (outside the V8 heap) per request
+    "hog/index.ts": """const held: Uint8Array[] = [];
+Deno.serve(() => {
+  for (let i = 0; i < 8; i++) held.push(new Uint8Array(32 << 20).fill(1));
+  return new Response(`held ${held.length * 32} MiB\\n`);
+});
+""",
+    "hog/function.json": '{"memoryLimitMb": 128}\n',
+    # a 64 MiB streamed response, for clients that never read it
+    "big/index.ts": """const chunk = new Uint8Array(64 * 1024).fill(120);
+Deno.serve(() => {
+  let n = 0;
+  return new Response(new ReadableStream({
+    pull(c) { if (n++ >= 1024) c.close(); else c.enqueue(chunk); },
+  }));
+});
+""",
+    "big/function.json": '{"maxConcurrency": 2, "maxWorkers": 1}\n',
+}
+BIG_BYTES = 1024 * 64 * 1024
 
 
 def log(*a):
@@ -66,10 +98,11 @@ class LoadTest:
         # passed to the soak gateway as --upstream-max-idle-conns (edgeway's
         # default); the fd bound uses it
         self.upstream_idle = 64
-        self.only = [x for x in (os.environ.get("LOADTEST_ONLY") or "soak,chaos,reload,flood").split(",") if x]
+        self.only = [x for x in (os.environ.get("LOADTEST_ONLY") or "soak,chaos,hostile,reload,flood").split(",")
+                     if x]
         for t in self.only:
-            if t not in ("soak", "chaos", "reload", "flood"):
-                raise SystemExit(f"unknown test {t!r}; known: soak, chaos, reload, flood")
+            if t not in TESTS:
+                raise SystemExit(f"unknown test {t!r}; known: {', '.join(TESTS)}")
         self.reloads = int(os.environ.get("LOADTEST_RELOADS") or 20)
         self.reload_rate = int(os.environ.get("LOADTEST_RELOAD_RATE") or 500)
         self.flood_dur = duration(os.environ.get("LOADTEST_FLOOD_DURATION") or str(self.dur) + "s")
@@ -78,6 +111,13 @@ class LoadTest:
         self.slowloris = int(os.environ.get("LOADTEST_SLOWLORIS") or 8)
         self.flood_rss_growth = float(os.environ.get("LOADTEST_FLOOD_RSS_GROWTH_MIB") or 200)
         self.seed = int(os.environ.get("LOADTEST_SEED") or int(time.time()))
+        self.hostile_dur = duration(os.environ.get("LOADTEST_HOSTILE_DURATION") or str(self.dur) + "s")
+        self.hostile_rate = int(os.environ.get("LOADTEST_HOSTILE_RATE") or 500)
+        self.slow_readers = int(os.environ.get("LOADTEST_SLOW_READERS") or 8)
+        self.fd_pressure = int(os.environ.get("LOADTEST_FD_PRESSURE") or 1500)
+        self.hostile_conns = int(os.environ.get("LOADTEST_HOSTILE_MAX_CLIENT_CONNS") or 4096)
+        self.hostile_rss_growth = float(os.environ.get("LOADTEST_HOSTILE_RSS_GROWTH_MIB") or 200)
+        self.hog_guard_mib = float(os.environ.get("LOADTEST_HOG_GUARD_MIB") or 1536)
         self.deno = os.environ["DENO"]
         self.edgeway = os.environ.get("EDGEWAY_BIN") or str(bl.ROOT / "bin" / "edgeway")
         self.vegeta = os.environ.get("VEGETA") or "vegeta"
@@ -329,6 +369,230 @@ class LoadTest:
                      {"rate": self.chaos_rate, "kills": kills, "requests": len(rows), "ok": ok,
                       "worker_error_502": worker_err, "bad": bad[:20], "bad_count": len(bad), "hangs": hangs,
                       "max_latency_ms": lat_max, "after": after, "problems": problems, "seed": self.seed})
+
+    # ------------------------------------------------------------ hostile
+    def hostile(self):
+        """Healthy functions under a fixed rate while, in the same gateway, a
+        function spins its event loop, one hoards memory outside the V8 heap,
+        clients never read a large response, and idle connections press on
+        the fd count. Passes when every healthy request succeeded, the gateway
+        lived, its RSS and fds stayed bounded, the spinning worker was
+        replaced, the hog was stopped with 546 and the large response stayed
+        reachable."""
+        log(f"== hostile: {self.hostile_rate} req/s to {N_FUNCTIONS} healthy functions for {self.hostile_dur:g}s "
+            f"next to a spinning function, a memory hog, {self.slow_readers} slow readers and "
+            f"{self.fd_pressure} idle connections")
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = self.fd_pressure + self.slow_readers + 512
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(want, soft)), hard))
+        fdir = self.workdir / "hostile" / "functions"
+        bl.write_functions(fdir, self.names)
+        for rel, text in HOSTILE_FUNCTIONS.items():
+            (fdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (fdir / rel).write_text(text)
+        help_text = bl.sh([self.edgeway, "help"])
+        flags = ["--max-client-conns", str(self.hostile_conns)]
+        if "--client-write-timeout" in help_text:
+            flags += ["--client-write-timeout", "2s"]
+        st = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir, extra_flags=[*self.base_flags, *flags],
+                              name="edgeway-hostile", ready_path=None)
+        for n in self.names:
+            code, _, body, _, _ = bl.http_request(st.port, "GET", f"/{n}", timeout=30)
+            if code != 200 or body != HELLO:
+                raise RuntimeError(f"hostile: /{n} answers {code} {body[:80]!r} before any load")
+        time.sleep(1)
+        start = self.snapshot(st)
+        t = self.targets(st.port)
+        out = self.workdir / "hostile.bin"
+        argv = [self.vegeta, "attack", "-targets", str(t), "-rate", f"{self.hostile_rate}/1s", "-duration",
+                f"{self.hostile_dur:g}s", "-timeout", f"{self.timeout:g}s", "-workers", "16", "-max-workers",
+                str(self.max_workers), "-output", str(out)]
+        atk = self.procs.start("vegeta-hostile", argv)
+        stop = threading.Event()
+        seen = {"spin": [], "spin_after": [], "hog": [], "big": [], "guard_kills": [], "pressure_opened": 0,
+                "pressure_closed": 0, "slow_opened": 0, "errors": []}
+        peak = {"rss_mib": start["rss_mib"], "fds": start["fds"], "workers": start["workers"],
+                "worker_rss_mib": 0.0}
+
+        def call(path, timeout=30.0):
+            try:
+                code, hdrs, body, _, total = bl.http_request(st.port, "GET", path, timeout=timeout)
+                return code, hdrs.get("x-edgeway-error", ""), len(body), round(total * 1000)
+            except OSError as e:
+                return 0, str(e), 0, 0
+
+        def spinner():
+            while not stop.wait(3.0):
+                seen["spin"].append(call("/spin?spin=1"))
+                seen["spin_after"].append(call("/spin"))
+
+        def hogger():
+            while not stop.wait(3.0):
+                seen["hog"].append(call("/hog"))
+
+        def big_checker():
+            while not stop.wait(3.0):
+                seen["big"].append(call("/big", timeout=60.0))
+
+        def slow_readers():
+            # Each asks for the 64 MiB response and never reads; replaced by a
+            # fresh one every 15 s, so the gateway meets new ones all along.
+            conns = []
+            while not stop.is_set():
+                for s in conns:
+                    s.close()
+                conns = []
+                for _ in range(self.slow_readers):
+                    try:
+                        s = socket.socket()
+                        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                        s.connect(("127.0.0.1", st.port))
+                        s.sendall(f"GET /big HTTP/1.1\r\nHost: 127.0.0.1:{st.port}\r\n\r\n".encode())
+                        conns.append(s)
+                        seen["slow_opened"] += 1
+                    except OSError as e:
+                        seen["errors"].append(f"slow reader: {e}")
+                stop.wait(15.0)
+            for s in conns:
+                s.close()
+
+        def pressure():
+            # Idle connections that never send a byte; the gateway closes them
+            # after --read-header-timeout and they are opened again.
+            conns = set()
+
+            def open_one():
+                try:
+                    s = socket.create_connection(("127.0.0.1", st.port), timeout=5)
+                    s.setblocking(False)
+                    conns.add(s)
+                    seen["pressure_opened"] += 1
+                except OSError as e:
+                    if len(seen["errors"]) < 20:
+                        seen["errors"].append(f"pressure: {e}")
+
+            for _ in range(self.fd_pressure):
+                if stop.is_set():
+                    break
+                open_one()
+            while not stop.wait(1.0):
+                for s in list(conns):
+                    try:
+                        while s.recv(65536, socket.MSG_DONTWAIT):
+                            pass  # an answer (e.g. 408) before the close
+                    except BlockingIOError:
+                        continue  # still open
+                    except OSError:
+                        pass
+                    conns.discard(s)  # closed by the gateway
+                    s.close()
+                    seen["pressure_closed"] += 1
+                    open_one()
+            for s in conns:
+                s.close()
+
+        def sampler():
+            while not stop.wait(0.5):
+                try:
+                    peak["rss_mib"] = max(peak["rss_mib"], round(bl.rss_bytes(st.main.pid) / 2**20, 1))
+                    peak["fds"] = max(peak["fds"], bl.fd_count(st.main.pid))
+                    kids = bl.children(st.main.pid)
+                    peak["workers"] = max(peak["workers"], len(kids))
+                    for k in kids:
+                        mib = bl.rss_bytes(k) / 2**20
+                        peak["worker_rss_mib"] = max(peak["worker_rss_mib"], round(mib, 1))
+                        if mib > self.hog_guard_mib:  # the gateway did not enforce the limit: protect the box
+                            os.kill(k, signal.SIGKILL)
+                            seen["guard_kills"].append({"pid": k, "rss_mib": round(mib)})
+                except (OSError, ValueError):
+                    pass
+
+        threads = [threading.Thread(target=f, daemon=True)
+                   for f in (spinner, hogger, big_checker, slow_readers, pressure, sampler)]
+        time.sleep(1.0)  # vegeta's connections first
+        for th in threads:
+            th.start()
+        try:
+            atk.wait(self.hostile_dur + self.timeout + 30)
+        except subprocess.TimeoutExpired:
+            self.procs.stop(atk)
+        stop.set()
+        for th in threads:
+            th.join(70)
+        time.sleep(2)
+        alive_code = 0
+        try:
+            alive_code = bl.http_request(st.port, "GET", "/", timeout=5)[0]
+        except OSError:
+            pass
+        end = self.snapshot(st)
+        self.procs.stop(st.main)
+        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
+                             timeout=120)
+        total = ok = 0
+        bad: dict = {}
+        for ln in enc.stdout.splitlines():
+            if not ln.strip():
+                continue
+            r = json.loads(ln)
+            total += 1
+            if r["code"] == 200 and base64.b64decode(r.get("body") or "") == HELLO:
+                ok += 1
+            else:
+                hdr = {k.lower(): v for k, v in (r.get("headers") or {}).items()}
+                key = f"{r['code']} {(hdr.get('x-edgeway-error') or [''])[0]} {r.get('error') or ''}".strip()
+                bad[key] = bad.get(key, 0) + 1
+
+        def codes(rows):
+            out: dict = {}
+            for code, err, _, _ in rows:
+                k = f"{code} {err}".strip() if code else f"error {err[:40]}"
+                out[k] = out.get(k, 0) + 1
+            return out
+
+        spin_504 = any(c == 504 for c, _, _, _ in seen["spin"])
+        spin_back = any(c == 200 for c, _, _, _ in seen["spin_after"][1:])
+        hog_546 = any(c == 546 for c, _, _, _ in seen["hog"])
+        big_ok = any(c == 200 and n == BIG_BYTES for c, _, n, _ in seen["big"])
+        fd_bound = self.hostile_conns + peak["workers"] * (self.upstream_idle + 4) + 64
+        growth = max(peak["rss_mib"], end["rss_mib"]) - start["rss_mib"]
+        problems = []
+        if not total:
+            problems.append("vegeta produced no results")
+        if total - ok:
+            problems.append(f"{total - ok} healthy requests failed: {bad}")
+        if alive_code != 200:
+            problems.append(f"edgeway not answering GET / afterwards ({alive_code})")
+        if growth > self.hostile_rss_growth:
+            problems.append(f"gateway RSS grew {growth:.0f} MiB (> {self.hostile_rss_growth:g})")
+        if peak["fds"] > fd_bound:
+            problems.append(f"gateway fds peaked at {peak['fds']} (> {fd_bound})")
+        if not spin_504:
+            problems.append("the spinning request never got 504")
+        if not spin_back:
+            problems.append("the spinning function never answered again (wedged worker not replaced)")
+        if seen["guard_kills"]:
+            problems.append(f"memory limit not enforced: the harness killed {seen['guard_kills']}")
+        if not hog_546:
+            problems.append(f"the hog never got 546 ({codes(seen['hog'])})")
+        if not big_ok:
+            problems.append(f"the large response was never served whole next to slow readers "
+                            f"({codes(seen['big'])})")
+        summary = (f"healthy {ok:,}/{total:,} ok at {self.hostile_rate} req/s; spin {codes(seen['spin'])}, "
+                   f"then {codes(seen['spin_after'])}; hog {codes(seen['hog'])}; big {codes(seen['big'])} next to "
+                   f"{seen['slow_opened']} slow readers; {seen['pressure_opened']} idle connections opened, "
+                   f"{seen['pressure_closed']} closed by the gateway; gateway RSS {start['rss_mib']} → peak "
+                   f"{peak['rss_mib']} → {end['rss_mib']} MiB (bound +{self.hostile_rss_growth:g}), fds "
+                   f"{start['fds']} → peak {peak['fds']} → {end['fds']} (bound {fd_bound}), workers peak "
+                   f"{peak['workers']}, largest worker RSS {peak['worker_rss_mib']} MiB"
+                   + (f"; PROBLEMS: {'; '.join(problems)}" if problems else ""))
+        self.verdict("hostile", not problems, summary,
+                     {"rate": self.hostile_rate, "requests": total, "ok": ok, "failures": bad,
+                      "spin": seen["spin"], "spin_after": seen["spin_after"], "hog": seen["hog"],
+                      "big": seen["big"], "start": start, "end": end, "peak": peak, "fd_bound": fd_bound,
+                      "pressure_opened": seen["pressure_opened"], "pressure_closed": seen["pressure_closed"],
+                      "guard_kills": seen["guard_kills"], "errors": seen["errors"][:20], "problems": problems})
 
     # ------------------------------------------------------------ reload
     def reload(self):
