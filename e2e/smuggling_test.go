@@ -88,7 +88,10 @@ func rawCodes(t *testing.T, g *Gateway, req string) []string {
 // reach) and one function per early answer.
 func startSmugglingGateway(t *testing.T, args ...string) *Gateway {
 	secret := randomSecret(t)
-	base := []string{"--auth", "jwt", "--jwt-secret", secret, "--cors-origins", "https://app.example"}
+	// Failed boots count toward the crash loop, which would answer
+	// CRASH_LOOP before broken's breaker opens: raise its threshold so
+	// both early answers are reached.
+	base := []string{"--auth", "jwt", "--jwt-secret", secret, "--cors-origins", "https://app.example", "--crash-loop-threshold", "1000"}
 	for _, fn := range []string{"admin", "open", "early", "limited", "broken", "small", "hold"} {
 		base = append(base, "--public-functions", fn)
 	}
@@ -100,6 +103,7 @@ func startSmugglingGateway(t *testing.T, args ...string) *Gateway {
 		"limited/index.ts":      hitFn,
 		"limited/function.json": `{"rpm": 1}`,
 		"broken/index.ts":       "this is not a program {{{",
+		"broken/function.json":  `{"breaker": {"errorWindow": 4}}`,
 		"small/index.ts":        hitFn,
 		"small/function.json":   `{"maxBodyBytes": 4096}`,
 		"hold/index.ts":         streamHoldFn,

@@ -144,16 +144,18 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 	}
 }
 
-// checkStatusLine refuses a status line other than "HTTP/1.1 NNN" with a
-// status from 100 to 599 before fasthttp parses it: fasthttp takes other
-// versions and reads a status of 000 as 200. Deno only sends HTTP/1.1.
+// checkStatusLine refuses a status line other than "HTTP/1.1 NNN" or
+// "HTTP/1.0 NNN" with a status from 100 to 599 before fasthttp parses it:
+// fasthttp takes other versions and reads a status of 000 as 200. Deno
+// answers HTTP/1.1, and HTTP/1.0 to a client's HTTP/1.0 request (whose
+// framing, keep-alive included, fasthttp reads as an HTTP/1.0 response).
 func checkStatusLine(br *bufio.Reader) error {
 	const prefix = "HTTP/1.1 "
 	line, err := br.Peek(len(prefix) + 4)
 	if err != nil {
 		return err
 	}
-	if string(line[:len(prefix)]) != prefix {
+	if v := string(line[:len(prefix)]); v != prefix && v != "HTTP/1.0 " {
 		return errBadStatusLine
 	}
 	st := line[len(prefix):]
