@@ -21,21 +21,9 @@ import (
 // with --deno-flag=--cached-only. Modules imported dynamically with a
 // computed specifier cannot be known ahead and are not fetched.
 func cache(args []string, stdout, stderr io.Writer) int {
-	opts, err := config.Parse(args, os.Getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "edgeway cache: %v\n", err)
-		return 2
-	}
-	deno, err := exec.LookPath(opts.Deno)
-	if err == nil {
-		deno, err = filepath.Abs(deno)
-	}
-	if err != nil {
-		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
-	}
-	layout, err := config.Discover(opts.Functions, opts)
-	if err != nil {
-		return fail(stderr, err)
+	_, deno, layout, code := loadFolder("cache", args, stderr)
+	if layout == nil {
+		return code
 	}
 	tmp, err := os.MkdirTemp("", "edgeway-cache-")
 	if err != nil {

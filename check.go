@@ -25,21 +25,9 @@ const edgewayTypes = `declare const EdgeRuntime: { waitUntil<T>(promise: Promise
 // and lock its workers run with. It prints a table and returns non-zero on
 // any error.
 func check(args []string, stdout, stderr io.Writer) int {
-	opts, err := config.Parse(args, os.Getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "edgeway check: %v\n", err)
-		return 2
-	}
-	deno, err := exec.LookPath(opts.Deno)
-	if err == nil {
-		deno, err = filepath.Abs(deno)
-	}
-	if err != nil {
-		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
-	}
-	layout, err := config.Discover(opts.Functions, opts)
-	if err != nil {
-		return fail(stderr, err)
+	opts, deno, layout, code := loadFolder("check", args, stderr)
+	if layout == nil {
+		return code
 	}
 	if err := lifecycle.Validate(opts, layout); err != nil {
 		return fail(stderr, err)
@@ -98,4 +86,27 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d functions ok in %s\n", len(layout.Functions), layout.Root)
 	return 0
+}
+
+// loadFolder is what check and cache start with: the flags, the Deno
+// executable as an absolute path and the discovered functions folder. On
+// an error it prints one line and returns a nil layout and the exit code.
+func loadFolder(command string, args []string, stderr io.Writer) (config.Options, string, *config.Layout, int) {
+	opts, err := config.Parse(args, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "edgeway %s: %v\n", command, err)
+		return opts, "", nil, 2
+	}
+	deno, err := exec.LookPath(opts.Deno)
+	if err == nil {
+		deno, err = filepath.Abs(deno)
+	}
+	if err != nil {
+		return opts, "", nil, fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+	}
+	layout, err := config.Discover(opts.Functions, opts)
+	if err != nil {
+		return opts, "", nil, fail(stderr, err)
+	}
+	return opts, deno, layout, 0
 }

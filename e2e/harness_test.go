@@ -125,23 +125,29 @@ func launch(t *testing.T, dir string, args ...string) *Gateway {
 		g.exitErr = cmd.Wait()
 		close(g.exited)
 	}()
-	t.Cleanup(func() {
+	g.stopOnCleanup()
+	return g
+}
+
+// stopOnCleanup stops the gateway when the test ends (SIGTERM, then
+// SIGKILL after eventTimeout) and prints its log if the test failed.
+func (g *Gateway) stopOnCleanup() {
+	g.t.Cleanup(func() {
 		select {
 		case <-g.exited:
 		default:
-			cmd.Process.Signal(syscall.SIGTERM)
+			g.cmd.Process.Signal(syscall.SIGTERM)
 			select {
 			case <-g.exited:
 			case <-time.After(eventTimeout):
-				cmd.Process.Kill()
+				g.cmd.Process.Kill()
 				<-g.exited
 			}
 		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.logs.text())
+		if g.t.Failed() {
+			g.t.Logf("gateway log:\n%s", g.logs.text())
 		}
 	})
-	return g
 }
 
 func (g *Gateway) waitListening() error {

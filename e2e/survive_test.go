@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -109,22 +108,7 @@ func launchWithStderr(t *testing.T, files map[string]string, stderr *os.File, lo
 		g.exitErr = cmd.Wait()
 		close(g.exited)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-g.exited:
-		default:
-			cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-g.exited:
-			case <-time.After(eventTimeout):
-				cmd.Process.Kill()
-				<-g.exited
-			}
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", g.logs.text())
-		}
-	})
+	g.stopOnCleanup()
 	deadline := time.Now().Add(eventTimeout)
 	var seen strings.Builder
 	for time.Now().Before(deadline) {
