@@ -167,6 +167,19 @@ class LoadTest:
         return {"rss_mib": round(bl.rss_bytes(st.main.pid) / 2**20, 1), "fds": bl.fd_count(st.main.pid),
                 "workers": len(kids), "workers_rss_mib": round(sum(bl.rss_bytes(k) for k in kids) / 2**20, 1)}
 
+    def alive(self, st: bl.Stack) -> int:
+        """The status of GET / on the gateway, 0 if it does not answer."""
+        try:
+            return bl.http_request(st.port, "GET", "/", timeout=5)[0]
+        except OSError:
+            return 0
+
+    def vegeta_results(self, out: Path) -> list[dict]:
+        """Every result of a vegeta attack's -output file, decoded."""
+        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
+                             timeout=120)
+        return [json.loads(ln) for ln in enc.stdout.splitlines() if ln.strip()]
+
     def verdict(self, name: str, ok: bool, summary: str, details: dict):
         self.results.append({"test": name, "pass": ok, "summary": summary, **details})
         log(("PASS " if ok else "FAIL ") + f"{name}: {summary}")
@@ -293,16 +306,10 @@ class LoadTest:
             atk.wait(self.chaos_dur + self.timeout + 30)
         except subprocess.TimeoutExpired:
             self.procs.stop(atk)
-        alive_code = 0
-        try:
-            alive_code = bl.http_request(st.port, "GET", "/", timeout=5)[0]
-        except OSError:
-            pass
+        alive_code = self.alive(st)
         after = self.snapshot(st)
         self.procs.stop(st.main)
-        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
-                             timeout=120)
-        rows = [json.loads(ln) for ln in enc.stdout.splitlines() if ln.strip()]
+        rows = self.vegeta_results(out)
         ok = worker_err = 0
         bad: list[dict] = []
         hangs = 0
@@ -528,21 +535,12 @@ class LoadTest:
         for th in threads:
             th.join(70)
         time.sleep(2)
-        alive_code = 0
-        try:
-            alive_code = bl.http_request(st.port, "GET", "/", timeout=5)[0]
-        except OSError:
-            pass
+        alive_code = self.alive(st)
         end = self.snapshot(st)
         self.procs.stop(st.main)
-        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
-                             timeout=120)
         total = ok = 0
         bad: dict = {}
-        for ln in enc.stdout.splitlines():
-            if not ln.strip():
-                continue
-            r = json.loads(ln)
+        for r in self.vegeta_results(out):
             total += 1
             if r["code"] == 200 and base64.b64decode(r.get("body") or "") == HELLO:
                 ok += 1
@@ -697,15 +695,10 @@ class LoadTest:
         want_last = f"v{done}\n".encode()
         if final != want_last:
             problems.append(f"after the rewrites GET /live = {code} {final[:40]!r}, want {want_last!r}")
-        enc = subprocess.run([self.vegeta, "encode", "--to", "json", str(out)], capture_output=True, text=True,
-                             timeout=120)
         total = ok = 0
         bad: dict = {}
         examples = []
-        for ln in enc.stdout.splitlines():
-            if not ln.strip():
-                continue
-            r = json.loads(ln)
+        for r in self.vegeta_results(out):
             total += 1
             body = base64.b64decode(r.get("body") or "")
             if r["code"] == 200 and body.startswith(b"v") and body.endswith(b"\n"):
