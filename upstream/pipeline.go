@@ -215,6 +215,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 		return ErrWorker
 	}
 	resp := &ctx.Response
+	injectFault(req, faultRead)
 	stream, err := readResponse(req, resp, pc.br)
 	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)
@@ -334,33 +335,49 @@ func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, start int64) 
 	cl.written = start
 	cl.idempotent = idempotent(req)
 	cl.evicted.Store(false)
+	err := pc.writeLocked(req, cl)
+	if err != nil {
+		pc.fail()
+		return cl
+	}
+	runtime.Gosched()
+	if err := pc.flushPending(); err != nil {
+		pc.fail()
+	}
+	return cl
+}
+
+// writeLocked writes req into pc's buffer and queues cl, with wmu held
+// (locked by the caller, unlocked here, by a defer: a panic in the write
+// must not leave the mutex held, every later writer would wait forever).
+func (pc *pconn) writeLocked(req *fasthttp.Request, cl *call) error {
+	defer pc.wmu.Unlock()
 	clientClose := req.Header.ConnectionClose()
 	if clientClose {
 		req.Header.ResetConnectionClose()
 	}
+	injectFault(req, faultWrite)
 	err := req.Write(pc.bw)
 	if clientClose {
 		req.Header.SetConnectionClose()
 	}
 	pc.push(cl)
-	if err != nil {
-		pc.wmu.Unlock()
-		pc.fail()
-		return cl
+	if err == nil {
+		pc.unflushed++
 	}
-	pc.unflushed++
-	pc.wmu.Unlock()
-	runtime.Gosched()
+	return err
+}
+
+// flushPending flushes what writers left in the buffer, unless another
+// call's flush already did.
+func (pc *pconn) flushPending() error {
 	pc.wmu.Lock()
-	if pc.unflushed > 0 {
-		pc.unflushed = 0
-		err = pc.bw.Flush()
+	defer pc.wmu.Unlock()
+	if pc.unflushed == 0 {
+		return nil
 	}
-	pc.wmu.Unlock()
-	if err != nil {
-		pc.fail()
-	}
-	return cl
+	pc.unflushed = 0
+	return pc.bw.Flush()
 }
 
 // push appends cl (its place was counted in depth by pickPipe); a call that

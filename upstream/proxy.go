@@ -19,7 +19,19 @@ import (
 // ErrDial means nothing reached the worker (retry elsewhere is safe);
 // ErrTimeout means the deadline passed before the response head; ErrWorker
 // means the worker broke the exchange.
+//
+// A panic inside Proxy (a bug, or a fasthttp panic on a request it cannot
+// write) still gives back the slot and closes the connection it was using
+// (see heldSlot.settlePanic); the panic goes on to the gateway's recover.
 func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits) error {
+	var x heldSlot
+	defer x.settlePanic(w)
+	err := w.proxy(ctx, deadline, lim, &x)
+	x.returned = true
+	return err
+}
+
+func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits, x *heldSlot) error {
 	start := time.Now().UnixNano()
 	small := pipelineable(&ctx.Request, w.bufSize)
 	if small {
@@ -34,7 +46,9 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		if pc := w.pickPipe(start); pc != nil {
 			// errNotSent: not processed by the worker; it goes on an
 			// exclusive connection (or another worker, if this one died).
+			x.pc = pc
 			err := w.proxyPipelined(ctx, pc, start, deadline)
+			x.pc = nil
 			if err != errNotSent {
 				w.pool.pipelined.Add(1)
 				return err
@@ -50,6 +64,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		w.release()
 		return err
 	}
+	x.c = c
 	c.start = start
 	w.pool.exclusive.Add(1)
 	if err := c.nc.SetDeadline(deadline); err != nil {
@@ -67,6 +82,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	if streamsBody(req, w.bufSize) {
 		c.startWriter(req, ctx.Conn(), lim, deadline)
 	} else {
+		injectFault(req, faultWrite)
 		err = c.send(req)
 	}
 	if clientClose {
@@ -76,6 +92,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		return w.abort(c, err, deadline)
 	}
 	resp := &ctx.Response
+	injectFault(req, faultRead)
 	if err := w.awaitHead(c, ctx.Conn(), deadline); err != nil {
 		c.nc.Close() // Deno aborts the request's signal
 		c.clientBodyError()
@@ -90,6 +107,7 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	resp.Header.ResetConnectionClose()
 	if stream {
 		startStream(resp, w, c, resp.Header.ContentLength(), reusable)
+		x.handedOff = true // the stream owns the connection and the slot
 		c.bodyInFlight()
 		return nil
 	}

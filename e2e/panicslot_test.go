@@ -1,0 +1,63 @@
+package e2e
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// A panic inside the upstream Proxy (between taking a worker slot and
+// giving it back) must give the slot back: with maxConcurrency 1 and one
+// worker, a single leaked slot leaves the function answering 503
+// OVERLOADED to everyone after its queue timeout.
+func TestPanicInProxyGivesTheSlotBack(t *testing.T) {
+	t.Setenv("EDGEWAY_BIN", faultBinary(t))
+	files := map[string]string{
+		"one/index.ts": `Deno.serve(async (req) => new Response("n=" + (await req.arrayBuffer()).byteLength));`,
+		// A short queue timeout: a leaked slot shows as 503 in 2 s.
+		"one/function.json": `{"eagerSpawn": true, "maxConcurrency": 1, "maxWorkers": 1, "queueTimeoutMs": 2000}`,
+	}
+	big := strings.Repeat("x", 200<<10) // streamed to the worker: an exclusive connection
+	tests := []struct {
+		name       string
+		pipelining string
+		method     string
+		body       string
+		fault      string
+	}{
+		{"pipelined, writing (holding the write lock)", "auto", "GET", "", "proxy-write"},
+		{"pipelined, before reading (holding the turn)", "auto", "GET", "", "proxy-read"},
+		{"exclusive, streamed body, before reading", "auto", "POST", big, "proxy-read"},
+		{"exclusive, writing", "off", "GET", "", "proxy-write"},
+		{"exclusive, before reading", "off", "GET", "", "proxy-read"},
+	}
+	gateways := map[string]*Gateway{}
+	outer := t // the gateways outlive each subtest
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := gateways[tc.pipelining]
+			if g == nil {
+				g = startGateway(outer, files, "--internal-key", internalKey, "--upstream-pipelining", tc.pipelining)
+				gateways[tc.pipelining] = g
+				if r := g.Get("/one"); r.Status != 200 {
+					t.Fatalf("warm-up: %d %q", r.Status, r.Body)
+				}
+			}
+			before := scrape(t, g, "")[`edgeway_panics_total{where="request"}`]
+			const panics = 4
+			for i := 0; i < panics; i++ {
+				r := g.Do(tc.method, "/one", bytes.NewReader([]byte(tc.body)), map[string]string{"X-Test-Fault": tc.fault})
+				expectError(t, r, 500, "INTERNAL")
+			}
+			for i := 0; i < 3; i++ {
+				r := g.Do(tc.method, "/one", bytes.NewReader([]byte(tc.body)), nil)
+				if want := "n=" + itoa(len(tc.body)); r.Status != 200 || string(r.Body) != want {
+					t.Fatalf("request %d after %d panics: %d %q, want 200 %q", i, panics, r.Status, r.Body, want)
+				}
+			}
+			if got := scrape(t, g, "")[`edgeway_panics_total{where="request"}`]; got != before+panics {
+				t.Fatalf("edgeway_panics_total{where=\"request\"} = %v, want %v", got, before+panics)
+			}
+		})
+	}
+}
