@@ -76,6 +76,7 @@ func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *
 	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs(),
 		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted,
 		sessions: upstream.NewSessions(opts.MaxWebSockets)}
+	upstream.SetLogger(log) // for panics recovered in streams and WebSocket sessions
 	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))
 	g.bodyReadTimeout = opts.Timeout
 	if opts.BodyReadTimeout > 0 && opts.BodyReadTimeout < opts.Timeout {

@@ -14,11 +14,17 @@ import (
 
 // Where a recovered panic happened, the label of edgeway_panics_total.
 const (
-	PanicRequest    = "request"    // a client request's handler
-	PanicAdmin      = "admin"      // an admin endpoint
-	PanicLogFlusher = "log"        // the log flusher
-	PanicSupervisor = "supervisor" // the goroutine owning the set of functions
-	PanicWatcher    = "watcher"    // the functions folder watcher
+	PanicRequest    = "request"     // a client request's handler
+	PanicAdmin      = "admin"       // an admin endpoint
+	PanicLogFlusher = "log"         // the log flusher
+	PanicSupervisor = "supervisor"  // the goroutine owning the set of functions
+	PanicWatcher    = "watcher"     // the functions folder watcher
+	PanicWebSocket  = "websocket"   // a spliced WebSocket session (either direction)
+	PanicStream     = "stream"      // a worker's response body streamed to a client
+	PanicBodyWriter = "body_writer" // the writer copying a request body to a worker
+	PanicJWKS       = "jwks"        // the JWKS refresh loop
+	PanicSpawner    = "spawner"     // the thread that starts worker processes
+	PanicProcess    = "process"     // a worker process's wait and output goroutines
 )
 
 // panicRepeatEvery is how often a panic site that keeps panicking is

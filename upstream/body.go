@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"edgeway/observe"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -64,7 +66,24 @@ func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int,
 	return b
 }
 
-func (b *bodyReader) Read(p []byte) (int, error) {
+// Read is called by fasthttp while it writes the response, outside the
+// gateway's recover: a panic here is recovered, counted as
+// where="stream", and ends the body as broken (the client connection is
+// closed, and Close gives back the worker connection and slot).
+func (b *bodyReader) Read(p []byte) (n int, err error) {
+	defer b.recoverRead(&n, &err)
+	return b.read(p)
+}
+
+func (b *bodyReader) recoverRead(n *int, err *error) {
+	if v := recover(); v != nil {
+		recovered(observe.PanicStream, v)
+		b.failed = true
+		*n, *err = 0, io.ErrUnexpectedEOF
+	}
+}
+
+func (b *bodyReader) read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgeway/observe"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -46,6 +48,7 @@ func (c *conn) writeRequest(req *fasthttp.Request, client net.Conn, lim BodyLimi
 	var err error
 	defer func() {
 		if p := recover(); p != nil {
+			recovered(observe.PanicBodyWriter, p)
 			err = fmt.Errorf("upstream: request body writer panicked: %v", p)
 		}
 		if err != nil {

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgeway/observe"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -44,9 +46,22 @@ type SessionEnd struct {
 // both ways, frames unparsed (only their headers are followed, so the
 // gateway can send a close frame between two of them). Any other answer
 // goes to the client unchanged.
+//
+// A panic during the handshake gives back both slots and closes the
+// worker connection (see heldSlot); one in the session, from either
+// direction, ends it: both connections are closed, the slots given back,
+// and the panic counted in edgeway_panics_total{where="websocket"}.
 func (w *Worker) Upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions *Sessions, o SessionOptions) error {
 	// The handshake is a request: the usual exits give its slot back.
 	w.inflight.Add(1)
+	var x heldSlot
+	defer x.settlePanic(w)
+	err := w.upgrade(ctx, deadline, sessions, o, &x)
+	x.returned = true
+	return err
+}
+
+func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions *Sessions, o SessionOptions, x *heldSlot) error {
 	upgraded := false
 	defer func() {
 		if !upgraded {
@@ -59,6 +74,7 @@ func (w *Worker) Upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 		w.release()
 		return ErrDial
 	}
+	x.c = &c
 	nc := c.nc
 	nc.SetDeadline(deadline)
 	req := &ctx.Request
@@ -74,6 +90,7 @@ func (w *Worker) Upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 		// Refused: the function's own answer, on a connection not reused.
 		if stream {
 			startStream(resp, w, &c, resp.Header.ContentLength(), false)
+			x.handedOff = true
 			return nil
 		}
 		w.finish(&c, false)
@@ -86,20 +103,21 @@ func (w *Worker) Upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 	// slots and the worker connection.
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(client net.Conn) {
+		// fasthttp runs this on the client connection's goroutine and
+		// recovers nothing: a panic here would end the process.
+		defer func() {
+			if v := recover(); v != nil {
+				recovered(observe.PanicWebSocket, v)
+			}
+			closeUnderlying(client)
+			nc.Close()
+			w.releaseWebSocket()
+			sessions.Unreserve()
+		}()
 		s := newSession(client, nc, c.br, w, o)
 		if _, err := resp.WriteTo(client); err == nil {
-			sessions.add(s)
-			w.sessions.add(s)
-			o.Observer.Opened()
-			s.run()
-			w.sessions.remove(s)
-			sessions.remove(s)
-			o.Observer.Closed(s.end())
+			s.serve(sessions, w, o.Observer)
 		}
-		closeUnderlying(client)
-		nc.Close()
-		w.releaseWebSocket()
-		sessions.Unreserve()
 	})
 	w.release()
 	return nil
@@ -131,15 +149,41 @@ func newSession(client, worker net.Conn, workerBuf *bufio.Reader, w *Worker, o S
 	return s
 }
 
-// run copies both ways until the session ends.
+// serve registers the session, runs it and reports its end; it is
+// unregistered even if the observer panics.
+func (s *session) serve(sessions *Sessions, w *Worker, obs SessionObserver) {
+	sessions.add(s)
+	defer sessions.remove(s)
+	w.sessions.add(s)
+	defer w.sessions.remove(s)
+	obs.Opened()
+	s.run()
+	obs.Closed(s.end())
+}
+
+// run copies both ways until the session ends. A panic in either
+// direction closes both connections, which ends the other one.
 func (s *session) run() {
 	done := make(chan struct{})
 	go func() {
+		defer close(done)
+		defer s.recoverPump()
 		s.pumpUp(make([]byte, s.bufSize))
-		close(done)
 	}()
-	s.pumpDown()
+	func() {
+		defer s.recoverPump()
+		s.pumpDown()
+	}()
 	<-done
+}
+
+// recoverPump is deferred by each direction of the copy.
+func (s *session) recoverPump() {
+	if v := recover(); v != nil {
+		recovered(observe.PanicWebSocket, v)
+		closeUnderlying(s.client)
+		s.worker.Close()
+	}
 }
 
 // GoAway asks the session to end with code: the gateway sends the client a
