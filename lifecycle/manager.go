@@ -61,7 +61,10 @@ type Manager struct {
 	restarts       uint64
 	lastStop       string
 	closed         bool
-	stopReply      chan struct{}
+	// stopReplies are closed when the function has stopped: a stop (at
+	// shutdown) may follow a retire (a reload) that is still draining,
+	// and both callers wait.
+	stopReplies []chan struct{}
 
 	// warmup makes run start a worker at once and report the first boot's
 	// outcome on warmDone (a reload's make-before-break).
@@ -220,7 +223,9 @@ func (m *Manager) loop() (finished bool) {
 			pipelined, exclusive := m.pool.Exchanges()
 			m.log.Info().Uint64("pipelined", pipelined).Uint64("exclusive", exclusive).Uint64("restarts", m.restarts).Msg("function stopped")
 			m.publish()
-			close(m.stopReply)
+			for _, r := range m.stopReplies {
+				close(r)
+			}
 			return true
 		}
 		m.publish()
@@ -591,7 +596,7 @@ func (m *Manager) killAfterGrace(p *process) {
 
 func (m *Manager) beginShutdown(reply chan struct{}, reason string) {
 	m.closed = true
-	m.stopReply = reply
+	m.stopReplies = append(m.stopReplies, reply)
 	for _, p := range append([]*process(nil), m.ready...) {
 		m.stopProcess(p, reason, false)
 	}
