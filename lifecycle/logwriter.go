@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 
+	"edgeway/observe"
+
 	"github.com/rs/zerolog"
 )
 
@@ -26,8 +28,12 @@ type lineWriter struct {
 	tail []string // last lines, for boot errors
 }
 
-func (lw *lineWriter) Write(p []byte) (int, error) {
-	n := len(p)
+// Write is called by os/exec's copying goroutine, which recovers nothing:
+// a panic (in masking, in logging) is recovered and counted, the line
+// dropped, and the pipe still drained.
+func (lw *lineWriter) Write(p []byte) (n int, err error) {
+	n = len(p) // also what a recovered panic returns
+	defer lw.recoverWrite()
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -45,6 +51,13 @@ func (lw *lineWriter) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	return n, nil
+}
+
+func (lw *lineWriter) recoverWrite() {
+	if v := recover(); v != nil {
+		lw.buf = lw.buf[:0]
+		observe.Recovered(lw.log, observe.PanicProcess, v)
+	}
 }
 
 // Flush logs a last unterminated line.

@@ -267,10 +267,14 @@ func (m *Manager) spawn(replaces *process) bool {
 	ev.Msg("starting worker")
 	m.metrics.Spawns.Inc()
 	cold, at := len(m.ready) == 0 && replaces == nil, time.Now()
-	go func() {
+	// A panic while starting is a failed boot: the manager's count of
+	// starting workers must come down, or the function waits forever.
+	goGuarded(m.log, observe.PanicLifecycle, func() {
 		p, err := m.start(id)
 		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at})
-	}()
+	}, func() {
+		m.send(evSpawned{err: errStartPanicked, replaces: replaces, cold: cold, at: at})
+	})
 	return true
 }
 
@@ -381,13 +385,17 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		m.metrics.ColdStarts.Inc()
 		m.metrics.ColdStartTime.UpdateDuration(ev.at)
 	}
-	go m.watch(p)
+	// A panic reading the control connection leaves it in an unknown
+	// state: the worker is killed, as for a violation.
+	goGuarded(m.log, observe.PanicLifecycle, func() { m.watch(p) }, func() {
+		m.send(evViolation{p, errControlPanicked})
+	})
 	m.baseline(p)
 	if m.closed {
 		m.stopping = append(m.stopping, p)
 		p.stopping, p.stopReason = true, ReasonShutdown
 		p.terminate()
-		go m.killAfterGrace(p)
+		goGuarded(m.log, observe.PanicLifecycle, func() { m.killAfterGrace(p) }, p.kill)
 		return
 	}
 	m.ready = append(m.ready, p)
@@ -530,7 +538,9 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 	}
 	wsDrain := m.webSocketDrain(reason)
 	closeTimeout := m.s.opts.WebSocketCloseTimeout
-	go func() {
+	// After a panic the worker is reported drained all the same: it is
+	// terminated rather than left running forever.
+	goGuarded(m.log, observe.PanicLifecycle, func() {
 		t := time.NewTimer(limit)
 		defer t.Stop()
 		select {
@@ -544,7 +554,7 @@ func (m *Manager) stopProcess(p *process, reason string, kill bool) {
 			p.worker.CloseWebSockets(upstream.CloseGoingAway, closeTimeout)
 		}
 		m.send(evDrained{p})
-	}()
+	}, func() { m.send(evDrained{p}) })
 }
 
 // webSocketDrain is how long a worker stopped for reason keeps its open
@@ -581,7 +591,7 @@ func (m *Manager) terminate(p *process) {
 	}
 	p.terminated = true
 	p.terminate()
-	go m.killAfterGrace(p)
+	goGuarded(m.log, observe.PanicLifecycle, func() { m.killAfterGrace(p) }, p.kill)
 }
 
 func (m *Manager) killAfterGrace(p *process) {

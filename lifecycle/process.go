@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"edgeway/config"
+	"edgeway/observe"
 	"edgeway/secure"
 	"edgeway/upstream"
 
@@ -140,10 +141,13 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	p.stdout.log = p.stdout.log.With().Int("pid", p.pid).Logger()
 	p.stderr.log = p.stderr.log.With().Int("pid", p.pid).Logger()
 	go func() {
+		// exited is closed whatever happens: the manager waits for it.
+		defer close(p.exited)
 		p.exitErr = cmd.Wait()
-		p.stdout.Flush()
-		p.stderr.Flush()
-		close(p.exited)
+		observe.Guard(log, observe.PanicProcess, func() {
+			p.stdout.Flush()
+			p.stderr.Flush()
+		})
 	}()
 
 	deadline := p.started.Add(s.opts.BootTimeout)

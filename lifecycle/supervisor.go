@@ -147,7 +147,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		log:           log,
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
-		spawner:       newSpawner(),
+		spawner:       newSpawner(log),
 		budget:        NewBudget(opts.MaxWorkersTotal),
 		prints:        p.prints,
 		metrics:       map[string]*observe.FunctionMetrics{},

@@ -124,7 +124,7 @@ func (b *BufferedWriter) Close(timeout time.Duration) error {
 		return errStuck
 	}
 	flushed := make(chan error, 1)
-	go func() { flushed <- b.Flush() }()
+	go func() { flushed <- b.guardedFlush() }()
 	select {
 	case err := <-flushed:
 		return err

@@ -19,6 +19,7 @@ const (
 	PanicLogFlusher = "log"         // the log flusher
 	PanicSupervisor = "supervisor"  // the goroutine owning the set of functions
 	PanicWatcher    = "watcher"     // the functions folder watcher
+	PanicLifecycle  = "lifecycle"   // a function's manager and its helper goroutines
 	PanicWebSocket  = "websocket"   // a spliced WebSocket session (either direction)
 	PanicStream     = "stream"      // a worker's response body streamed to a client
 	PanicBodyWriter = "body_writer" // the writer copying a request body to a worker

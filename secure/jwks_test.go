@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/cristalhq/jwt/v5"
 	"github.com/rs/zerolog"
 )
@@ -427,5 +428,50 @@ func TestJWKSSkippedKeysAreLogged(t *testing.T) {
 	jwksVerifier(t, srv, newFakeClock(), logs)
 	if !strings.Contains(logs.String(), "JWKS key skipped") || !strings.Contains(logs.String(), `kid \"sym\"`) {
 		t.Errorf("log does not mention the skipped key:\n%s", logs)
+	}
+}
+
+// panickyTransport panics on the requests it is told to, as a bug in the
+// fetch would, and passes the others on.
+type panickyTransport struct {
+	next   http.RoundTripper
+	panics atomic.Int32 // requests left to panic on
+}
+
+func (p *panickyTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if p.panics.Add(-1) >= 0 {
+		panic("transport bug")
+	}
+	return p.next.RoundTrip(r)
+}
+
+// A panic in the background refresh is counted and the loop goes on: a
+// key rotated afterwards is still picked up.
+func TestJWKSRefreshSurvivesAPanic(t *testing.T) {
+	k := keysOnce()
+	srv := newJWKSServer(t, jwkRSA("k1", &k.rsa.PublicKey))
+	tr := &panickyTransport{next: srv.Client().Transport}
+	panics := metrics.GetOrCreateCounter(`edgeway_panics_total{where="jwks"}`)
+	before := panics.Get()
+	v := newTestVerifier(t, VerifierOptions{
+		JWKSURL:        srv.URL,
+		JWKSRefresh:    time.Millisecond,
+		JWKSMinRefresh: time.Nanosecond,
+		HTTPClient:     &http.Client{Transport: tr},
+	})
+	tr.panics.Store(3) // after the first fetch, which Start needs
+	srv.setKeys(t, jwkRSA("k2", &k.rsa2.PublicKey))
+	const rotated = 2
+	for ver := range srv.hits {
+		if ver == rotated {
+			break
+		}
+	}
+	<-srv.hits
+	if _, ok := v.keys.Load().byKID["k2"]; !ok {
+		t.Fatal("the refresh loop did not pick up k2 after its panics")
+	}
+	if got := panics.Get(); got != before+3 {
+		t.Fatalf("jwks panics %d → %d, want 3 more", before, got)
 	}
 }

@@ -1,9 +1,9 @@
 package secure
 
 import (
-	"fmt"
-	"runtime/debug"
 	"time"
+
+	"edgeway/observe"
 )
 
 // refreshJWKS fetches the JWKS unless the refresh floor forbids it, and
@@ -57,12 +57,14 @@ func (v *Verifier) refreshLoop(period time.Duration) {
 	}
 }
 
-// refreshOnce is one background refresh. A panic is logged, not fatal: the
-// last good keys stay in place.
+// refreshOnce is one background refresh. A panic is recovered, counted in
+// edgeway_panics_total{where="jwks"} and logged (its stack once): the last
+// good keys stay in place and the loop tries again at its next tick, the
+// refresh period being its backoff.
 func (v *Verifier) refreshOnce() {
 	defer func() {
 		if r := recover(); r != nil {
-			v.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("BUG: JWKS refresh panicked")
+			observe.Recovered(v.log, observe.PanicJWKS, r)
 		}
 	}()
 	v.refreshJWKS(v.keys.Load())
