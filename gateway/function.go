@@ -10,6 +10,7 @@ import (
 	"edgeway/lifecycle"
 	"edgeway/upstream"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 )
 
@@ -134,6 +135,10 @@ func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, ri
 		Msg("request")
 }
 
+// budgetRefusals counts requests refused 503 OVERLOADED because the
+// gateway's worker budget was spent with every worker busy.
+var budgetRefusals = metrics.GetOrCreateCounter(`edgeway_worker_budget_refusals_total`)
+
 // CodeWorkerReset: the shared worker connection the request was written on
 // was broken by another request, and the request is not idempotent.
 const CodeWorkerReset = "WORKER_RESET"
@@ -152,6 +157,9 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Fun
 		e, retry, hasRetry = errCrashLoop, time.Until(fn.Pool.Load().CrashLoopUntil), true
 	case errors.Is(err, upstream.ErrOverloaded):
 		e, retry, hasRetry = errOverloaded, fn.Config.QueueTimeout, true
+		if err == upstream.ErrNoWorkerSlot {
+			budgetRefusals.Inc()
+		}
 	case errors.Is(err, upstream.ErrMemoryLimit):
 		e = errWorkerLimit
 	case errors.Is(err, upstream.ErrCollateral):

@@ -121,16 +121,17 @@ func (b *Budget) leave(m *Manager) {
 
 // take claims a slot for m, or, when none is left, stops the least
 // recently used idle worker anywhere, queues m to be told when a slot frees
-// and reports false.
-func (b *Budget) take(m *Manager) bool {
+// and reports false. blocked then says that no eviction is under way (no
+// worker anywhere is idle): no slot will free until a worker ends.
+func (b *Budget) take(m *Manager) (ok, blocked bool) {
 	if b == nil {
-		return true
+		return true, false
 	}
 	b.mu.Lock()
 	if b.used < b.max {
 		b.used++
 		b.mu.Unlock()
-		return true
+		return true, false
 	}
 	queued := false
 	for _, w := range b.waiters {
@@ -148,11 +149,12 @@ func (b *Budget) take(m *Manager) bool {
 			b.evicting++
 		}
 	}
+	blocked = b.evicting == 0
 	b.mu.Unlock()
 	if victim != nil {
 		go victim.send(evEvict{w})
 	}
-	return false
+	return false, blocked
 }
 
 // evictionDeclined: the worker chosen became busy or went away before its

@@ -1,9 +1,12 @@
 package lifecycle
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"edgeway/upstream"
 )
 
 // Item 14 of issue 15: with --max-workers-total reached, a function that
@@ -59,24 +62,34 @@ func TestBudgetStopsLeastRecentlyUsedIdleWorker(t *testing.T) {
 			t.Fatalf("budget used %d, want 2", b.used)
 		}
 
-		// With every worker busy nothing is stopped: the request waits
-		// for a slot.
+		// With every worker busy nothing is stopped, and nothing will free
+		// a slot until a request ends somewhere: a function without a
+		// worker refuses at once (503 OVERLOADED) rather than holding the
+		// request to its deadline.
 		busy := third.acquire()
 		held := newer.acquire()
-		waiting := older.acquireAsync()
-		time.Sleep(time.Second)
+		refused := older.acquireAsync()
 		older.settle()
 		if newer.proc(0).terms.Load() != 0 || third.proc(0).terms.Load() != 0 {
 			t.Fatal("a busy worker was stopped for the budget")
 		}
 		select {
-		case r := <-waiting:
-			t.Fatalf("got a worker beyond the budget: %v", r.err)
+		case r := <-refused:
+			if !errors.Is(r.err, upstream.ErrNoWorkerSlot) || !errors.Is(r.err, upstream.ErrOverloaded) {
+				t.Fatalf("request with the budget spent and every worker busy: %v, want ErrNoWorkerSlot", r.err)
+			}
 		default:
+			t.Fatal("a request with the budget spent and every worker busy was held")
 		}
-		// A request ends, its worker is now the idle one: room is made.
+		// A request ends, its worker is now the idle one. The function's
+		// view is as of its last request (the budget is not told when a
+		// request ends anywhere): the next request is refused as before,
+		// but asks again, and its manager makes room; the one after it
+		// waits for the new worker.
 		newer.release(held)
-		older.acquireAsync() // a new nudge retries the budget
+		<-older.acquireAsync()
+		older.settle()
+		waiting := older.acquireAsync()
 		time.Sleep(time.Second)
 		older.settle()
 		if newer.proc(0).terms.Load() != 1 {

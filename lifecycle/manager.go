@@ -77,9 +77,12 @@ type Manager struct {
 	panics int       // recovered so far
 	fault  func(any) // test hook: called with every event before it is handled
 
-	budgetWait bool                              // asked the gateway's budget for a slot; told by evBudget
-	nextSample time.Time                         // when workers' resources are read next
-	sample     func(*process) (procUsage, error) // test hook replacing readUsage
+	budgetWait bool // asked the gateway's budget for a slot; told by evBudget
+	// budgetBlocked: the budget's last answer was no slot and no idle
+	// worker to evict; published as Snapshot.NoWorkerSlot.
+	budgetBlocked bool
+	nextSample    time.Time                         // when workers' resources are read next
+	sample        func(*process) (procUsage, error) // test hook replacing readUsage
 }
 
 type evSpawned struct {
@@ -249,14 +252,15 @@ func (m *Manager) spawn(replaces *process) bool {
 		// A replacement, or a reload's first worker (the old version's
 		// workers give their slots back once it is ready).
 		m.s.budget.force()
-	} else if !m.s.budget.take(m) {
+	} else if ok, blocked := m.s.budget.take(m); !ok {
+		m.budgetBlocked = blocked
 		if !m.budgetWait {
 			m.budgetWait = true
-			m.log.Warn().Int("max_workers_total", m.s.budget.Max()).Msg("the gateway's worker budget is spent; waiting for a slot")
+			m.log.Warn().Int("max_workers_total", m.s.budget.Max()).Bool("every_worker_busy", blocked).Msg("the gateway's worker budget is spent; waiting for a slot")
 		}
 		return false
 	}
-	m.budgetWait = false
+	m.budgetWait, m.budgetBlocked = false, false
 	m.starting++
 	id := m.s.nextID.Add(1)
 	ev := m.log.Info().Uint64("worker", id).Int("running", len(m.ready)).Int("starting", m.starting)
@@ -347,7 +351,7 @@ func (m *Manager) handle(ev any) {
 	case evEvict:
 		m.onEvict(ev.w)
 	case evBudget:
-		m.budgetWait = false
+		m.budgetWait, m.budgetBlocked = false, false
 		m.scale()
 	}
 }
@@ -651,13 +655,15 @@ func (m *Manager) publish() {
 	// while the pool can grow: publish only what changed, or the two would
 	// loop for as long as a worker boots.
 	if cur := m.pool.Load(); !slices.Equal(cur.Workers, ws) || cur.Total != m.total() ||
-		cur.BootFailures != m.bootFailures || !cur.CrashLoopUntil.Equal(crashUntil) || cur.Closed != m.closed {
+		cur.BootFailures != m.bootFailures || !cur.CrashLoopUntil.Equal(crashUntil) || cur.Closed != m.closed ||
+		cur.NoWorkerSlot != m.budgetBlocked {
 		m.pool.Publish(upstream.Snapshot{
 			Workers:        ws,
 			Total:          m.total(),
 			BootFailures:   m.bootFailures,
 			CrashLoopUntil: crashUntil,
 			Closed:         m.closed,
+			NoWorkerSlot:   m.budgetBlocked,
 		})
 	}
 	m.status.Store(m.snapshotStatus())

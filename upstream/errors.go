@@ -1,6 +1,9 @@
 package upstream
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned by Acquire and Proxy. The gateway maps each to a status.
 var (
@@ -17,6 +20,10 @@ var (
 	// ErrOverloaded: every worker is at maxConcurrency and the queue is full
 	// or the wait for a slot expired.
 	ErrOverloaded = errors.New("upstream: function overloaded")
+	// ErrNoWorkerSlot: the function has no worker and none can start, the
+	// gateway's worker budget being spent with every worker busy. It is
+	// an ErrOverloaded (errors.Is).
+	ErrNoWorkerSlot = fmt.Errorf("%w: the gateway's worker budget is spent and every worker is busy", ErrOverloaded)
 	// ErrClosed: the function is being removed or the gateway is stopping.
 	ErrClosed = errors.New("upstream: function is shutting down")
 	// ErrClientBody: the client's request body broke (malformed chunking,

@@ -14,6 +14,10 @@ type Snapshot struct {
 	BootFailures   uint64    // grows with every failed boot
 	CrashLoopUntil time.Time // zero unless the function is cooling down
 	Closed         bool      // the function is gone or the gateway stops
+	// NoWorkerSlot: the gateway's worker budget (--max-workers-total) is
+	// spent and nothing can be evicted (every worker is busy): no worker
+	// will start for this function until one ends somewhere.
+	NoWorkerSlot bool
 
 	changed chan struct{} // closed when a newer snapshot is published
 }
@@ -29,6 +33,11 @@ func (s *Snapshot) refusal(bootFailures uint64) error {
 		return ErrCrashLoop
 	case s.BootFailures > bootFailures && len(s.Workers) == 0:
 		return ErrBoot
+	case s.NoWorkerSlot && len(s.Workers) == 0 && s.Total == 0:
+		// Nothing to queue on and nothing starting: refused at once
+		// rather than held until the deadline for a slot that depends on
+		// another function's request ending.
+		return ErrNoWorkerSlot
 	}
 	return nil
 }
@@ -252,6 +261,11 @@ func (p *Pool) acquireSlow(s *Snapshot, deadline time.Time) (*Worker, error) {
 	defer timer.Stop()
 	for {
 		if err := s.refusal(bootFailures); err != nil {
+			if err == ErrNoWorkerSlot {
+				// The manager asks the budget again: a worker elsewhere
+				// may have become idle, evictable, since it last did.
+				p.requestWorker()
+			}
 			return nil, err
 		}
 		if w, _ := p.pick(s.Workers); w != nil {
@@ -263,8 +277,10 @@ func (p *Pool) acquireSlow(s *Snapshot, deadline time.Time) (*Worker, error) {
 		if s.Total < p.opts.MaxWorkers {
 			p.requestWorker()
 		}
-		if len(s.Workers) >= p.opts.MaxWorkers && !queued {
-			// Every worker is at maxConcurrency: join the bounded queue.
+		if (len(s.Workers) >= p.opts.MaxWorkers || s.NoWorkerSlot) && !queued {
+			// Every worker is at maxConcurrency and no other will start
+			// (maxWorkers, or the gateway's worker budget): join the
+			// bounded queue.
 			queued = true
 			if int(p.queued.Add(1)) > p.opts.MaxQueue {
 				return nil, ErrOverloaded
