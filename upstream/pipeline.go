@@ -197,6 +197,10 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 		return errNotSent
 	}
 	if !w.awaitTurn(pc, cl, deadline) {
+		// Queued behind a response that never came (or a stream that
+		// never ends): the worker may be wedged, and when every request
+		// to it waits here none would reach classify to say so.
+		w.pool.timedOut(w)
 		pc.fail()
 		w.finishPipe(pc, cl)
 		return ErrTimeout
