@@ -39,9 +39,7 @@ type Masker struct {
 func NewMasker(env map[string]string, extraSecrets ...string) *Masker {
 	secrets := slices.Clone(extraSecrets)
 	for name, value := range env {
-		if pw := urlPassword(value); pw != "" {
-			secrets = append(secrets, pw)
-		}
+		secrets = append(secrets, urlPasswords(value)...)
 		if isSecretName(name) {
 			secrets = append(secrets, value)
 			secrets = append(secrets, jsonStrings(value)...)
@@ -76,16 +74,49 @@ func isSecretName(name string) bool {
 	return false
 }
 
-func urlPassword(value string) string {
-	if !strings.Contains(value, "://") {
-		return ""
+// urlPasswords returns the passwords in a URL-shaped value, each as
+// written and percent-decoded (a log line may print either): the one in
+// its userinfo (scheme://user:password@host), found by hand, because
+// url.Parse refuses passwords with an unencoded '/', '[' or '#', which
+// people paste into SUPABASE_DB_URL; and libpq's password query parameter
+// (postgresql://host/db?password=...).
+func urlPasswords(value string) []string {
+	_, rest, ok := strings.Cut(value, "://")
+	if !ok {
+		return nil
 	}
-	u, err := url.Parse(value)
-	if err != nil || u.User == nil {
-		return ""
+	var out []string
+	add := func(raw string, unescape func(string) (string, error)) {
+		if raw == "" {
+			return
+		}
+		out = append(out, raw)
+		if dec, err := unescape(raw); err == nil && dec != raw {
+			out = append(out, dec)
+		}
 	}
-	pw, _ := u.User.Password()
-	return pw
+	// The userinfo ends at the last '@' before the query; a password may
+	// hold '@', '/' or '?' itself, so the query is only cut off when an
+	// '@' comes before it.
+	head := rest
+	if q := strings.IndexByte(rest, '?'); q >= 0 && strings.LastIndexByte(rest[:q], '@') >= 0 {
+		head = rest[:q]
+	}
+	at := strings.LastIndexByte(head, '@')
+	if at >= 0 {
+		if _, pw, ok := strings.Cut(head[:at], ":"); ok {
+			add(pw, url.PathUnescape)
+		}
+	}
+	if q := strings.IndexByte(rest[at+1:], '?'); q >= 0 {
+		query, _, _ := strings.Cut(rest[at+1+q+1:], "#")
+		for _, kv := range strings.Split(query, "&") {
+			if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, "password") {
+				add(v, url.QueryUnescape)
+			}
+		}
+	}
+	return out
 }
 
 // jsonStrings returns the string members of a JSON object, or nil.

@@ -107,3 +107,61 @@ func TestMaskCanary(t *testing.T) {
 		}
 	}
 }
+
+// SUPABASE_DB_URL's password was masked only when url.Parse accepted the
+// URL and the log printed it decoded: a percent-encoded password, one with
+// an unencoded '/', '[' or '#' (url.Parse refuses those), or one passed as
+// libpq's password parameter reached worker logs in clear.
+func TestMaskDatabaseURLPasswords(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, url string
+		hidden    []string // must not appear in the masked URL nor in a line printing them
+	}{
+		{"plain", "postgresql://postgres:s3cretpw@db.x.supabase.co:5432/postgres", []string{"s3cretpw"}},
+		{"percent-encoded", "postgresql://postgres:p%40ss%23word@db:5432/postgres", []string{"p%40ss%23word", "p@ss#word"}},
+		{"unencoded slash", "postgresql://postgres:pa/ss99@db:5432/postgres", []string{"pa/ss99"}},
+		{"unencoded bracket", "postgresql://postgres:pa[ss99@db:5432/postgres", []string{"pa[ss99"}},
+		{"unencoded at and hash", "postgresql://postgres:p@ss#99@db:5432/postgres?sslmode=require", []string{"p@ss#99"}},
+		{"pooler user", "postgres://postgres.abcdefgh:Pooler-pw-1@aws-0-eu.pooler.supabase.com:6543/postgres", []string{"Pooler-pw-1"}},
+		{"query parameter", "postgresql://db:5432/postgres?sslmode=require&password=q%2Bsecret+1", []string{"q%2Bsecret+1", "q+secret 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMasker(map[string]string{"SUPABASE_DB_URL": tt.url})
+			for _, line := range append([]string{"connecting to " + tt.url}, tt.hidden...) {
+				got := m.Mask(line)
+				for _, pw := range tt.hidden {
+					if strings.Contains(got, pw) {
+						t.Fatalf("Mask(%q) = %q: %q shows", line, got, pw)
+					}
+				}
+			}
+			if got := m.Mask("host db port 5432"); got != "host db port 5432" {
+				t.Fatalf("unrelated text changed: %q", got)
+			}
+		})
+	}
+}
+
+// FuzzURLPasswords checks that no value makes urlPasswords panic, and that
+// a password between "://user:" and "@host/" is always among what it
+// returns when it holds no '@' or '?' (which would make it ambiguous).
+func FuzzURLPasswords(f *testing.F) {
+	for _, s := range []string{"s3cretpw", "p%40ss", "pa/ss", "a[b", "x#y", "", "%zz", "a:b"} {
+		f.Add("postgresql://", s, "@db:5432/postgres?password="+s)
+	}
+	f.Fuzz(func(t *testing.T, scheme, pw, tail string) {
+		urlPasswords(scheme + pw + tail)
+		if pw == "" || strings.ContainsAny(pw, "@?") {
+			return
+		}
+		found := urlPasswords("postgresql://user:" + pw + "@db:5432/postgres")
+		for _, got := range found {
+			if got == pw {
+				return
+			}
+		}
+		t.Fatalf("password %q not found: %q", pw, found)
+	})
+}
