@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/fasthttp/websocket"
 )
 
 // A panic inside the upstream Proxy (between taking a worker slot and
@@ -60,4 +63,45 @@ func TestPanicInProxyGivesTheSlotBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A panic after the worker answered (in what the gateway does after the
+// proxy: breaker, metrics, logs) leaks nothing either: a streamed
+// response's slot comes back when the 500 replaces it, and a WebSocket
+// the function accepted still starts (cancelling it would leak its slots
+// and worker connection), then frees its slot when it closes.
+func TestPanicAfterTheProxyLeaksNothing(t *testing.T) {
+	t.Setenv("EDGEWAY_BIN", faultBinary(t))
+	g := startGateway(t, map[string]string{
+		"ws/index.ts":      wsPid,
+		"ws/function.json": `{"maxWorkers": 1, "maxWebSocketConnections": 1}`,
+		"stream/index.ts": `Deno.serve(() => new Response(new ReadableStream({
+  start(c) { c.enqueue(new TextEncoder().encode("a")); c.enqueue(new TextEncoder().encode("b")); c.close(); },
+})));`,
+		"stream/function.json": `{"maxWorkers": 1, "maxConcurrency": 1, "queueTimeoutMs": 2000}`,
+	}, "--internal-key", internalKey)
+	fault := map[string]string{"X-Test-Fault": "after-proxy"}
+
+	for i := 0; i < 4; i++ {
+		expectError(t, g.Do("GET", "/stream", nil, fault), 500, "INTERNAL")
+	}
+	if r := g.Get("/stream"); r.Status != 200 || string(r.Body) != "ab" {
+		t.Fatalf("streamed response after 4 panics: %d %q", r.Status, r.Body)
+	}
+
+	c, resp := dialWS(t, wsURL(g, "/ws"), http.Header{"X-Test-Fault": {"after-proxy"}})
+	if resp.StatusCode != 101 {
+		t.Fatalf("upgrade with a panic after it: %d", resp.StatusCode)
+	}
+	if _, msg, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(msg), "pid ") {
+		t.Fatalf("first message %q %v", msg, err)
+	}
+	echo(t, c, "after the panic")
+	c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	g.WaitLog(wsClosedLog(1000, "client"))
+	c2, _ := dialPid(t, g, "/ws") // the worker's only WebSocket slot is free again
+	echo(t, c2, "second session")
+
+	m := scrape(t, g, "")
+	expectMetrics(t, m, map[string]float64{`edgeway_panics_total{where="request"}`: 5})
 }

@@ -44,6 +44,7 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function
 	var end time.Time // one clock read for the breaker, latency and metrics
 	if g.admit(ctx, fn, client, start) {
 		pid = g.proxy(ctx, fn, fnURI, needsSlash, ws, client, start)
+		injectAfterProxyFault(ctx)
 		end = time.Now()
 		wasOpen := fn.Breaker.State() == guard.StateOpen
 		fn.Breaker.Report(breakerFailure(ctx), end)

@@ -21,12 +21,20 @@ var errInternal = newError(fasthttp.StatusInternalServerError, CodeInternal, "in
 //
 // A streamed response in progress is closed by the error's reset, which
 // gives its worker slot back.
+//
+// A WebSocket whose handshake the function accepted (101, the hijack
+// handler installed) is left to start: the panic came after the worker
+// answered (in metrics, logging), and cancelling the hijack would leak
+// the session's slots and worker connection, which its handler gives back.
 func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {
 	v := recover()
 	if v == nil {
 		return
 	}
 	observe.Recovered(g.log, observe.PanicRequest, v)
+	if ctx.Hijacked() && ctx.Response.StatusCode() == fasthttp.StatusSwitchingProtocols {
+		return
+	}
 	answerPanic(ctx)
 }
 
