@@ -74,7 +74,7 @@ func TestPanicAfterTheProxyLeaksNothing(t *testing.T) {
 	t.Setenv("EDGEWAY_BIN", faultBinary(t))
 	g := startGateway(t, map[string]string{
 		"ws/index.ts":      wsPid,
-		"ws/function.json": `{"maxWorkers": 1, "maxWebSocketConnections": 1}`,
+		"ws/function.json": `{"maxWorkers": 1, "maxWebSocketConnections": 1, "maxConcurrency": 1}`,
 		"stream/index.ts": `Deno.serve(() => new Response(new ReadableStream({
   start(c) { c.enqueue(new TextEncoder().encode("a")); c.enqueue(new TextEncoder().encode("b")); c.close(); },
 })));`,
@@ -87,6 +87,21 @@ func TestPanicAfterTheProxyLeaksNothing(t *testing.T) {
 	}
 	if r := g.Get("/stream"); r.Status != 200 || string(r.Body) != "ab" {
 		t.Fatalf("streamed response after 4 panics: %d %q", r.Status, r.Body)
+	}
+
+	// A panic during the handshake (writing it, before reading the
+	// answer) gives back the WebSocket slot and the handshake's request
+	// slot, and closes the worker connection.
+	for _, at := range []string{"proxy-write", "proxy-read", "proxy-write"} {
+		d := websocket.Dialer{HandshakeTimeout: eventTimeout}
+		c, resp, err := d.Dial(wsURL(g, "/ws"), http.Header{"X-Test-Fault": {at}})
+		if err == nil {
+			c.Close()
+			t.Fatalf("upgrade panicking at %s succeeded", at)
+		}
+		if resp == nil || resp.StatusCode != 500 || resp.Header.Get("X-Edgeway-Error") != "INTERNAL" {
+			t.Fatalf("upgrade panicking at %s: %v %+v", at, err, resp)
+		}
 	}
 
 	c, resp := dialWS(t, wsURL(g, "/ws"), http.Header{"X-Test-Fault": {"after-proxy"}})
@@ -103,5 +118,5 @@ func TestPanicAfterTheProxyLeaksNothing(t *testing.T) {
 	echo(t, c2, "second session")
 
 	m := scrape(t, g, "")
-	expectMetrics(t, m, map[string]float64{`edgeway_panics_total{where="request"}`: 5})
+	expectMetrics(t, m, map[string]float64{`edgeway_panics_total{where="request"}`: 8})
 }

@@ -78,10 +78,12 @@ func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 	nc := c.nc
 	nc.SetDeadline(deadline)
 	req := &ctx.Request
+	injectFault(req, faultWrite)
 	if err := c.send(req); err != nil {
 		return w.abort(&c, err, deadline)
 	}
 	resp := &ctx.Response
+	injectFault(req, faultRead)
 	stream, err := readResponse(req, resp, c.br)
 	if err != nil {
 		return w.fail(&c, err, deadline)
