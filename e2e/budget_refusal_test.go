@@ -56,3 +56,24 @@ func TestWorkerBudgetSpentWithEveryWorkerBusyRefusesAtOnce(t *testing.T) {
 		t.Fatalf("edgeway_worker_budget_refusals_total = %v", n)
 	}
 }
+
+// Caveat 3 of issue 15, boot backoff: after a failed boot no other starts
+// for --boot-retry-backoff, and with nothing running a request arriving
+// meanwhile waited for the next attempt (here 30 s). It is refused at
+// once with 503 BOOT_ERROR and a Retry-After saying when the next boot
+// may start, as nginx and Envoy answer when no upstream is healthy.
+func TestBootBackoffRefusesAtOnce(t *testing.T) {
+	g := startGateway(t, map[string]string{
+		"broken/index.ts": `Deno.serve(() => new Response("x")`, // syntax error
+	}, "--boot-retry-backoff", "30s", "--timeout", "60s", "--internal-key", internalKey)
+	for i := 0; i < 3; i++ {
+		r := g.Get("/broken")
+		expectError(t, r, 503, "BOOT_ERROR")
+		if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
+			t.Fatalf("request %d: Retry-After = %q, want the time until the next boot", i, ra)
+		}
+	}
+	if n := scrape(t, g, "")[`edgeway_worker_spawns_total{function="broken"}`]; n != 1 {
+		t.Fatalf("%v boots, want 1 (the others were refused during the backoff)", n)
+	}
+}

@@ -154,6 +154,9 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Fun
 		e = errTimeout
 	case errors.Is(err, upstream.ErrBoot):
 		e = errBoot
+		if at := fn.Pool.Load().BootRetryAt; !at.IsZero() {
+			retry, hasRetry = time.Until(at), true // when the next boot may start
+		}
 	case errors.Is(err, upstream.ErrCrashLoop):
 		e, retry, hasRetry = errCrashLoop, time.Until(fn.Pool.Load().CrashLoopUntil), true
 	case errors.Is(err, upstream.ErrOverloaded):

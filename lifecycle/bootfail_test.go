@@ -30,18 +30,30 @@ func TestFailedBootIsNotRetriedPerRequest(t *testing.T) {
 			t.Fatalf("request waiting for the failed boot: %v, want ErrBoot", r.err)
 		}
 
-		// Requests arriving during the backoff wait; none starts a boot.
-		var waiting []<-chan acquired
-		for range 40 {
-			waiting = append(waiting, h.acquireAsync())
+		// Requests arriving during the backoff are refused at once (the
+		// state is known: nothing runs, nothing starts before the backoff
+		// ends), and none starts a boot.
+		for i := range 40 {
+			if r := <-h.acquireAsync(); !errors.Is(r.err, upstream.ErrBoot) {
+				t.Fatalf("request %d during the backoff: %v, want ErrBoot at once", i, r.err)
+			}
+		}
+		if at := h.snapshot().BootRetryAt; !at.Equal(h.begin.Add(2 * time.Second)) {
+			t.Fatalf("snapshot BootRetryAt %v, want the backoff's end", at)
 		}
 		h.settle()
 		h.sleepUntil(2*time.Second - ms)
 		if h.held.Load() != 0 {
 			t.Fatalf("%d boots started during the backoff, want none", h.held.Load())
 		}
-		// When it ends, one boot for all of them; they get its outcome.
+		// After it, the next request starts one boot, which the requests
+		// arriving meanwhile wait for; they get its outcome.
 		h.sleepUntil(2 * time.Second)
+		var waiting []<-chan acquired
+		for range 10 {
+			waiting = append(waiting, h.acquireAsync())
+		}
+		h.settle()
 		if h.held.Load() != 1 {
 			t.Fatalf("%d boots after the backoff, want 1", h.held.Load())
 		}

@@ -651,12 +651,16 @@ func (m *Manager) publish() {
 	if m.crashLooping() {
 		crashUntil = m.crashLoopUntil
 	}
+	retryAt := time.Time{}
+	if !m.bootRetryAt.IsZero() && m.now().Before(m.bootRetryAt) {
+		retryAt = m.bootRetryAt
+	}
 	// A new snapshot wakes every waiting request, and each nudges again
 	// while the pool can grow: publish only what changed, or the two would
 	// loop for as long as a worker boots.
 	if cur := m.pool.Load(); !slices.Equal(cur.Workers, ws) || cur.Total != m.total() ||
 		cur.BootFailures != m.bootFailures || !cur.CrashLoopUntil.Equal(crashUntil) || cur.Closed != m.closed ||
-		cur.NoWorkerSlot != m.budgetBlocked {
+		cur.NoWorkerSlot != m.budgetBlocked || !cur.BootRetryAt.Equal(retryAt) {
 		m.pool.Publish(upstream.Snapshot{
 			Workers:        ws,
 			Total:          m.total(),
@@ -664,6 +668,7 @@ func (m *Manager) publish() {
 			CrashLoopUntil: crashUntil,
 			Closed:         m.closed,
 			NoWorkerSlot:   m.budgetBlocked,
+			BootRetryAt:    retryAt,
 		})
 	}
 	m.status.Store(m.snapshotStatus())

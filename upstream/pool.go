@@ -13,7 +13,10 @@ type Snapshot struct {
 	Total          int       // workers running or starting, for scale decisions
 	BootFailures   uint64    // grows with every failed boot
 	CrashLoopUntil time.Time // zero unless the function is cooling down
-	Closed         bool      // the function is gone or the gateway stops
+	// BootRetryAt: a boot failed and no other starts before then (zero
+	// when none failed since the last success, or the backoff is over).
+	BootRetryAt time.Time
+	Closed      bool // the function is gone or the gateway stops
 	// NoWorkerSlot: the gateway's worker budget (--max-workers-total) is
 	// spent and nothing can be evicted (every worker is busy): no worker
 	// will start for this function until one ends somewhere.
@@ -32,6 +35,12 @@ func (s *Snapshot) refusal(bootFailures uint64) error {
 	case !s.CrashLoopUntil.IsZero() && time.Now().Before(s.CrashLoopUntil):
 		return ErrCrashLoop
 	case s.BootFailures > bootFailures && len(s.Workers) == 0:
+		return ErrBoot
+	case !s.BootRetryAt.IsZero() && len(s.Workers) == 0 && s.Total == 0 && time.Now().Before(s.BootRetryAt):
+		// In the boot backoff with nothing running or starting: the last
+		// boot failed and no other will start before BootRetryAt. Refused
+		// at once (Retry-After), as nginx and Envoy answer when no
+		// upstream is healthy, rather than held for the next attempt.
 		return ErrBoot
 	case s.NoWorkerSlot && len(s.Workers) == 0 && s.Total == 0:
 		// Nothing to queue on and nothing starting: refused at once
