@@ -39,12 +39,14 @@ func (g *Gateway) recoverPanic(ctx *fasthttp.RequestCtx) {
 }
 
 // answerPanic replaces whatever the handler left with 500 INTERNAL and
-// closes the connection; a hijack the handler asked for is cancelled.
+// closes the connection, lingering like the other refusals that leave a
+// body unread: a client still sending its body (the panic may come while
+// it is copied to the worker) reads the 500 instead of a reset. A hijack
+// the handler asked for is cancelled.
 func answerPanic(ctx *fasthttp.RequestCtx) {
 	ctx.Hijack(nil)
 	ctx.HijackSetNoResponse(false)
-	errInternal.write(ctx)
-	ctx.SetConnectionClose()
+	refuseAndClose(ctx, errInternal)
 }
 
 // recoverAdminPanic is the admin router's PanicHandler.
