@@ -222,7 +222,9 @@ func (p *Pool) AcquireOther(deadline time.Time, failed *Worker) (*Worker, error)
 // AcquireWebSocket claims a WebSocket slot on the least-loaded worker
 // below its WebSocket cap for an upgrade. When every worker is at its cap
 // it asks for another worker and waits for it until deadline; at
-// maxWorkers it fails at once with ErrOverloaded, before the handshake.
+// maxWorkers, or when the gateway's worker budget allows no other worker
+// (ErrNoWorkerSlot), it fails at once with ErrOverloaded, before the
+// handshake.
 func (p *Pool) AcquireWebSocket(deadline time.Time) (*Worker, error) {
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
@@ -237,6 +239,12 @@ func (p *Pool) AcquireWebSocket(deadline time.Time) (*Worker, error) {
 		}
 		if s.Total >= p.opts.MaxWorkers && len(s.Workers) >= p.opts.MaxWorkers {
 			return nil, ErrOverloaded
+		}
+		if s.NoWorkerSlot && s.Total == len(s.Workers) {
+			// Nothing starting and the gateway's worker budget allows
+			// no other worker: as at maxWorkers.
+			p.requestWorker() // the manager asks the budget again
+			return nil, ErrNoWorkerSlot
 		}
 		p.requestWorker()
 		select {
