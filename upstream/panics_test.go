@@ -10,6 +10,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 )
 
 func panicCount(where string) uint64 {
@@ -111,5 +112,67 @@ func TestBodyWriterSurvivesAPanic(t *testing.T) {
 	}
 	if got := panicCount("body_writer"); got != before+1 {
 		t.Fatalf("body_writer panics %d → %d, want one more", before, got)
+	}
+}
+
+// panicOnOpen is a session observer whose Opened panics.
+type panicOnOpen struct{}
+
+func (panicOnOpen) Opened()              { panic("observer bug on open") }
+func (panicOnOpen) Transferred(int, int) {}
+func (panicOnOpen) Closed(SessionEnd)    {}
+
+// The hijack handler that runs an accepted WebSocket runs on fasthttp's
+// connection goroutine, which recovers nothing: a panic there (here in the
+// observer) is recovered, both connections are closed and the session's
+// WebSocket slot and gateway reservation are given back.
+func TestWebSocketHijackHandlerSurvivesAPanic(t *testing.T) {
+	workerClosed := make(chan struct{})
+	w := fakeWorker(t, PoolOptions{}, func(nc net.Conn, br *bufio.Reader) {
+		if _, err := readRequestHead(br); err != nil {
+			return
+		}
+		io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		nc.SetReadDeadline(time.Now().Add(eventTimeout))
+		if _, err := br.ReadByte(); err == io.EOF {
+			close(workerClosed)
+		}
+	})
+	sessions := NewSessions(0)
+	ln := fasthttputil.NewInmemoryListener()
+	defer ln.Close()
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		w.tryClaimWebSocket(0)
+		sessions.Reserve()
+		if err := w.Upgrade(ctx, time.Now().Add(eventTimeout), sessions, SessionOptions{CloseTimeout: time.Second, Observer: panicOnOpen{}}); err != nil {
+			t.Errorf("Upgrade: %v", err)
+		}
+	}}
+	go srv.Serve(ln)
+	before := panicCount("websocket")
+	c, err := ln.Dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: fn\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(eventTimeout))
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("client connection not closed after the panic: %v", err)
+	}
+	select {
+	case <-workerClosed:
+	case <-time.After(eventTimeout):
+		t.Fatal("worker connection left open after the panic")
+	}
+	if !w.WaitWebSockets(eventTimeout) {
+		t.Fatalf("the worker's WebSocket slot was kept after the panic (%d)", w.WebSockets())
+	}
+	sessions.GoAway(CloseGoingAway, eventTimeout) // waits for the reservations to end
+	if n := sessions.reserved.Load(); n != 0 {
+		t.Fatalf("%d gateway reservations kept after the panic", n)
+	}
+	if got := panicCount("websocket"); got != before+1 {
+		t.Fatalf("websocket panics %d → %d, want one more", before, got)
 	}
 }
