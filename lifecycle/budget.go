@@ -19,6 +19,9 @@ import (
 // spent, the least recently used idle worker of any function is stopped to
 // make room, and the manager that asked is told when a slot frees; its
 // requests wait for it meanwhile (up to their queue or request deadline).
+// With no worker idle anywhere nothing frees a slot but a request ending
+// elsewhere: the manager publishes Snapshot.NoWorkerSlot, and its requests
+// are refused at once (no worker) or queue on its busy workers.
 // Replacements (make-before-break) may exceed the cap briefly: refusing
 // them would leave a wedged or expiring worker in place.
 //
