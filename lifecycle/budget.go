@@ -32,6 +32,7 @@ type Budget struct {
 	mu       sync.Mutex
 	used     int
 	evicting int // evictions asked for and not yet turned into a free slot
+	booting  int // slots taken by workers still booting (see booted)
 	members  map[*Manager]struct{}
 	waiters  []*Manager
 }
@@ -125,7 +126,9 @@ func (b *Budget) leave(m *Manager) {
 // take claims a slot for m, or, when none is left, stops the least
 // recently used idle worker anywhere, queues m to be told when a slot frees
 // and reports false. blocked then says that no eviction is under way (no
-// worker anywhere is idle): no slot will free until a worker ends.
+// worker anywhere is idle, none is booting): no slot will free until a
+// request ends somewhere. A worker still booting will serve and then be
+// idle, so its boot is not counted as blocked.
 func (b *Budget) take(m *Manager) (ok, blocked bool) {
 	if b == nil {
 		return true, false
@@ -133,6 +136,7 @@ func (b *Budget) take(m *Manager) (ok, blocked bool) {
 	b.mu.Lock()
 	if b.used < b.max {
 		b.used++
+		b.booting++
 		b.mu.Unlock()
 		return true, false
 	}
@@ -152,7 +156,7 @@ func (b *Budget) take(m *Manager) (ok, blocked bool) {
 			b.evicting++
 		}
 	}
-	blocked = b.evicting == 0
+	blocked = b.evicting == 0 && b.booting == 0
 	b.mu.Unlock()
 	if victim != nil {
 		go victim.send(evEvict{w})
@@ -175,6 +179,18 @@ func (b *Budget) force() {
 	}
 	b.mu.Lock()
 	b.used++
+	b.booting++
+	b.mu.Unlock()
+}
+
+// booted: a worker that took a slot (take or force) finished booting,
+// ready or failed.
+func (b *Budget) booted() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.booting = max(b.booting-1, 0)
 	b.mu.Unlock()
 }
 

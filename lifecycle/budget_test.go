@@ -107,3 +107,52 @@ func TestBudgetStopsLeastRecentlyUsedIdleWorker(t *testing.T) {
 		}
 	})
 }
+
+// A worker booting elsewhere will serve and then be idle, so the budget is
+// not blocked: a function waiting for a slot is not refused at once. Its
+// requests wait as in the queue, bounded by the queue timeout (they were
+// held to their whole deadline, 504 TIMEOUT, before).
+func TestBudgetWaitIsBoundedByTheQueueTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &Budget{max: 1, members: map[*Manager]struct{}{}}
+		mk := func() *harness {
+			cfg := testConfig()
+			cfg.QueueTimeout = 2 * time.Second
+			cfg.Timeout = time.Minute
+			h := newHarness(t, cfg, testOptions())
+			h.m.s.budget = b
+			return h
+		}
+		booting, waiting := mk(), mk()
+		booting.hold.Store(true)
+		booting.run()
+		waiting.run()
+		first := booting.acquireAsync()
+		booting.settle()
+		if booting.held.Load() != 1 {
+			t.Fatal("the first function's boot did not start")
+		}
+		got := waiting.acquireAsync()
+		waiting.settle()
+		select {
+		case r := <-got:
+			t.Fatalf("refused while a worker boots elsewhere: %v", r.err)
+		default:
+		}
+		if s := waiting.snapshot(); !s.BudgetWait || s.NoWorkerSlot {
+			t.Fatalf("snapshot BudgetWait %v NoWorkerSlot %v, want waiting, not blocked", s.BudgetWait, s.NoWorkerSlot)
+		}
+		time.Sleep(2 * time.Second)
+		waiting.settle()
+		select {
+		case r := <-got:
+			if !errors.Is(r.err, upstream.ErrOverloaded) || errors.Is(r.err, upstream.ErrNoWorkerSlot) {
+				t.Fatalf("after the queue timeout: %v, want ErrOverloaded", r.err)
+			}
+		default:
+			t.Fatal("the request waited past the queue timeout")
+		}
+		booting.boot(nil)
+		booting.release((<-first).w)
+	})
+}

@@ -358,6 +358,7 @@ func (m *Manager) handle(ev any) {
 
 func (m *Manager) onSpawned(ev evSpawned) {
 	m.starting--
+	m.s.budget.booted()
 	if ev.replaces != nil {
 		delete(m.replacing, ev.replaces)
 		if ev.replaces.stopReason == ReasonWedged {
@@ -660,7 +661,7 @@ func (m *Manager) publish() {
 	// loop for as long as a worker boots.
 	if cur := m.pool.Load(); !slices.Equal(cur.Workers, ws) || cur.Total != m.total() ||
 		cur.BootFailures != m.bootFailures || !cur.CrashLoopUntil.Equal(crashUntil) || cur.Closed != m.closed ||
-		cur.NoWorkerSlot != m.budgetBlocked || !cur.BootRetryAt.Equal(retryAt) {
+		cur.NoWorkerSlot != m.budgetBlocked || cur.BudgetWait != m.budgetWait || !cur.BootRetryAt.Equal(retryAt) {
 		m.pool.Publish(upstream.Snapshot{
 			Workers:        ws,
 			Total:          m.total(),
@@ -668,6 +669,7 @@ func (m *Manager) publish() {
 			CrashLoopUntil: crashUntil,
 			Closed:         m.closed,
 			NoWorkerSlot:   m.budgetBlocked,
+			BudgetWait:     m.budgetWait,
 			BootRetryAt:    retryAt,
 		})
 	}

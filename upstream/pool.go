@@ -21,6 +21,11 @@ type Snapshot struct {
 	// spent and nothing can be evicted (every worker is busy): no worker
 	// will start for this function until one ends somewhere.
 	NoWorkerSlot bool
+	// BudgetWait: the function asked the gateway's worker budget for a
+	// worker and waits for a slot (an eviction or a boot elsewhere may
+	// free one): its requests wait as in the queue, bounded by maxQueue
+	// and the queue timeout, not their whole deadline.
+	BudgetWait bool
 
 	changed chan struct{} // closed when a newer snapshot is published
 }
@@ -294,10 +299,10 @@ func (p *Pool) acquireSlow(s *Snapshot, deadline time.Time) (*Worker, error) {
 		if s.Total < p.opts.MaxWorkers {
 			p.requestWorker()
 		}
-		if (len(s.Workers) >= p.opts.MaxWorkers || s.NoWorkerSlot) && !queued {
+		if (len(s.Workers) >= p.opts.MaxWorkers || s.NoWorkerSlot || s.BudgetWait) && !queued {
 			// Every worker is at maxConcurrency and no other will start
-			// (maxWorkers, or the gateway's worker budget): join the
-			// bounded queue.
+			// (maxWorkers), or a worker waits for the gateway's budget:
+			// join the bounded queue.
 			queued = true
 			if int(p.queued.Add(1)) > p.opts.MaxQueue {
 				return nil, ErrOverloaded
