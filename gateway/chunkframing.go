@@ -16,14 +16,16 @@ import (
 // chunked body's data (chunk-size line and extensions, line ends, the
 // trailer section) counts against maxChunkFraming, four times
 // --max-header-bytes: a chunk line as long as a header block always passes,
-// anything longer than four of them fails with 400 BAD_REQUEST and the
-// connection closes (like any broken chunk).
+// one longer than five of them always fails (in between it depends on how
+// the bytes arrive), with 400 BAD_REQUEST and the connection closed, like
+// any broken chunk.
 //
 // fasthttp keeps the chunk lines to itself, so the count is of the socket
 // reads that fill its read buffer while the body streams (reads longer
 // than the buffer go straight into the reader's slice and are data only),
 // reset each time the body yields data (BodyData). Between two resets at
-// most two buffers' worth of data is read besides the framing.
+// most two buffers' worth of data is read besides the framing, and up to
+// one buffer of the framing may have been read before the last reset.
 
 // errChunkFraming ends the read of a chunked body whose framing outgrew
 // maxChunkFraming; fasthttp reports it as a broken chunk.
@@ -33,14 +35,19 @@ var errChunkFraming = errors.New("gateway: chunk-size lines, extensions or trail
 var chunkFramingRefused = metrics.NewCounter(`edgeway_client_chunk_framing_refused_total`)
 
 // readFraming is Read while a chunked body streams and fasthttp fills its
-// read buffer.
+// read buffer. The read that takes the count over the bound fails, its
+// bytes dropped (the connection is closed after the 400): returned, they
+// could hold the rest of an overlong line, and no further read would come
+// to refuse it.
 func (c *clientConn) readFraming(b []byte) (int, error) {
 	if c.framing.Load() > c.set.maxChunkFraming {
-		chunkFramingRefused.Inc()
 		return 0, errChunkFraming
 	}
 	n, err := c.Conn.Read(b)
-	c.framing.Add(int64(n))
+	if c.framing.Add(int64(n)) > c.set.maxChunkFraming {
+		chunkFramingRefused.Inc()
+		return 0, errChunkFraming
+	}
 	return n, err
 }
 
