@@ -13,16 +13,20 @@ import (
 // of other clients are queued on it. Instead every pipelined request
 // carries a sequence number in the internal header X-Edgeway-Seq (the
 // gateway strips x-edgeway-* from client requests), and a watcher per
-// worker looks, every HangupCheck, at the clients of the requests that
-// have waited that long; for one that hung up it sends the worker "abort
-// <seq>" on the control channel (WorkerOptions.Abort), and the bootstrap
-// aborts that request's signal. The exchange itself goes on: the
-// function's answer is read in turn and written to a client that is gone,
-// and the requests behind it are served as usual.
+// worker looks, every HangupCheck, at the request at the head of each
+// pipelined connection: if it has waited that long without its response
+// head and its client hung up, the worker is sent "abort <seq>" on the
+// control channel (WorkerOptions.Abort), and the bootstrap aborts that
+// request's signal. The exchange itself goes on: the function's answer is
+// read in turn and written to a client that is gone, and the requests
+// behind it are served as usual.
 //
 // Deno serves the requests of one connection one at a time, so only the
-// head of each pipelined connection is in the function; an abort for a
-// request still queued behind it finds nothing to abort in the worker.
+// head of a pipelined connection can be in the function; a request queued
+// behind it is looked at once it is the head. The line is sent again every
+// check until the response head comes: the abort may reach the worker
+// just before Deno hands it the request (the control channel and the
+// request's connection race), and aborting twice does nothing.
 
 // HeaderSeq is the internal request header carrying a pipelined request's
 // sequence number for "abort <n>".
@@ -30,14 +34,11 @@ const HeaderSeq = "X-Edgeway-Seq"
 
 var hdrSeq = []byte(HeaderSeq)
 
-// maxWatched bounds the requests checked in one pass of the watcher
-// (pipelined connections × depth is far below it by default).
-const maxWatched = 256
-
 // markForAbort numbers a pipelined request and records its client on cl,
 // when aborts are on. Called under pc.wmu, before the request is written.
 func (w *Worker) markForAbort(cl *call, req *fasthttp.Request, client net.Conn) {
 	cl.client = nil
+	cl.answered.Store(false)
 	if w.sendAbort == nil {
 		return
 	}
@@ -67,54 +68,28 @@ func (w *Worker) watchPipes() {
 	}
 }
 
-type watched struct {
-	client net.Conn
-	seq    uint64
-}
-
-// checkPipes sends "abort <seq>" for each request that has waited at least
-// HangupCheck on a pipelined connection and whose client hung up.
+// checkPipes sends "abort <seq>" for the head request of each pipelined
+// connection that has waited at least HangupCheck for its response head
+// and whose client hung up.
 func (w *Worker) checkPipes() {
-	var list [maxWatched]watched
-	n := 0
 	before := time.Now().Add(-w.hangupCheck).UnixNano()
 	for i := range w.pipes {
 		pc := w.pipes[i].Load()
 		if pc == nil || pc.oldest.Load() == 0 {
 			continue
 		}
+		var client net.Conn
+		var seq uint64
 		pc.qmu.Lock()
-		for c := pc.head; c != nil && n < maxWatched; c = c.next {
-			if c.client != nil && c.written <= before {
-				list[n] = watched{c.client, c.seq}
-				n++
-			}
+		if c := pc.head; c != nil && c.client != nil && c.written <= before && !c.answered.Load() {
+			client, seq = c.client, c.seq
 		}
 		pc.qmu.Unlock()
-	}
-	for _, x := range list[:n] {
-		rc := rawConn(x.client)
-		if rc == nil || !hungUp(rc) {
+		if client == nil {
 			continue
 		}
-		w.sendAbort(x.seq)
-		w.forget(x.seq)
-	}
-}
-
-// forget stops watching the request numbered seq (it was aborted).
-func (w *Worker) forget(seq uint64) {
-	for i := range w.pipes {
-		pc := w.pipes[i].Load()
-		if pc == nil {
-			continue
+		if rc := rawConn(client); rc != nil && hungUp(rc) {
+			w.sendAbort(seq)
 		}
-		pc.qmu.Lock()
-		for c := pc.head; c != nil; c = c.next {
-			if c.seq == seq {
-				c.client = nil
-			}
-		}
-		pc.qmu.Unlock()
 	}
 }

@@ -72,8 +72,9 @@ type call struct {
 	// client and seq identify the request for an abort (pipeabort.go);
 	// client is nil when it is not watched. Both are under qmu once the
 	// call is pushed.
-	client net.Conn
-	seq    uint64
+	client   net.Conn
+	seq      uint64
+	answered atomic.Bool // its response head was read (or failed): no abort
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -221,6 +222,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 	}
 	resp := &ctx.Response
 	stream, err := readResponse(req, resp, pc.br)
+	cl.answered.Store(true)
 	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)
 	}
