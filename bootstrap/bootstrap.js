@@ -245,28 +245,34 @@ function trackAborts(handler) {
   };
 }
 
-// abortLine handles "abort <digits>"; it reports whether line was one.
-function abortLine(line) {
-  if (!(line.length > 6 && line[0] === "a" && line[1] === "b" && line[2] === "o" && line[3] === "r" && line[4] === "t" && line[5] === " ")) {
-    return false;
-  }
-  let seq = "";
-  for (let i = 6; i < line.length; i++) {
-    const c = line[i];
-    if (c < "0" || c > "9") return true;
-    seq += c;
+// abortRequest aborts the signal of the request in flight whose
+// x-edgeway-seq is seq (digits only; anything else is ignored). Control
+// lines "abort <seq>" come here.
+function abortRequest(seq) {
+  if (seq.length === 0) return;
+  for (let i = 0; i < seq.length; i++) {
+    if (seq[i] < "0" || seq[i] > "9") return;
   }
   let found;
   SetPrototypeForEach(abortsInFlight, (req) => {
     if (found === undefined && HeadersPrototypeGet(RequestPrototypeGetHeaders(req), "x-edgeway-seq") === seq) found = req;
   });
-  if (found !== undefined) {
-    try {
-      AbortControllerPrototypeAbort(abortState(found).controller);
-    } catch (err) {
-      consoleError("abort listener failed:", err);
-    }
+  if (found === undefined) return;
+  try {
+    AbortControllerPrototypeAbort(abortState(found).controller);
+  } catch (err) {
+    consoleError("abort listener failed:", err);
   }
+}
+
+// abortLine handles "abort <seq>"; it reports whether line was one.
+function abortLine(line) {
+  if (!(line.length > 6 && line[0] === "a" && line[1] === "b" && line[2] === "o" && line[3] === "r" && line[4] === "t" && line[5] === " ")) {
+    return false;
+  }
+  let seq = "";
+  for (let i = 6; i < line.length; i++) seq += line[i];
+  abortRequest(seq);
   return true;
 }
 // ---- end integrity: request aborts ----
