@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -35,7 +36,7 @@ func serveChunked(t *testing.T, buf int) string {
 				c.BodyData()
 			}
 			if err == io.EOF {
-				ctx.SetBodyString(fmtInt(n))
+				ctx.SetBodyString(strconv.Itoa(n))
 				return
 			}
 			if err != nil {
@@ -51,17 +52,6 @@ func serveChunked(t *testing.T, buf int) string {
 	return ln.Addr().String()
 }
 
-func fmtInt(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
-}
-
 func TestChunkFramingIsBounded(t *testing.T) {
 	const buf = 1024
 	addr := serveChunked(t, buf)
@@ -69,7 +59,7 @@ func TestChunkFramingIsBounded(t *testing.T) {
 		e := strings.Repeat("a", ext)
 		var b strings.Builder
 		for i := 0; i < n; i++ {
-			b.WriteString(fmtHex(len(data)) + ";" + e + "\r\n" + data + "\r\n")
+			b.WriteString(strconv.FormatInt(int64(len(data)), 16) + ";" + e + "\r\n" + data + "\r\n")
 		}
 		return b.String() + "0\r\n\r\n"
 	}
@@ -103,7 +93,7 @@ func TestChunkFramingIsBounded(t *testing.T) {
 				t.Fatal(err)
 			}
 			got, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != c.status || (c.status == 200 && string(got) != fmtInt(c.length)) {
+			if resp.StatusCode != c.status || (c.status == 200 && string(got) != strconv.Itoa(c.length)) {
 				t.Fatalf("%d %q, want %d (length %d)", resp.StatusCode, got, c.status, c.length)
 			}
 			if c.status == 400 && c.bound && !strings.Contains(string(got), errChunkFraming.Error()) {
@@ -111,16 +101,4 @@ func TestChunkFramingIsBounded(t *testing.T) {
 			}
 		})
 	}
-}
-
-func fmtHex(n int) string {
-	const digits = "0123456789abcdef"
-	if n == 0 {
-		return "0"
-	}
-	var b []byte
-	for ; n > 0; n /= 16 {
-		b = append([]byte{digits[n%16]}, b...)
-	}
-	return string(b)
 }
