@@ -13,7 +13,8 @@
 // Control protocol (one line each, ASCII, at most 64 bytes with the newline;
 // the gateway kills a worker that sends anything else):
 //   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>"
-//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain", "terminate"
+//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain", "terminate",
+//                      "abort <seq>" (see "request aborts" below)
 //
 // User code runs in this same isolate and may patch any prototype. Every
 // primitive the control channel uses is therefore bound here, before the
@@ -171,6 +172,112 @@ class ConnInfo {
   }
 }
 
+// ---- integrity: request aborts ("abort <seq>" from the gateway) ----
+// A client that hangs up before its response starts aborts the request's
+// signal, as with plain Deno. On its own worker connection the gateway just
+// closes it; on a pipelined one (requests of other clients queued behind)
+// it sends "abort <seq>" instead, seq being the request's x-edgeway-seq
+// header. req.signal, as the function reads it, is then
+// AbortSignal.any([Deno's signal, ours]), made the first time the function
+// reads it (or when the abort comes): a request that never looks at its
+// signal costs a Set add and delete (measured 0.1 µs; 0.2 µs for an async
+// handler), and headers are read only when an abort comes. Everything is
+// bound before user code runs.
+const abortsInFlight = new Set();
+const abortStates = new WeakMap();
+const SetPrototypeHas = uncurry(Set.prototype.has);
+const SetPrototypeForEach = uncurry(Set.prototype.forEach);
+const WeakMapPrototypeGet = uncurry(WeakMap.prototype.get);
+const WeakMapPrototypeSet = uncurry(WeakMap.prototype.set);
+const AbortControllerCtor = AbortController;
+const AbortControllerPrototypeAbort = uncurry(AbortController.prototype.abort);
+const AbortControllerPrototypeGetSignal = uncurry(
+  Object.getOwnPropertyDescriptor(AbortController.prototype, "signal").get,
+);
+const AbortSignalAny = FunctionPrototypeBind(AbortSignal.any, AbortSignal);
+const RequestPrototypeGetSignal = uncurry(Object.getOwnPropertyDescriptor(Request.prototype, "signal").get);
+const RequestPrototypeGetHeaders = uncurry(Object.getOwnPropertyDescriptor(Request.prototype, "headers").get);
+const HeadersPrototypeGet = uncurry(Headers.prototype.get);
+const PromiseCtor = Promise;
+
+function abortState(req) {
+  let st = WeakMapPrototypeGet(abortStates, req);
+  if (st === undefined) {
+    const controller = new AbortControllerCtor();
+    st = { controller, signal: AbortSignalAny([RequestPrototypeGetSignal(req), AbortControllerPrototypeGetSignal(controller)]) };
+    WeakMapPrototypeSet(abortStates, req, st);
+  }
+  return st;
+}
+
+Object.defineProperty(Request.prototype, "signal", {
+  configurable: true,
+  enumerable: true,
+  get() {
+    if (!SetPrototypeHas(abortsInFlight, this) && WeakMapPrototypeGet(abortStates, this) === undefined) {
+      return RequestPrototypeGetSignal(this);
+    }
+    return abortState(this).signal;
+  },
+});
+
+// trackAborts wraps the served handler: a request is abortable while the
+// handler has not settled (after that the response is on its way and the
+// gateway never asks).
+function trackAborts(handler) {
+  return (req, info) => {
+    SetPrototypeAdd(abortsInFlight, req);
+    let out;
+    try {
+      out = handler(req, info);
+    } catch (err) {
+      SetPrototypeDelete(abortsInFlight, req);
+      throw err;
+    }
+    if (out instanceof PromiseCtor) {
+      const done = () => {
+        SetPrototypeDelete(abortsInFlight, req);
+      };
+      PromisePrototypeThen(out, done, done);
+    } else {
+      SetPrototypeDelete(abortsInFlight, req);
+    }
+    return out;
+  };
+}
+
+// abortRequest aborts the signal of the request in flight whose
+// x-edgeway-seq is seq (digits only; anything else is ignored). Control
+// lines "abort <seq>" come here.
+function abortRequest(seq) {
+  if (seq.length === 0) return;
+  for (let i = 0; i < seq.length; i++) {
+    if (seq[i] < "0" || seq[i] > "9") return;
+  }
+  let found;
+  SetPrototypeForEach(abortsInFlight, (req) => {
+    if (found === undefined && HeadersPrototypeGet(RequestPrototypeGetHeaders(req), "x-edgeway-seq") === seq) found = req;
+  });
+  if (found === undefined) return;
+  try {
+    AbortControllerPrototypeAbort(abortState(found).controller);
+  } catch (err) {
+    consoleError("abort listener failed:", err);
+  }
+}
+
+// abortLine handles "abort <seq>"; it reports whether line was one.
+function abortLine(line) {
+  if (!(line.length > 6 && line[0] === "a" && line[1] === "b" && line[2] === "o" && line[3] === "r" && line[4] === "t" && line[5] === " ")) {
+    return false;
+  }
+  let seq = "";
+  for (let i = 6; i < line.length; i++) seq += line[i];
+  abortRequest(seq);
+  return true;
+}
+// ---- end integrity: request aborts ----
+
 const mod = await import(entryURL);
 if (!captured && mod.default && typeof mod.default.fetch === "function") {
   const app = mod.default;
@@ -198,7 +305,7 @@ const server = realServe(
     },
     onError: typeof userOnError === "function" ? userOnError : defaultOnError,
   },
-  (req, info) => userHandler(req, new ConnInfo(req, info)),
+  trackAborts((req, info) => userHandler(req, new ConnInfo(req, info))), // integrity: request aborts
 );
 
 // "terminate" on the control channel (or SIGTERM): finish in-flight
@@ -281,5 +388,6 @@ function handleLine(line) {
     terminate();
     return;
   }
+  if (abortLine(line)) return; // integrity: request aborts
   lifecycleEvent(line);
 }

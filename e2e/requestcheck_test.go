@@ -176,6 +176,12 @@ func TestRequestCheckDifferential(t *testing.T) {
 		{"host trailing dot, upper case", hostReq("A.Example."), false},
 		{"host with path", hostReq("a/x"), true},
 		{"host with fragment", hostReq("a#x"), true},
+		// Deno 2.9.6 (hyper) and nginx 1.22 both take a bare LF as a line
+		// end, in the request line and in header lines. So does fasthttp;
+		// the gateway refuses it only in header lines (its framing rule).
+		{"bare LF ending the request line", "GET " + path + " HTTP/1.1\n" + host + "\r\n", false},
+		{"bare LF ending a header line", get + "Host: a.example\n\r\n", true},
+		{"bare LF everywhere", "GET " + path + " HTTP/1.1\nHost: a.example\n\n", true},
 	}
 	const next = "GET /echo/next HTTP/1.1\r\nHost: a.example\r\n\r\n"
 	for _, c := range cases {

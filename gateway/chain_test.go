@@ -53,7 +53,9 @@ func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions
 		po.Pipeline = pipe[0]
 	}
 	pool := upstream.NewPool(po)
-	w := upstream.NewWorker(pool, 1, 0, sock, upstream.WorkerOptions{MaxIdleConns: 4, DialTimeout: time.Second, BufferSize: 16384, ExitWait: time.Second})
+	// As in production: pipelined requests are numbered for aborts.
+	w := upstream.NewWorker(pool, 1, 0, sock, upstream.WorkerOptions{MaxIdleConns: 4, DialTimeout: time.Second, BufferSize: 16384, ExitWait: time.Second,
+		HangupCheck: time.Second, Abort: func(uint64) {}})
 	pool.Publish(upstream.Snapshot{Workers: []*upstream.Worker{w}, Total: 1})
 	cfg := config.DefaultFunctionConfig(opts)
 	m := observe.NewFunctionMetrics("hello", observe.Gauges{})

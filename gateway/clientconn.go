@@ -35,6 +35,9 @@ import (
 //   - body ownership (upstream.BodyWatcher) and poisoning: a connection
 //     whose request body was left unread part-way can never serve another
 //     request, since the rest of the body would be parsed as one.
+//   - chunk framing bound (chunkframing.go): while a chunked body streams,
+//     the bytes read between two pieces of body data (a chunk-size line
+//     with its extensions, line ends, trailers) are counted and bounded.
 //   - lingering close (--lingering-timeout, --lingering-time): a connection
 //     closed with a request body unread half-closes, reads and discards
 //     until the client has gone quiet, then closes, so the client reads its
@@ -47,7 +50,11 @@ type connSettings struct {
 	writeResolution  int64 // nanoseconds the write deadline may lag behind
 	lingeringTimeout time.Duration
 	lingeringTime    time.Duration
-	log              zerolog.Logger
+	// readBuffer is the size of fasthttp's read buffer (--max-header-bytes);
+	// maxChunkFraming bounds the chunk framing (see chunkframing.go).
+	readBuffer      int
+	maxChunkFraming int64
+	log             zerolog.Logger
 }
 
 // Connection-level events, gateway-wide.
@@ -78,6 +85,7 @@ const (
 	connBodyInFlight uint32 = 1 << iota // a background writer owns the body
 	connPoisoned                        // a body was left unread: serve nothing more
 	connLinger                          // Close lingers
+	connChunked                         // a chunked body streams: count its framing
 )
 
 // clientConn is one client connection (see the top of this file). Its
@@ -92,6 +100,9 @@ type clientConn struct {
 	// once a caller set deadlines itself (a hijacked WebSocket).
 	writeDeadline atomic.Int64
 	closing       atomic.Bool
+	// framing counts the bytes read into the read buffer since the chunked
+	// body last yielded data (see chunkframing.go).
+	framing atomic.Int64
 }
 
 // NetConn exposes the socket (as crypto/tls does), for upstream's check
@@ -99,8 +110,12 @@ type clientConn struct {
 func (c *clientConn) NetConn() net.Conn { return c.Conn }
 
 func (c *clientConn) Read(b []byte) (int, error) {
-	if c.flags.Load()&connPoisoned != 0 {
+	f := c.flags.Load()
+	if f&connPoisoned != 0 {
 		return 0, io.EOF
+	}
+	if f&connChunked != 0 && len(b) <= c.set.readBuffer {
+		return c.readFraming(b)
 	}
 	if c.armed.Load() {
 		c.armed.Store(false)
@@ -195,7 +210,7 @@ func (c *clientConn) BodyDone(consumed bool) {
 	if !consumed {
 		c.flags.Or(connPoisoned | connLinger)
 	}
-	c.flags.And(^connBodyInFlight)
+	c.flags.And(^(connBodyInFlight | connChunked))
 }
 
 // lingerOnClose makes Close linger.

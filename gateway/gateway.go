@@ -84,7 +84,8 @@ func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *
 	}
 	g.conns = connSettings{yield: opts.ClientReadYield, writeTimeout: opts.ClientWriteTimeout,
 		writeResolution: int64(opts.ClientWriteTimeout / 8), lingeringTimeout: opts.LingeringTimeout,
-		lingeringTime: opts.LingeringTime, log: log}
+		lingeringTime: opts.LingeringTime, readBuffer: opts.MaxHeaderBytes,
+		maxChunkFraming: 4 * int64(opts.MaxHeaderBytes), log: log}
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
 		Handler:                      g.serve,
@@ -161,9 +162,11 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 		return
 	}
+	watchChunked(ctx)
 	g.Handle(ctx)
 	if ctx.Request.Header.ContentLength() != 0 {
 		g.settleBody(ctx)
+		unwatchChunked(ctx)
 	}
 	armYield(ctx)
 }

@@ -184,7 +184,10 @@ func refuseAndClose(ctx *fasthttp.RequestCtx, e gatewayError) {
 //     so the function would see an empty body whose bytes are then parsed
 //     as the next request.
 //
-// The request line is not kept by fasthttp, so a bare LF there is not seen.
+// A bare LF ending the request line is accepted, as nginx and Deno accept
+// it (RFC 9112 §2.2 allows it; fasthttp does not keep the request line):
+// no parser on either side frames it differently, and the gateway
+// re-serialises every request (e2e TestRequestCheckDifferential).
 // It must run before sanitizeRequest, whose header scanner unfolds
 // continuation lines in place. It does not allocate.
 func ambiguousFraming(raw []byte) bool {

@@ -84,6 +84,9 @@ func (g *Gateway) discard(c *clientConn, stream io.Reader) bool {
 	for {
 		n, err := stream.Read(buf)
 		total += int64(n)
+		if n > 0 {
+			c.BodyData()
+		}
 		if err == io.EOF {
 			if total > 0 {
 				bodiesDiscarded.Inc()

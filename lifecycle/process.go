@@ -171,6 +171,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		BufferSize:   s.opts.UpstreamBufferSize,
 		ExitWait:     s.opts.WorkerExitWait,
 		HangupCheck:  s.opts.UpstreamHangupCheck,
+		Abort:        p.abortRequest,
 	})
 	return p, nil
 }

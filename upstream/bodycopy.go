@@ -17,6 +17,13 @@ type BodyLimits struct {
 	IdleGap time.Duration // longest wait for more body bytes; 0 = none
 }
 
+// BodyProgress is implemented by the gateway's client connections: told
+// each time the body stream yields data, they bound the chunk framing
+// (extensions, trailers) read in between.
+type BodyProgress interface {
+	BodyData()
+}
+
 // Errors a streamed client body can end with.
 var (
 	// ErrBodyTooLarge: the body outgrew BodyLimits.Max (413).
@@ -42,6 +49,7 @@ func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLim
 		return false, err
 	}
 	src := req.BodyStream()
+	progress, _ := client.(BodyProgress)
 	buf := make([]byte, 32<<10)
 	var total int64
 	// The body is consumed at EOF, or once its declared length is read
@@ -59,6 +67,9 @@ func (c *conn) writeStreamed(req *fasthttp.Request, client net.Conn, lim BodyLim
 		}
 		n, rerr := src.Read(buf)
 		total += int64(n)
+		if n > 0 && progress != nil {
+			progress.BodyData()
+		}
 		if lim.Max > 0 && total > lim.Max {
 			return false, ErrBodyTooLarge
 		}

@@ -17,9 +17,10 @@ import (
 // belong to the gateway): once the request has waited HangupCheck, the
 // wait for the first byte of the response head is cut every HangupCheck
 // to poll the client's socket for a hang-up. Quick answers (nearly all)
-// cost one read deadline more and no system call. Only exclusive worker
-// connections are watched: closing a pipelined one would fail the requests
-// queued behind, which admission keeps quick anyway.
+// cost one read deadline more and no system call. This is for exclusive
+// worker connections: closing a pipelined one would fail the requests
+// queued behind, so there the worker is asked to abort the request instead
+// (pipeabort.go).
 
 // errClientGone: the client hung up before the response head came; the
 // gateway answers it like a client body error (not the function's fault,

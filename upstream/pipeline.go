@@ -69,6 +69,12 @@ type call struct {
 	timer      *time.Timer
 	idempotent bool        // the request may run twice (see evictQueued)
 	evicted    atomic.Bool // woken to go elsewhere (see evictQueued)
+	// client and seq identify the request for an abort (pipeabort.go);
+	// client is nil when it is not watched. Both are under qmu once the
+	// call is pushed.
+	client   net.Conn
+	seq      uint64
+	answered atomic.Bool // its response head was read (or failed): no abort
 }
 
 var callPool = sync.Pool{New: func() any {
@@ -191,7 +197,7 @@ func (w *Worker) dialPipe(i int, old *pconn) *pconn {
 // proxyPipelined sends the request on pc and reads its response in turn.
 func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64, deadline time.Time) error {
 	req := &ctx.Request
-	cl := w.enqueueAndWrite(pc, req, start)
+	cl := w.enqueueAndWrite(pc, req, ctx.Conn(), start)
 	if cl == nil {
 		pc.depth.Add(-1) // the place claimed by pickPipe
 		return errNotSent
@@ -221,6 +227,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64
 	resp := &ctx.Response
 	injectFault(req, faultRead)
 	stream, err := readResponse(req, resp, pc.br)
+	cl.answered.Store(true)
 	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)
 	}
@@ -329,7 +336,7 @@ func (w *Worker) failPipe(pc *pconn, cl *call, err error, deadline time.Time) er
 // one after another, so without the yield every request would pay its own
 // write syscall; when nothing else is runnable the yield returns at once,
 // so a lone request is not delayed.
-func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, start int64) *call {
+func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, client net.Conn, start int64) *call {
 	pc.wmu.Lock()
 	if pc.broken.Load() {
 		pc.wmu.Unlock()
@@ -339,6 +346,7 @@ func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, start int64) 
 	cl.written = start
 	cl.idempotent = idempotent(req)
 	cl.evicted.Store(false)
+	w.markForAbort(cl, req, client)
 	err := pc.writeLocked(req, cl)
 	if err != nil {
 		pc.fail()
@@ -440,6 +448,7 @@ func (w *Worker) leavePipe(pc *pconn, cl *call) {
 			pc.head.turn <- struct{}{}
 		}
 		cl.next = nil
+		cl.client = nil
 		pc.qmu.Unlock()
 		pc.depth.Add(-1)
 		callPool.Put(cl)

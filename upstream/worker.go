@@ -37,6 +37,8 @@ type Worker struct {
 	bufSize     int
 	exitWait    time.Duration
 	hangupCheck time.Duration
+	sendAbort   func(seq uint64) // nil: pipelined requests are not watched (pipeabort.go)
+	seq         atomic.Uint64
 }
 
 // WorkerOptions sizes a worker's connection pool.
@@ -46,6 +48,9 @@ type WorkerOptions struct {
 	BufferSize   int           // bufio size per connection; caps response header size
 	ExitWait     time.Duration // how long a failed request waits to learn why the worker died
 	HangupCheck  time.Duration // how often a request waiting for its response head checks its client (0 = never; see hangup.go)
+	// Abort sends the worker "abort <seq>" for a pipelined request whose
+	// client hung up (see pipeabort.go); nil = never.
+	Abort func(seq uint64)
 }
 
 // NewWorker describes a ready worker listening on sock. It is not routed to
@@ -67,6 +72,10 @@ func NewWorker(p *Pool, id uint64, pid int, sock string, o WorkerOptions) *Worke
 		pipes:       make([]atomic.Pointer[pconn], p.pipe.Conns),
 	}
 	w.lastActive.Store(w.Started.UnixNano())
+	if o.Abort != nil && o.HangupCheck > 0 && len(w.pipes) > 0 {
+		w.sendAbort = o.Abort
+		go w.watchPipes()
+	}
 	return w
 }
 
