@@ -57,6 +57,7 @@ func unauthorizedError(err error) gatewayError {
 // than extend the first); see xffLines.
 func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	remote := guard.RemoteAddr(ctx)
+	g.warnUntrustedForwarder(ctx, remote)
 	if len(g.trusted) == 0 {
 		return remote
 	}
