@@ -25,7 +25,7 @@ const edgewayTypes = `declare const EdgeRuntime: { waitUntil<T>(promise: Promise
 // and lock its workers run with. It prints a table and returns non-zero on
 // any error.
 func check(args []string, stdout, stderr io.Writer) int {
-	opts, deno, layout, code := loadFolder("check", args, stderr)
+	opts, deno, layout, code := loadFolder("check", args, stdout, stderr)
 	if layout == nil {
 		return code
 	}
@@ -90,9 +90,14 @@ func check(args []string, stdout, stderr io.Writer) int {
 
 // loadFolder is what check and cache start with: the flags, the Deno
 // executable as an absolute path and the discovered functions folder. On
-// an error it prints one line and returns a nil layout and the exit code.
-func loadFolder(command string, args []string, stderr io.Writer) (config.Options, string, *config.Layout, int) {
+// an error it prints one line and returns a nil layout and the exit code
+// (0 after --help, which prints the command's usage to stdout).
+func loadFolder(command string, args []string, stdout, stderr io.Writer) (config.Options, string, *config.Layout, int) {
 	opts, err := config.Parse(args, os.Getenv)
+	if errors.Is(err, config.ErrHelp) {
+		commandUsage(stdout, command)
+		return opts, "", nil, 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "edgeway %s: %v\n", command, err)
 		return opts, "", nil, 2
@@ -102,7 +107,7 @@ func loadFolder(command string, args []string, stderr io.Writer) (config.Options
 		deno, err = filepath.Abs(deno)
 	}
 	if err != nil {
-		return opts, "", nil, fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+		return opts, "", nil, fail(stderr, denoNotFound(opts.Deno, err))
 	}
 	layout, err := config.Discover(opts.Functions, opts)
 	if err != nil {

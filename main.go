@@ -66,9 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "edgeway: unknown command %q\n", args[0])
-		usage(stderr)
-		return 2
+		return unknownCommand(stderr, args[0])
 	}
 }
 
@@ -98,7 +96,7 @@ func fail(stderr io.Writer, err error) int {
 func serve(args []string, stderr io.Writer) int {
 	opts, err := config.Parse(args, os.Getenv)
 	if errors.Is(err, config.ErrHelp) {
-		usage(stderr)
+		commandUsage(stderr, "serve")
 		return 0
 	}
 	if err != nil {
@@ -119,7 +117,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+		return fail(stderr, denoNotFound(opts.Deno, err))
 	}
 	// Workers run in their function's folder: a relative path would break.
 	if denoPath, err = filepath.Abs(denoPath); err != nil {

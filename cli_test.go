@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCommandHelpExitsZero(t *testing.T) {
+	for _, c := range []struct {
+		args   []string
+		stdout bool // usage on stdout (else stderr, serve's log stream)
+	}{
+		{[]string{"check", "--help"}, true},
+		{[]string{"check", "-h"}, true},
+		{[]string{"cache", "--help"}, true},
+		{[]string{"serve", "--help"}, false},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(c.args, &out, &errOut)
+		got := errOut.String()
+		if c.stdout {
+			got = out.String()
+			if errOut.Len() > 0 {
+				t.Errorf("%v wrote to stderr: %q", c.args, errOut.String())
+			}
+		}
+		if code != 0 || !strings.HasPrefix(got, "Usage: edgeway "+c.args[0]+" [flags]") || !strings.Contains(got, "--functions") {
+			t.Errorf("%v: exit %d, output %.120q", c.args, code, got)
+		}
+	}
+}
+
+func TestUnknownCommandIsShort(t *testing.T) {
+	for _, c := range []struct{ arg, want string }{
+		{"bogus", `unknown command "bogus"`},
+		{"srve", `unknown command "srve"`},
+		{"--port", "flags follow the command, as in `edgeway serve --port`"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run([]string{c.arg, "3000"}, &out, &errOut)
+		msg := errOut.String()
+		if code != 2 || out.Len() > 0 || !strings.Contains(msg, c.want) || !strings.Contains(msg, "edgeway help") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", c.arg, code, out.String(), msg)
+		}
+		if n := strings.Count(msg, "\n"); n > 3 {
+			t.Errorf("%s: %d lines of stderr, want a short error", c.arg, n)
+		}
+	}
+}
+
+func TestDenoNotFoundGivesHint(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{
+		{"check", "--deno", "no-such-deno"},
+		{"cache", "--deno", "no-such-deno"},
+		{"serve", "--auth", "none", "--deno", "no-such-deno"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := run(args, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "`make deno` puts one in .tools/node_modules/.bin/deno") {
+			t.Errorf("%v: exit %d, %q", args, code, errOut.String())
+		}
+	}
+	// After `make deno`, the hint names the file.
+	os.MkdirAll(filepath.Dir(localDeno), 0o755)
+	os.WriteFile(localDeno, []byte("#!/bin/sh\n"), 0o644)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "--deno", "no-such-deno"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "pass --deno .tools/node_modules/.bin/deno") {
+		t.Errorf("with .tools: exit %d, %q", code, errOut.String())
+	}
+}
