@@ -4,6 +4,7 @@
 //	edgeway serve [flags]   serve the functions folder
 //	edgeway check [flags]   validate the folder and type-check every function
 //	edgeway cache [flags]   fetch every function's dependencies into Deno's cache
+//	edgeway new NAME        scaffold a function (index.ts with Deno.serve)
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
 package main
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "cache":
 		return cache(args[1:], stdout, stderr)
+	case "new":
+		return newFunction(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -79,6 +82,8 @@ Usage:
                           function with deno check (exits non-zero on errors)
   edgeway cache [flags]   fetch every function's dependencies into Deno's
                           cache before traffic (exits non-zero on errors)
+  edgeway new NAME        create a function: NAME/index.ts with Deno.serve
+                          (edgeway new --help for its flags)
   edgeway version         print the version
   edgeway help            this help
 
