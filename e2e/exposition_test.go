@@ -24,18 +24,7 @@ func TestMetricsExposition(t *testing.T) {
 			t.Fatalf("%s: %d %s", fn, r.Status, r.Body)
 		}
 	}
-	r := g.Do("GET", "/metrics", nil, map[string]string{"Authorization": "Bearer " + internalKey})
-	if r.Status != 200 {
-		t.Fatalf("/metrics: %d %q", r.Status, r.Body)
-	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
-		t.Fatalf("/metrics Content-Type %q", ct)
-	}
-	p := expfmt.NewTextParser(model.LegacyValidation)
-	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.Body))
-	if err != nil {
-		t.Fatalf("Prometheus's parser refuses /metrics: %v\n%s", err, r.Body)
-	}
+	fams := scrapeFamilies(t, g)
 	for name, f := range fams {
 		if strings.HasPrefix(name, "edgeway_") && (f.GetHelp() == "" || f.GetHelp() == name) {
 			t.Errorf("%s has no help text: add it to observe/metrichelp.go", name)
@@ -77,4 +66,22 @@ func TestMetricsExposition(t *testing.T) {
 			t.Errorf("request duration %v: %d samples, %d buckets", m.GetLabel(), h.GetSampleCount(), len(h.GetBucket()))
 		}
 	}
+}
+
+// scrapeFamilies reads g's /metrics with Prometheus's own text parser.
+func scrapeFamilies(t *testing.T, g *Gateway) map[string]*dto.MetricFamily {
+	t.Helper()
+	r := g.Do("GET", "/metrics", nil, map[string]string{"Authorization": "Bearer " + internalKey})
+	if r.Status != 200 {
+		t.Fatalf("/metrics: %d %q", r.Status, r.Body)
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Fatalf("/metrics Content-Type %q", ct)
+	}
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := p.TextToMetricFamilies(bytes.NewReader(r.Body))
+	if err != nil {
+		t.Fatalf("Prometheus's parser refuses /metrics: %v\n%s", err, r.Body)
+	}
+	return fams
 }

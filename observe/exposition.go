@@ -16,13 +16,18 @@ import (
 func init() { metrics.ExposeMetadata(true) }
 
 // WritePrometheus writes every registered metric (all Sets, Go and process
-// metrics) as Prometheus text: families sorted by name, each with one
+// metrics, open and maximum file descriptors) as Prometheus text: families sorted by name, each with one
 // `# HELP` (the text in help, when known) and one `# TYPE` line followed by
 // all its samples, whatever Set they came from. Scrapes are rare: building
 // the output in memory is fine here, off the request path.
 func WritePrometheus(w io.Writer) {
 	var raw bytes.Buffer
 	metrics.WritePrometheus(&raw, true)
+	// process_open_fds and process_max_fds: clients, workers' sockets and
+	// pipes all take descriptors (see edgeway_accept_fd_exhausted_total).
+	// Counting them reads /proc/self/fd, which is why the library leaves it
+	// out by default; once per scrape is fine.
+	metrics.WriteFDMetrics(&raw)
 	io.WriteString(w, regroup(raw.String()))
 }
 

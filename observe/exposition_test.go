@@ -56,6 +56,8 @@ func TestWritePrometheusParsesWithSeveralSets(t *testing.T) {
 		{"edgeway_websocket_duration_seconds", dto.MetricType_HISTOGRAM, 2},
 		{"edgeway_log_dropped_total", dto.MetricType_COUNTER, 1},
 		{"go_goroutines", dto.MetricType_GAUGE, 1},
+		{"process_open_fds", dto.MetricType_GAUGE, 1},
+		{"process_max_fds", dto.MetricType_GAUGE, 1},
 	} {
 		f := fams[c.name]
 		if f == nil {
