@@ -71,3 +71,20 @@ func TestDenoNotFoundGivesHint(t *testing.T) {
 		t.Errorf("with .tools: exit %d, %q", code, errOut.String())
 	}
 }
+
+// A short secret from JWT_SECRET is blamed on JWT_SECRET, and a host that
+// cannot be listened on names --host too, not only --port.
+func TestStartupErrorsNameTheSource(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a", "index.ts"), []byte(`Deno.serve(() => new Response("a"));`), 0o644)
+	t.Setenv("JWT_SECRET", "short")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"serve", "--functions", dir, "--port", "0"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "edgeway: environment JWT_SECRET: ") {
+		t.Errorf("short JWT_SECRET: exit %d %q", code, errOut.String())
+	}
+	errOut.Reset()
+	if code := run([]string{"serve", "--auth", "none", "--functions", dir, "--host", "300.1.1.1", "--port", "0", "--deno", os.Args[0]}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "flag --host, flag --port: cannot listen on 300.1.1.1:0") {
+		t.Errorf("bad host: exit %d %q", code, errOut.String())
+	}
+}

@@ -139,7 +139,7 @@ func serve(args []string, stderr io.Writer) int {
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("flag --port: cannot listen on %s: %w", addr, err))
+		return fail(stderr, fmt.Errorf("%s, %s: cannot listen on %s: %w", opts.Source("host"), opts.Source("port"), addr, err))
 	}
 	sup, err := lifecycle.NewSupervisor(opts, layout, log)
 	if err != nil {

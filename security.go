@@ -31,7 +31,7 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 		}
 		if opts.JWTSecret != "" {
 			if err := secure.CheckProductionSecret([]byte(opts.JWTSecret)); err != nil {
-				return sec, fmt.Errorf("flag --jwt-secret: %w (use --dev for local development)", err)
+				return sec, fmt.Errorf("%s: %w (use --dev for local development)", opts.Source("jwt-secret"), err)
 			}
 		}
 	}

@@ -12,6 +12,10 @@ import (
 
 // Options is the server-wide configuration after flags and environment.
 type Options struct {
+	// sources says where each flag given other than by default came from,
+	// for errors found after Parse (see Source).
+	sources map[string]string
+
 	Functions     string
 	Host          string
 	Port          int
@@ -453,6 +457,7 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	o.sources = map[string]string{}
 	for _, s := range specs {
 		if (given[s.name] || getenv(EnvName(s.name)) != "") && s.reset != nil {
 			s.reset(&o)
@@ -467,6 +472,7 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 		}
 		env := EnvName(s.name)
 		if v := getenv(env); v != "" {
+			o.sources[s.name] = "environment " + env
 			items := []string{v}
 			if s.kind == kindList {
 				items = strings.Split(v, ",")
@@ -483,12 +489,14 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 				if err := s.set(&o, v); err != nil {
 					return o, fmt.Errorf("environment PORT: %w", err)
 				}
+				o.sources[s.name] = "environment PORT"
 			}
 		}
 		if s.name == "jwt-secret" {
 			for _, name := range []string{"JWT_SECRET", "SUPABASE_JWT_SECRET"} {
 				if v := getenv(name); v != "" {
 					o.JWTSecret = v
+					o.sources[s.name] = "environment " + name
 					break
 				}
 			}
@@ -504,6 +512,17 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 		return o, fmt.Errorf("flag --cpu-time-soft-limit (%v) is above --cpu-time-hard-limit (%v)", o.CPUTimeSoftLimit, o.CPUTimeHardLimit)
 	}
 	return o, nil
+}
+
+// Source names where flag name's value came from, for an error found
+// after Parse: "flag --name" when given on the command line or left at its
+// default, else the environment variable ("environment EDGEWAY_PORT",
+// "environment PORT", "environment JWT_SECRET").
+func (o Options) Source(name string) string {
+	if src := o.sources[name]; src != "" {
+		return src
+	}
+	return "flag --" + name
 }
 
 // PrintHelp writes every flag with its environment variable and default.
