@@ -130,6 +130,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 			fn.Metrics.RateLimited.Inc()
 			errRateLimited.writeRetryAfter(ctx, retry)
 			fn.Metrics.Refuse("RATE_LIMITED")
+			g.logRateLimited(fn, client, key[0] == 's', retry, now)
 			return false
 		}
 	}
