@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"edgeway/config"
 )
 
 func TestCommandHelpExitsZero(t *testing.T) {
@@ -86,5 +88,31 @@ func TestStartupErrorsNameTheSource(t *testing.T) {
 	errOut.Reset()
 	if code := run([]string{"serve", "--auth", "none", "--functions", dir, "--host", "300.1.1.1", "--port", "0", "--deno", os.Args[0]}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "flag --host, flag --port: cannot listen on 300.1.1.1:0") {
 		t.Errorf("bad host: exit %d %q", code, errOut.String())
+	}
+}
+
+// --dev's console log written to a file or pipe has no colour codes.
+func TestConsoleLogWithoutTerminalHasNoColour(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	opts, _ := config.Parse([]string{"--dev"}, func(string) string { return "" })
+	log := newLogger(opts, f, f)
+	log.Warn().Str("k", "v").Msg("hello")
+	b, _ := os.ReadFile(f.Name())
+	if !strings.Contains(string(b), "hello") || strings.Contains(string(b), "\x1b[") {
+		t.Fatalf("console log to a file: %q", b)
+	}
+}
+
+// A startup error is the last line, after the buffered warnings before it.
+func TestStartupErrorIsTheLastLine(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"serve", "--dev", "--log-format", "json", "--functions", filepath.Join(t.TempDir(), "missing"), "--deno", os.Args[0]}, &out, &errOut)
+	lines := strings.Split(strings.TrimSpace(errOut.String()), "\n")
+	if code == 0 || len(lines) < 2 || !strings.Contains(lines[0], "--dev: using") || !strings.HasPrefix(lines[len(lines)-1], "edgeway: functions folder") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
 	}
 }

@@ -92,6 +92,22 @@ Flags of serve (each also read from its environment variable; the flag wins):
 	config.PrintHelp(w)
 }
 
+// flushWithin writes out the buffered log lines, waiting at most timeout
+// for a stuck output.
+func flushWithin(w *observe.BufferedWriter, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		w.Flush()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
 // fail prints one line naming what is wrong and returns the exit code.
 func fail(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "edgeway: %v\n", err)
@@ -112,26 +128,32 @@ func serve(args []string, stderr io.Writer) int {
 	defer logOut.Close(logCloseTimeout)
 	log := newLogger(opts, stderr, logOut)
 	logOut.SetLogger(log)
+	// A startup error is the last line on screen: the warnings logged
+	// before it are written out first (the log is buffered).
+	failStartup := func(err error) int {
+		flushWithin(logOut, logCloseTimeout)
+		return fail(stderr, err)
+	}
 	procs := setGoMaxProcs(opts.GoMaxProcs)
 	sec, err := buildSecurity(&opts, log)
 	if err != nil {
-		return fail(stderr, err)
+		return failStartup(err)
 	}
 	if sec.Verifier != nil {
 		defer sec.Verifier.Close()
 	}
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
-		return fail(stderr, denoNotFound(opts.Deno, err))
+		return failStartup(denoNotFound(opts.Deno, err))
 	}
 	// Workers run in their function's folder: a relative path would break.
 	if denoPath, err = filepath.Abs(denoPath); err != nil {
-		return fail(stderr, fmt.Errorf("flag --deno: %w", err))
+		return failStartup(fmt.Errorf("flag --deno: %w", err))
 	}
 	opts.Deno = denoPath
 	layout, err := config.Discover(opts.Functions, opts)
 	if err != nil {
-		return fail(stderr, err)
+		return failStartup(err)
 	}
 	for _, w := range startupWarnings(opts, layout) {
 		log.Warn().Msg(w)
@@ -139,12 +161,12 @@ func serve(args []string, stderr io.Writer) int {
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("%s, %s: cannot listen on %s: %w", opts.Source("host"), opts.Source("port"), addr, err))
+		return failStartup(fmt.Errorf("%s, %s: cannot listen on %s: %w", opts.Source("host"), opts.Source("port"), addr, err))
 	}
 	sup, err := lifecycle.NewSupervisor(opts, layout, log)
 	if err != nil {
 		ln.Close()
-		return fail(stderr, err)
+		return failStartup(err)
 	}
 	gw := gateway.New(opts, sup, sec, log)
 	var adminLn net.Listener
@@ -152,7 +174,7 @@ func serve(args []string, stderr io.Writer) int {
 		if adminLn, err = net.Listen("tcp", opts.AdminListen); err != nil {
 			ln.Close()
 			sup.Stop()
-			return fail(stderr, fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", opts.AdminListen, err))
+			return failStartup(fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", opts.AdminListen, err))
 		}
 	}
 	// After every startup error, which must stay one line on its own.
@@ -256,7 +278,11 @@ func newLogger(opts config.Options, term io.Writer, out io.Writer) zerolog.Logge
 		}
 	}
 	if format == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+		// Colours only for a terminal (NO_COLOR honoured): --dev's console
+		// format redirected to a file or journald stays plain text.
+		f, ok := term.(*os.File)
+		colour := ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", NoColor: !colour}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }
