@@ -12,7 +12,9 @@ func TestRateLimitedIsWarnedSampled(t *testing.T) {
 	for i := 0; i < refusals; i++ {
 		expectError(t, g.Get("/lim"), 429, "RATE_LIMITED")
 	}
-	isWarning := func(l logLine) bool { return l.Msg() == "request refused: rate limited (429; sampled: at most one line per 10s)" }
+	isWarning := func(l logLine) bool {
+		return l.Msg() == "request refused: rate limited (429; sampled: at most one line per 10s)"
+	}
 	w := g.WaitLog(isWarning)
 	if w.Str("level") != "warn" || w.Str("function") != "lim" || w.Str("client_ip") != "127.0.0.1" || w.Str("bucket") != "client_ip" || w.Int("rpm") != 1 {
 		t.Fatalf("warning %v", w)
