@@ -77,6 +77,10 @@ type breakerFile struct {
 // functionFile mirrors function.json. Pointers tell "absent" from zero.
 // Durations are milliseconds, as in the peers' manifests.
 type functionFile struct {
+	// Schema is the "$schema" an editor reads (config/function.schema.json);
+	// edgeway ignores it.
+	Schema *string `json:"$schema"`
+
 	MinWorkers               *int  `json:"minWorkers"`
 	MaxWorkers               *int  `json:"maxWorkers"`
 	EagerSpawn               *bool `json:"eagerSpawn"`
