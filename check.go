@@ -51,14 +51,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "FUNCTION\tROUTE\tAUTH\tPERMISSIONS\tPOOL\tCHECK")
 	failed := 0
 	for _, fn := range layout.Functions {
-		auth := "jwt"
-		if fn.Config.Public || opts.Auth == "none" {
-			auth = "public"
-		}
-		perms := "standard"
-		if len(fn.Config.Permissions) > 0 {
-			perms = strings.Join(fn.Config.Permissions, ",")
-		}
+		auth, perms := functionAccess(opts, fn)
 		result := "ok"
 		importMap := filepath.Join(tmp, fn.Name+".importmap.json")
 		content, err := lifecycle.ImportMapJSON(layout, &fn)

@@ -15,6 +15,7 @@ var commandHelp = map[string]string{
 	"serve": "Serve a Supabase-style functions folder.",
 	"check": "Validate a functions folder and type-check every function with deno check;\nexits non-zero on errors.",
 	"cache": "Fetch every function's dependencies into Deno's cache before traffic;\nexits non-zero on errors.",
+	"list":  "List the functions of a folder: routes, auth, permissions, pool size.\nWith --from http://HOST:PORT (and --internal-key) also the live state a\nrunning gateway reports: workers, restarts, breaker, p95 latency.",
 }
 
 // commandUsage prints `edgeway <command> --help`: the command, what it does
@@ -32,7 +33,7 @@ func unknownCommand(stderr io.Writer, arg string) int {
 	} else {
 		fmt.Fprintf(stderr, "edgeway: unknown command %q\n", arg)
 	}
-	fmt.Fprintln(stderr, "Commands: serve, check, cache, new, version, help. `edgeway help` lists them and every flag.")
+	fmt.Fprintln(stderr, "Commands: serve, check, cache, list, new, version, help. `edgeway help` lists them and every flag.")
 	return 2
 }
 

@@ -4,6 +4,7 @@
 //	edgeway serve [flags]   serve the functions folder
 //	edgeway check [flags]   validate the folder and type-check every function
 //	edgeway cache [flags]   fetch every function's dependencies into Deno's cache
+//	edgeway list [flags]    list the functions (and, with --from, their live state)
 //	edgeway new NAME        scaffold a function (index.ts with Deno.serve)
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
@@ -58,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cache(args[1:], stdout, stderr)
 	case "new":
 		return newFunction(args[1:], stdout, stderr)
+	case "list":
+		return list(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -82,6 +85,9 @@ Usage:
                           function with deno check (exits non-zero on errors)
   edgeway cache [flags]   fetch every function's dependencies into Deno's
                           cache before traffic (exits non-zero on errors)
+  edgeway list [flags]    the functions with routes, auth, permissions and pool;
+                          with --from http://HOST:PORT and --internal-key, the
+                          live state of a running gateway too
   edgeway new NAME        create a function: NAME/index.ts with Deno.serve
                           (edgeway new --help for its flags)
   edgeway version         print the version
