@@ -116,3 +116,23 @@ func TestStartupErrorIsTheLastLine(t *testing.T) {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
 	}
 }
+
+// A bad --function-permissions is blamed on the flag, not on a
+// function.json that does not exist; a bad function.json on that file.
+func TestPermissionErrorsNameTheirSource(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a", "index.ts"), []byte(`Deno.serve(() => new Response("a"));`), 0o644)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"check", "--functions", dir, "--deno", os.Args[0], "--function-permissions", "a=bogus"}, &out, &errOut); code == 0 ||
+		!strings.Contains(errOut.String(), "function a (flag --function-permissions): unknown permission profile \"bogus\"") {
+		t.Errorf("exit %d %q", code, errOut.String())
+	}
+	fj := filepath.Join(dir, "a", "function.json")
+	os.WriteFile(fj, []byte(`{"permissions": "bogus"}`), 0o644)
+	errOut.Reset()
+	if code := run([]string{"check", "--functions", dir, "--deno", os.Args[0]}, &out, &errOut); code == 0 ||
+		!strings.Contains(errOut.String(), "function a ("+fj+"): unknown permission profile") {
+		t.Errorf("exit %d %q", code, errOut.String())
+	}
+}
