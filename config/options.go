@@ -528,6 +528,9 @@ func (o Options) Source(name string) string {
 // PrintHelp writes every flag with its environment variable and default.
 func PrintHelp(w io.Writer) {
 	for _, s := range specs {
+		if title := helpGroupTitle(s.name); title != "" {
+			fmt.Fprintf(w, "\n %s:\n", title)
+		}
 		def := s.def
 		if def == "" {
 			def = "unset"
