@@ -222,7 +222,7 @@ wait:
 				sup.RequestReload(rescan, "SIGHUP") // coalesced; never blocks
 				continue
 			}
-			log.Info().Str("signal", sig.String()).Dur("grace", opts.ShutdownGrace).Msg("shutting down")
+			log.Info().Str("signal", sig.String()).Dur("grace_ms", opts.ShutdownGrace).Msg("shutting down")
 			break wait
 		case err := <-served:
 			log.Error().Err(err).Msg("listener failed")
