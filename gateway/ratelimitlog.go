@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"edgeway/lifecycle"
+
+	"github.com/valyala/fasthttp"
 )
 
 // rateLimitLogEvery spaces the "request refused: rate limited" warnings: a
@@ -24,7 +26,7 @@ var rateLimitLog struct {
 
 // logRateLimited warns about a 429, sampled (see rateLimitLog). bySub
 // tells whether the bucket is the token's subject rather than the address.
-func (g *Gateway) logRateLimited(fn *lifecycle.Function, client netip.Addr, bySub bool, retry time.Duration, now time.Time) {
+func (g *Gateway) logRateLimited(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, bySub bool, retry time.Duration, now time.Time) {
 	next := rateLimitLog.next.Load()
 	if now.UnixNano() < next || !rateLimitLog.next.CompareAndSwap(next, now.Add(rateLimitLogEvery).UnixNano()) {
 		rateLimitLog.suppressed.Add(1)
@@ -34,7 +36,7 @@ func (g *Gateway) logRateLimited(fn *lifecycle.Function, client netip.Addr, bySu
 	if bySub {
 		key = "sub"
 	}
-	g.log.Warn().Str("function", fn.Name).Str("client_ip", client.String()).Str("bucket", key).
+	g.log.Warn().Bytes("request_id", ctx.Request.Header.PeekBytes(hdrRequestID)).Str("function", fn.Name).Str("client_ip", client.String()).Str("bucket", key).
 		Int("rpm", fn.Config.RPM).Dur("retry_after_ms", retry).Int64("unlogged_since_last", rateLimitLog.suppressed.Swap(0)).
 		Msg("request refused: rate limited (429; sampled: at most one line per 10s)")
 }
