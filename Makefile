@@ -8,7 +8,7 @@ BIN := $(CURDIR)/bin/edgeway
 # Deno from PATH when present, else a project-local copy from the npm registry.
 DENO ?= $(shell command -v deno 2>/dev/null || echo $(TOOLS)/node_modules/.bin/deno)
 
-.PHONY: all build deno run test test-unit test-fuzz test-e2e vet fmt bench-go bench loadtest clean
+.PHONY: all build deno run test test-unit test-fuzz test-e2e vet fmt bench-go bench loadtest clean install test-install
 
 all: build
 
@@ -32,7 +32,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-test: vet test-unit test-fuzz test-e2e
+test: vet test-unit test-fuzz test-install test-e2e
 
 test-unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -66,3 +66,52 @@ loadtest: build deno
 
 clean:
 	rm -rf bin
+
+# `make install` (as root; DESTDIR for staging a package): the binary in
+# BINDIR, the Deno it was tested with in LIBDIR/deno (the unit names it, so
+# the service does not depend on PATH), the systemd unit with these paths,
+# the sysusers.d entry of the edgeway user, and /etc/edgeway/env (secrets;
+# created from the example only when absent, never overwritten).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib/edgeway
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(SYSCONFDIR)/systemd/system
+SYSUSERSDIR ?= $(SYSCONFDIR)/sysusers.d
+install: build deno
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(SYSCONFDIR)/edgeway
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/edgeway
+	install -m 0755 "$$($(DENO) eval --no-config 'console.log(Deno.execPath())')" $(DESTDIR)$(LIBDIR)/deno
+	sed -e 's|/usr/local/bin/edgeway|$(BINDIR)/edgeway|g' -e 's|/usr/local/lib/edgeway/deno|$(LIBDIR)/deno|g' \
+		-e 's|/etc/edgeway/|$(SYSCONFDIR)/edgeway/|g' examples/systemd/edgeway.service > $(DESTDIR)$(UNITDIR)/edgeway.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/edgeway.service
+	install -m 0644 examples/systemd/edgeway.sysusers $(DESTDIR)$(SYSUSERSDIR)/edgeway.conf
+	install -m 0644 examples/systemd/edgeway.env $(DESTDIR)$(SYSCONFDIR)/edgeway/env.example
+	test -e $(DESTDIR)$(SYSCONFDIR)/edgeway/env || install -m 0600 examples/systemd/edgeway.env $(DESTDIR)$(SYSCONFDIR)/edgeway/env
+	@echo "installed; as root: systemd-sysusers && systemctl daemon-reload && systemctl enable --now edgeway"
+
+# Installs into a temporary PREFIX (paths resolve, so systemd checks the unit
+# as installed), checks a DESTDIR install writes only under DESTDIR, and has
+# systemd-analyze verify the unit and systemd-sysusers create the user under
+# a scratch root. Any diagnostic from systemd-analyze fails: it exits 0 on
+# lines it ignores (such as a comment after a value).
+test-install: build deno
+	@set -eo pipefail; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(MAKE) -s install PREFIX=$$tmp/usr/local SYSCONFDIR=$$tmp/etc >/dev/null; \
+	unit=$$tmp/etc/systemd/system/edgeway.service; \
+	$$tmp/usr/local/bin/edgeway version >/dev/null; $$tmp/usr/local/lib/edgeway/deno --version >/dev/null; \
+	grep -q "^ExecStart=$$tmp/usr/local/bin/edgeway serve .*--deno $$tmp/usr/local/lib/edgeway/deno" $$unit; \
+	grep -q "^EnvironmentFile=-$$tmp/etc/edgeway/env$$" $$unit; \
+	test "$$(stat -c %a $$tmp/etc/edgeway/env)" = 600; \
+	echo keep > $$tmp/etc/edgeway/env; $(MAKE) -s install PREFIX=$$tmp/usr/local SYSCONFDIR=$$tmp/etc >/dev/null; \
+	test "$$(cat $$tmp/etc/edgeway/env)" = keep || { echo "make install overwrote the env file"; exit 1; }; \
+	$(MAKE) -s install DESTDIR=$$tmp/stage >/dev/null; \
+	grep -q '^ExecStart=/usr/local/bin/edgeway serve' $$tmp/stage/etc/systemd/system/edgeway.service; \
+	test -x $$tmp/stage/usr/local/bin/edgeway -a -x $$tmp/stage/usr/local/lib/edgeway/deno; \
+	if command -v systemd-analyze >/dev/null 2>&1; then \
+		out=$$(systemd-analyze verify $$unit 2>&1) || { echo "$$out"; exit 1; }; \
+		if [ -n "$$out" ]; then echo "systemd-analyze verify $$unit:"; echo "$$out"; exit 1; fi; \
+		mkdir -p $$tmp/root/etc; systemd-sysusers --root=$$tmp/root $$tmp/etc/sysusers.d/edgeway.conf >/dev/null 2>&1; \
+		grep -q '^edgeway:x:[0-9]*:[0-9]*:.*:/usr/sbin/nologin$$' $$tmp/root/etc/passwd; \
+		echo "test-install: make install and the systemd unit verify"; \
+	else echo "test-install: systemd-analyze not installed, unit not verified (.ci/run installs it)"; fi

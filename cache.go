@@ -21,7 +21,7 @@ import (
 // with --deno-flag=--cached-only. Modules imported dynamically with a
 // computed specifier cannot be known ahead and are not fetched.
 func cache(args []string, stdout, stderr io.Writer) int {
-	_, deno, layout, code := loadFolder("cache", args, stderr)
+	_, deno, layout, code := loadFolder("cache", args, stdout, stderr)
 	if layout == nil {
 		return code
 	}

@@ -25,7 +25,7 @@ const edgewayTypes = `declare const EdgeRuntime: { waitUntil<T>(promise: Promise
 // and lock its workers run with. It prints a table and returns non-zero on
 // any error.
 func check(args []string, stdout, stderr io.Writer) int {
-	opts, deno, layout, code := loadFolder("check", args, stderr)
+	opts, deno, layout, code := loadFolder("check", args, stdout, stderr)
 	if layout == nil {
 		return code
 	}
@@ -51,14 +51,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(tw, "FUNCTION\tROUTE\tAUTH\tPERMISSIONS\tPOOL\tCHECK")
 	failed := 0
 	for _, fn := range layout.Functions {
-		auth := "jwt"
-		if fn.Config.Public || opts.Auth == "none" {
-			auth = "public"
-		}
-		perms := "standard"
-		if len(fn.Config.Permissions) > 0 {
-			perms = strings.Join(fn.Config.Permissions, ",")
-		}
+		auth, perms := functionAccess(opts, fn)
 		result := "ok"
 		importMap := filepath.Join(tmp, fn.Name+".importmap.json")
 		content, err := lifecycle.ImportMapJSON(layout, &fn)
@@ -90,9 +83,14 @@ func check(args []string, stdout, stderr io.Writer) int {
 
 // loadFolder is what check and cache start with: the flags, the Deno
 // executable as an absolute path and the discovered functions folder. On
-// an error it prints one line and returns a nil layout and the exit code.
-func loadFolder(command string, args []string, stderr io.Writer) (config.Options, string, *config.Layout, int) {
+// an error it prints one line and returns a nil layout and the exit code
+// (0 after --help, which prints the command's usage to stdout).
+func loadFolder(command string, args []string, stdout, stderr io.Writer) (config.Options, string, *config.Layout, int) {
 	opts, err := config.Parse(args, os.Getenv)
+	if errors.Is(err, config.ErrHelp) {
+		commandUsage(stdout, command)
+		return opts, "", nil, 0
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "edgeway %s: %v\n", command, err)
 		return opts, "", nil, 2
@@ -102,7 +100,7 @@ func loadFolder(command string, args []string, stderr io.Writer) (config.Options
 		deno, err = filepath.Abs(deno)
 	}
 	if err != nil {
-		return opts, "", nil, fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+		return opts, "", nil, fail(stderr, denoNotFound(opts.Deno, err))
 	}
 	layout, err := config.Discover(opts.Functions, opts)
 	if err != nil {

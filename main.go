@@ -4,6 +4,8 @@
 //	edgeway serve [flags]   serve the functions folder
 //	edgeway check [flags]   validate the folder and type-check every function
 //	edgeway cache [flags]   fetch every function's dependencies into Deno's cache
+//	edgeway list [flags]    list the functions (and, with --from, their live state)
+//	edgeway new NAME        scaffold a function (index.ts with Deno.serve)
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
 package main
@@ -55,6 +57,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return check(args[1:], stdout, stderr)
 	case "cache":
 		return cache(args[1:], stdout, stderr)
+	case "new":
+		return newFunction(args[1:], stdout, stderr)
+	case "list":
+		return list(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -66,9 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "edgeway: unknown command %q\n", args[0])
-		usage(stderr)
-		return 2
+		return unknownCommand(stderr, args[0])
 	}
 }
 
@@ -81,12 +85,33 @@ Usage:
                           function with deno check (exits non-zero on errors)
   edgeway cache [flags]   fetch every function's dependencies into Deno's
                           cache before traffic (exits non-zero on errors)
+  edgeway list [flags]    the functions with routes, auth, permissions and pool;
+                          with --from http://HOST:PORT and --internal-key, the
+                          live state of a running gateway too
+  edgeway new NAME        create a function: NAME/index.ts with Deno.serve
+                          (edgeway new --help for its flags)
   edgeway version         print the version
   edgeway help            this help
 
 Flags of serve (each also read from its environment variable; the flag wins):
 `)
 	config.PrintHelp(w)
+}
+
+// flushWithin writes out the buffered log lines, waiting at most timeout
+// for a stuck output.
+func flushWithin(w *observe.BufferedWriter, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		w.Flush()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // fail prints one line naming what is wrong and returns the exit code.
@@ -98,7 +123,7 @@ func fail(stderr io.Writer, err error) int {
 func serve(args []string, stderr io.Writer) int {
 	opts, err := config.Parse(args, os.Getenv)
 	if errors.Is(err, config.ErrHelp) {
-		usage(stderr)
+		commandUsage(stderr, "serve")
 		return 0
 	}
 	if err != nil {
@@ -109,26 +134,32 @@ func serve(args []string, stderr io.Writer) int {
 	defer logOut.Close(logCloseTimeout)
 	log := newLogger(opts, stderr, logOut)
 	logOut.SetLogger(log)
+	// A startup error is the last line on screen: the warnings logged
+	// before it are written out first (the log is buffered).
+	failStartup := func(err error) int {
+		flushWithin(logOut, logCloseTimeout)
+		return fail(stderr, err)
+	}
 	procs := setGoMaxProcs(opts.GoMaxProcs)
 	sec, err := buildSecurity(&opts, log)
 	if err != nil {
-		return fail(stderr, err)
+		return failStartup(err)
 	}
 	if sec.Verifier != nil {
 		defer sec.Verifier.Close()
 	}
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("flag --deno: Deno executable %q not found: %w", opts.Deno, err))
+		return failStartup(denoNotFound(opts.Deno, err))
 	}
 	// Workers run in their function's folder: a relative path would break.
 	if denoPath, err = filepath.Abs(denoPath); err != nil {
-		return fail(stderr, fmt.Errorf("flag --deno: %w", err))
+		return failStartup(fmt.Errorf("flag --deno: %w", err))
 	}
 	opts.Deno = denoPath
 	layout, err := config.Discover(opts.Functions, opts)
 	if err != nil {
-		return fail(stderr, err)
+		return failStartup(err)
 	}
 	for _, w := range startupWarnings(opts, layout) {
 		log.Warn().Msg(w)
@@ -136,12 +167,12 @@ func serve(args []string, stderr io.Writer) int {
 	addr := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fail(stderr, fmt.Errorf("flag --port: cannot listen on %s: %w", addr, err))
+		return failStartup(fmt.Errorf("%s, %s: cannot listen on %s: %w", opts.Source("host"), opts.Source("port"), addr, err))
 	}
 	sup, err := lifecycle.NewSupervisor(opts, layout, log)
 	if err != nil {
 		ln.Close()
-		return fail(stderr, err)
+		return failStartup(err)
 	}
 	gw := gateway.New(opts, sup, sec, log)
 	var adminLn net.Listener
@@ -149,7 +180,7 @@ func serve(args []string, stderr io.Writer) int {
 		if adminLn, err = net.Listen("tcp", opts.AdminListen); err != nil {
 			ln.Close()
 			sup.Stop()
-			return fail(stderr, fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", opts.AdminListen, err))
+			return failStartup(fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", opts.AdminListen, err))
 		}
 	}
 	// After every startup error, which must stay one line on its own.
@@ -191,7 +222,7 @@ wait:
 				sup.RequestReload(rescan, "SIGHUP") // coalesced; never blocks
 				continue
 			}
-			log.Info().Str("signal", sig.String()).Dur("grace", opts.ShutdownGrace).Msg("shutting down")
+			log.Info().Str("signal", sig.String()).Dur("grace_ms", opts.ShutdownGrace).Msg("shutting down")
 			break wait
 		case err := <-served:
 			log.Error().Err(err).Msg("listener failed")
@@ -253,7 +284,11 @@ func newLogger(opts config.Options, term io.Writer, out io.Writer) zerolog.Logge
 		}
 	}
 	if format == "console" {
-		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
+		// Colours only for a terminal (NO_COLOR honoured): --dev's console
+		// format redirected to a file or journald stays plain text.
+		f, ok := term.(*os.File)
+		colour := ok && isatty.IsTerminal(f.Fd()) && os.Getenv("NO_COLOR") == ""
+		out = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000", NoColor: !colour}
 	}
 	return zerolog.New(out).Level(level).With().Timestamp().Logger()
 }

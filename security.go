@@ -31,7 +31,7 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 		}
 		if opts.JWTSecret != "" {
 			if err := secure.CheckProductionSecret([]byte(opts.JWTSecret)); err != nil {
-				return sec, fmt.Errorf("flag --jwt-secret: %w (use --dev for local development)", err)
+				return sec, fmt.Errorf("%s: %w (use --dev for local development)", opts.Source("jwt-secret"), err)
 			}
 		}
 	}
@@ -60,14 +60,26 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 	}
 	// Functions own CORS (as on Supabase) unless --cors-origins is given.
 	sec.CORS = guard.NewCORS(guard.CORSOptions{Origins: splitList(opts.CORSOrigins), AllowHeaders: strings.Join(splitList(opts.CORSAllowHeaders), ", ")})
-	if len(opts.TrustedProxies) > 0 {
-		trusted, err := guard.ParseTrustedProxies(strings.Join(opts.TrustedProxies, ","))
+	if proxies := trustedProxyList(opts.TrustedProxies); len(proxies) > 0 {
+		trusted, err := guard.ParseTrustedProxies(strings.Join(proxies, ","))
 		if err != nil {
 			return sec, fmt.Errorf("flag --trusted-proxies: %w", err)
 		}
 		sec.Trusted = trusted
 	}
 	return sec, nil
+}
+
+// trustedProxyList is --trusted-proxies without "none", which stands for
+// no trusted peer (an empty value cannot be told from an unset one).
+func trustedProxyList(items []string) []string {
+	var out []string
+	for _, p := range splitList(items) {
+		if p != "none" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // splitList flattens repeatable, comma-separated flag values.

@@ -286,6 +286,7 @@ func applyOverrides(l *Layout, o Options) error {
 			return fmt.Errorf("flag --function-permissions: no function %q in %s", name, l.Root)
 		}
 		f.Config.Permissions = []string{profile}
+		f.Config.PermissionsFrom = "flag --function-permissions"
 	}
 	return nil
 }

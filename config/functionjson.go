@@ -37,11 +37,14 @@ type FunctionConfig struct {
 	WebSocketDrainTimeout    time.Duration // how long a stopping worker keeps its WebSockets
 	WebSocketIdleTimeout     time.Duration // close a WebSocket silent this long (0 = never)
 
-	Public       bool     // no token needed ("auth": false, verify_jwt = false, --public-functions)
-	Permissions  []string // a profile name or Deno permission flags
-	RPM          int      // requests per minute per client (0 = no limit)
-	MaxBodyBytes int64
-	Breaker      BreakerConfig
+	Public      bool     // no token needed ("auth": false, verify_jwt = false, --public-functions)
+	Permissions []string // a profile name or Deno permission flags
+	// PermissionsFrom names where Permissions was set (the function.json, or
+	// flag --function-permissions), for errors; empty for the default.
+	PermissionsFrom string
+	RPM             int // requests per minute per client (0 = no limit)
+	MaxBodyBytes    int64
+	Breaker         BreakerConfig
 }
 
 // BreakerConfig is a function's circuit breaker.
@@ -77,6 +80,10 @@ type breakerFile struct {
 // functionFile mirrors function.json. Pointers tell "absent" from zero.
 // Durations are milliseconds, as in the peers' manifests.
 type functionFile struct {
+	// Schema is the "$schema" an editor reads (config/function.schema.json);
+	// edgeway ignores it.
+	Schema *string `json:"$schema"`
+
 	MinWorkers               *int  `json:"minWorkers"`
 	MaxWorkers               *int  `json:"maxWorkers"`
 	EagerSpawn               *bool `json:"eagerSpawn"`
@@ -222,6 +229,7 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 			return base, fmt.Errorf("%s: field \"permissions\" must name a profile or list flags", path)
 		}
 		c.Permissions = f.Permissions
+		c.PermissionsFrom = path
 	}
 	if f.RPM != nil {
 		if *f.RPM < 0 {

@@ -12,6 +12,10 @@ import (
 
 // Options is the server-wide configuration after flags and environment.
 type Options struct {
+	// sources says where each flag given other than by default came from,
+	// for errors found after Parse (see Source).
+	sources map[string]string
+
 	Functions     string
 	Host          string
 	Port          int
@@ -145,6 +149,7 @@ type spec struct {
 	usage string
 	set   func(o *Options, v string) error
 	kind  flagKind
+	reset func(o *Options) // lists: drop the default before given values
 }
 
 type flagKind uint8
@@ -173,13 +178,20 @@ func (v *flagValue) Set(s string) error {
 func (v *flagValue) IsBoolFlag() bool { return v.kind == kindBool }
 
 func listSpec(name, usage string, dst func(*Options) *[]string) spec {
-	return spec{name: name, def: "", usage: usage, kind: kindList, set: func(o *Options, v string) error {
-		if v == "" {
+	return listDefaultSpec(name, "", usage, dst)
+}
+
+// listDefaultSpec is a list flag with a default (comma-separated), which
+// values given as flags or in the environment replace rather than extend.
+func listDefaultSpec(name, def, usage string, dst func(*Options) *[]string) spec {
+	return spec{name: name, def: def, usage: usage, kind: kindList, reset: func(o *Options) { *dst(o) = nil },
+		set: func(o *Options, v string) error {
+			if v == "" {
+				return nil
+			}
+			*dst(o) = append(*dst(o), v)
 			return nil
-		}
-		*dst(o) = append(*dst(o), v)
-		return nil
-	}}
+		}}
 }
 
 func durationSpec(name, def, usage string, dst func(*Options) *time.Duration) spec {
@@ -347,7 +359,7 @@ var specs = []spec{
 	durationSpec("lingering-time", "30s", "lingering close: most time spent reading and discarding before the socket is closed (nginx lingering_time)", func(o *Options) *time.Duration { return &o.LingeringTime }),
 	durationSpec("client-write-timeout", "60s", "a write to a client that makes no progress for this long fails and closes the connection, releasing the worker slot (nginx send_timeout; 0 = none)", func(o *Options) *time.Duration { return &o.ClientWriteTimeout }),
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
-	listSpec("trusted-proxies", "CIDRs or IPs whose X-Forwarded-For is believed (e.g. nginx in front)", func(o *Options) *[]string { return &o.TrustedProxies }),
+	listDefaultSpec("trusted-proxies", "127.0.0.0/8,::1", "CIDRs or IPs whose X-Forwarded-For, X-Forwarded-Host and -Proto are believed: nginx on the same machine by default; given values replace the default (none = trust no peer)", func(o *Options) *[]string { return &o.TrustedProxies }),
 	listSpec("cors-origins", "origins the gateway allows CORS requests from, answering preflights itself (* for any); unset = functions handle CORS themselves, preflights included (as on Supabase)", func(o *Options) *[]string { return &o.CORSOrigins }),
 	listSpec("cors-allow-headers", "with --cors-origins: the Access-Control-Allow-Headers of preflight answers; unset = allow the headers the preflight asks for", func(o *Options) *[]string { return &o.CORSAllowHeaders }),
 	floatSpec("breaker-error-rate", "0.5", "default breaker.errorRate: share of failed calls that opens the circuit", 0.01, 1, func(o *Options) *float64 { return &o.BreakerErrorRate }),
@@ -445,7 +457,11 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	o.sources = map[string]string{}
 	for _, s := range specs {
+		if (given[s.name] || getenv(EnvName(s.name)) != "") && s.reset != nil {
+			s.reset(&o)
+		}
 		if given[s.name] {
 			for _, v := range values[s.name].values {
 				if err := s.set(&o, v); err != nil {
@@ -456,6 +472,7 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 		}
 		env := EnvName(s.name)
 		if v := getenv(env); v != "" {
+			o.sources[s.name] = "environment " + env
 			items := []string{v}
 			if s.kind == kindList {
 				items = strings.Split(v, ",")
@@ -472,12 +489,14 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 				if err := s.set(&o, v); err != nil {
 					return o, fmt.Errorf("environment PORT: %w", err)
 				}
+				o.sources[s.name] = "environment PORT"
 			}
 		}
 		if s.name == "jwt-secret" {
 			for _, name := range []string{"JWT_SECRET", "SUPABASE_JWT_SECRET"} {
 				if v := getenv(name); v != "" {
 					o.JWTSecret = v
+					o.sources[s.name] = "environment " + name
 					break
 				}
 			}
@@ -495,12 +514,26 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	return o, nil
 }
 
+// Source names where flag name's value came from, for an error found
+// after Parse: "flag --name" when given on the command line or left at its
+// default, else the environment variable ("environment EDGEWAY_PORT",
+// "environment PORT", "environment JWT_SECRET").
+func (o Options) Source(name string) string {
+	if src := o.sources[name]; src != "" {
+		return src
+	}
+	return "flag --" + name
+}
+
 // PrintHelp writes every flag with its environment variable and default.
 func PrintHelp(w io.Writer) {
 	for _, s := range specs {
+		if title := helpGroupTitle(s.name); title != "" {
+			fmt.Fprintf(w, "\n %s:\n", title)
+		}
 		def := s.def
 		if def == "" {
-			def = `""`
+			def = "unset"
 		}
 		fmt.Fprintf(w, "  --%-28s %s\n  %-30s env %s, default %s\n", s.name, s.usage, "", EnvName(s.name), def)
 	}
@@ -542,10 +575,10 @@ func PrintMarkdown(w io.Writer) {
 	fmt.Fprintln(w, "| flag | environment | default | meaning |")
 	fmt.Fprintln(w, "|---|---|---|---|")
 	for _, s := range specs {
-		def := s.def
-		if def == "" {
-			def = "(auto)"
+		def := "`" + s.def + "`"
+		if s.def == "" {
+			def = "unset" // nothing is set: no value, not a detected one
 		}
-		fmt.Fprintf(w, "| `--%s` | `%s` | `%s` | %s |\n", s.name, EnvName(s.name), def, s.usage)
+		fmt.Fprintf(w, "| `--%s` | `%s` | %s | %s |\n", s.name, EnvName(s.name), def, s.usage)
 	}
 }

@@ -539,7 +539,7 @@ func TestProductionRefusesUnsafeAuthConfig(t *testing.T) {
 	}{
 		{"well-known secret", []string{"--jwt-secret", secure.DevJWTSecret}, nil, []string{"--jwt-secret", "well-known"}, []string{secure.DevJWTSecret}},
 		{"well-known self-hosted secret", []string{"--jwt-secret", secure.DevSelfHostedJWTSecret}, nil, []string{"--jwt-secret", "well-known"}, []string{secure.DevSelfHostedJWTSecret}},
-		{"well-known secret from JWT_SECRET", nil, []string{"JWT_SECRET=" + secure.DevJWTSecret}, []string{"--jwt-secret", "well-known"}, []string{secure.DevJWTSecret}},
+		{"well-known secret from JWT_SECRET", nil, []string{"JWT_SECRET=" + secure.DevJWTSecret}, []string{"environment JWT_SECRET:", "well-known"}, []string{secure.DevJWTSecret}},
 		{"short secret", []string{"--jwt-secret", "0123456789abcdef0123456789abcde"}, nil, []string{"--jwt-secret", "32"}, []string{"0123456789abcdef0123456789abcde"}},
 		{"no key", nil, nil, []string{"--auth"}, nil},
 	}

@@ -201,7 +201,8 @@ func TestFunctionErrorStatusesPassThrough(t *testing.T) {
 }
 
 func TestForgedInternalHeadersHaveNoEffect(t *testing.T) {
-	g := startGateway(t, map[string]string{"echo/index.ts": echoURL})
+	// A direct client, not a proxy: loopback is trusted by default.
+	g := startGateway(t, map[string]string{"echo/index.ts": echoURL}, "--trusted-proxies", "none")
 	r := g.Do("GET", "/echo", nil, map[string]string{
 		"X-Edgeway-Worker":  "1",
 		"x-edgeway-error":   "forged",

@@ -311,7 +311,7 @@ func TestTrustedProxyClientIP(t *testing.T) {
 	xff := func(v string) map[string]string { return map[string]string{"X-Forwarded-For": v} }
 
 	t.Run("untrusted peer: X-Forwarded-For ignored", func(t *testing.T) {
-		g := startGateway(t, files)
+		g := startGateway(t, files, "--trusted-proxies", "none") // loopback is trusted by default
 		r := g.Do("GET", "/who/mark", nil, xff("6.6.6.6"))
 		if got := seen(t, r)["x-forwarded-for"]; got != "127.0.0.1" {
 			t.Fatalf("the function saw X-Forwarded-For %v, want 127.0.0.1", got)

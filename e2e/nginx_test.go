@@ -4,7 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -29,6 +35,47 @@ func startNginx(t *testing.T, g *Gateway) string {
 // at the top of the server block.
 func startNginxWith(t *testing.T, g *Gateway, extra string) string {
 	t.Helper()
+	return startNginxSite(t, g, nginxSite{extra: extra}).HTTP
+}
+
+// nginxSite says how startNginxSite sets nginx up.
+type nginxSite struct {
+	extra       string // directives at the top of edgeway's server block
+	defaultSite bool   // the distribution's default site (default_server) beside it
+}
+
+// nginxFront is a running nginx: base URLs of its plain and TLS listeners
+// (both 127.0.0.1) and the pool trusting its certificate, issued by the test
+// for nginxServerName.
+type nginxFront struct {
+	HTTP, HTTPS string
+	RootCAs     *x509.CertPool
+}
+
+// nginxServerName is the example site's server_name.
+const nginxServerName = "functions.example.com"
+
+// debianDefaultSite is Debian's /etc/nginx/sites-available/default without
+// its comments, used when that file is not installed.
+const debianDefaultSite = `server {
+	listen 80 default_server;
+	listen [::]:80 default_server;
+	root /var/www/html;
+	index index.html index.htm index.nginx-debian.html;
+	server_name _;
+	location / {
+		try_files $uri $uri/ =404;
+	}
+}
+`
+
+// startNginxSite runs real nginx with examples/nginx/edgeway.conf in front
+// of g, as an operator would: its listen lines moved to free loopback ports
+// (IPv6 ones dropped), its certificate paths pointed at a certificate made
+// here, and, with site.defaultSite, the distribution's default site loaded
+// first, as sites-enabled/default is.
+func startNginxSite(t *testing.T, g *Gateway, site nginxSite) nginxFront {
+	t.Helper()
 	nginx, err := exec.LookPath("nginx")
 	if err != nil {
 		if _, statErr := os.Stat("/usr/sbin/nginx"); statErr != nil {
@@ -36,16 +83,39 @@ func startNginxWith(t *testing.T, g *Gateway, extra string) string {
 		}
 		nginx = "/usr/sbin/nginx"
 	}
-	site, err := os.ReadFile("../examples/nginx/edgeway.conf")
+	example, err := os.ReadFile("../examples/nginx/edgeway.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	conf := strings.Replace(string(site), "server 127.0.0.1:3100;", "server "+strings.TrimPrefix(g.URL, "http://")+";", 1)
-	conf = strings.Replace(conf, "listen 80;", "listen 127.0.0.1:"+itoa(port)+";\n"+extra, 1)
 	dir := t.TempDir()
+	httpPort, tlsPort := freePort(t), freePort(t)
+	certFile, keyFile, pool := makeCertificate(t, dir, nginxServerName)
+	conf := dropLines(string(example), "listen [::]:")
+	for old, repl := range map[string]string{
+		"server 127.0.0.1:3100;": "server " + strings.TrimPrefix(g.URL, "http://") + ";",
+		"listen 80;":             "listen 127.0.0.1:" + itoa(httpPort) + ";\n" + site.extra,
+		"listen 443 ssl;":        "listen 127.0.0.1:" + itoa(tlsPort) + " ssl;",
+		"/etc/ssl/certs/functions.example.com.pem;":   certFile + ";",
+		"/etc/ssl/private/functions.example.com.key;": keyFile + ";",
+	} {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("examples/nginx/edgeway.conf has no %q any more: update the harness", old)
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	if site.defaultSite {
+		def, err := os.ReadFile("/etc/nginx/sites-available/default")
+		if err != nil {
+			def = []byte(debianDefaultSite)
+		}
+		d := dropLines(string(def), "listen [::]:")
+		if !strings.Contains(d, "listen 80 default_server;") {
+			t.Fatalf("the default site has no 'listen 80 default_server;':\n%s", d)
+		}
+		d = strings.Replace(d, "listen 80 default_server;", "listen 127.0.0.1:"+itoa(httpPort)+" default_server;", 1)
+		d = strings.Replace(d, "root /var/www/html;", "root "+dir+";", 1)
+		conf = d + "\n" + conf
+	}
 	main := "daemon off;\nmaster_process on;\nworker_processes 1;\npid " + filepath.Join(dir, "nginx.pid") + ";\nerror_log " + filepath.Join(dir, "error.log") + " warn;\n" +
 		"events { worker_connections 1024; }\nhttp {\n access_log off;\n client_body_temp_path " + dir + ";\n proxy_temp_path " + dir + ";\n" +
 		" fastcgi_temp_path " + dir + ";\n uwsgi_temp_path " + dir + ";\n scgi_temp_path " + dir + ";\n" + conf + "\n}\n"
@@ -62,19 +132,76 @@ func startNginxWith(t *testing.T, g *Gateway, extra string) string {
 		cmd.Process.Signal(syscall.SIGQUIT)
 		cmd.Wait()
 	})
-	addr := "127.0.0.1:" + itoa(port)
-	deadline := time.Now().Add(eventTimeout)
-	for { // nginx prints nothing when ready: poll its port
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return "http://" + addr
+	for _, port := range []int{httpPort, tlsPort} {
+		addr := "127.0.0.1:" + itoa(port)
+		deadline := time.Now().Add(eventTimeout)
+		for { // nginx prints nothing when ready: poll its ports
+			c, err := net.Dial("tcp", addr)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nginx did not listen on %s", addr)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx did not listen on %s", addr)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	return nginxFront{HTTP: "http://127.0.0.1:" + itoa(httpPort), HTTPS: "https://127.0.0.1:" + itoa(tlsPort), RootCAs: pool}
+}
+
+// dropLines removes the lines of s that contain sub.
+func dropLines(s, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if !strings.Contains(line, sub) {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
+// makeCertificate writes a self-signed ECDSA certificate for name and its
+// key into dir, and returns their paths and a pool that trusts it.
+func makeCertificate(t *testing.T, dir, name string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name},
+		DNSNames:              []string{name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"edgeway/lifecycle"
+	"edgeway/observe"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
@@ -200,5 +200,5 @@ func (g *Gateway) handleMetrics(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
-	metrics.WritePrometheus(ctx, true)
+	observe.WritePrometheus(ctx)
 }

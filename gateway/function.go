@@ -123,15 +123,21 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 // tokens), no headers.
 func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, rid, path []byte, status int, start time.Time, pid int, client netip.Addr) {
 	var ipBuf [64]byte
-	g.log.Info().
+	e := g.log.Info().
 		Bytes("request_id", rid).
 		Str("function", fn.Name).
 		Bytes("method", ctx.Method()).
 		Bytes("path", path).
 		Int("status", status).
-		Dur("duration", time.Since(start)).
-		Int("bytes", ctx.Response.Header.ContentLength()).
-		Bytes("client_ip", client.AppendTo(ipBuf[:0])).
+		Dur("duration_ms", time.Since(start))
+	// The response's Content-Length; a streamed (chunked) body has none to
+	// log, rather than fasthttp's negative sentinels.
+	if n := ctx.Response.Header.ContentLength(); n >= 0 {
+		e = e.Int("bytes", n)
+	} else {
+		e = e.Bool("streamed", true)
+	}
+	e.Bytes("client_ip", client.AppendTo(ipBuf[:0])).
 		Int("worker_pid", pid).
 		Msg("request")
 }

@@ -57,6 +57,7 @@ func unauthorizedError(err error) gatewayError {
 // than extend the first); see xffLines.
 func (g *Gateway) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
 	remote := guard.RemoteAddr(ctx)
+	g.warnUntrustedForwarder(ctx, remote)
 	if len(g.trusted) == 0 {
 		return remote
 	}
@@ -129,6 +130,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 			fn.Metrics.RateLimited.Inc()
 			errRateLimited.writeRetryAfter(ctx, retry)
 			fn.Metrics.Refuse("RATE_LIMITED")
+			g.logRateLimited(ctx, fn, client, key[0] == 's', retry, now)
 			return false
 		}
 	}
@@ -265,7 +267,7 @@ func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, e gat
 
 func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
 	g.refuse(ctx, fn, unauthorizedError(err))
-	g.log.Info().Str("function", fn.Name).Str("reason", err.Error()).Msg("request refused: unauthorized")
+	g.log.Info().Bytes("request_id", ctx.Request.Header.PeekBytes(hdrRequestID)).Str("function", fn.Name).Str("reason", err.Error()).Msg("request refused: unauthorized")
 }
 
 // breakerFailure reports whether a finished request counts against the

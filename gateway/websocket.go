@@ -91,7 +91,7 @@ func (l *sessionLog) Closed(e upstream.SessionEnd) {
 		Str("function", l.function).
 		Int("code", e.Code).
 		Str("closed_by", by).
-		Dur("duration", e.Duration).
+		Dur("duration_ms", e.Duration).
 		Int64("bytes_in", e.In).
 		Int64("bytes_out", e.Out).
 		Int("worker_pid", e.PID).

@@ -17,12 +17,16 @@ const bootTailLines = 20
 // lineWriter turns a worker's stdout or stderr into one log event per line,
 // tagged with the function, pid and stream. It never blocks the worker: the
 // pipe is always drained (an undrained pipe freezes Deno after 64 KiB).
+// A stack trace's frames ("    at ...") written with the line before them
+// (one console.error(err), one uncaught error) stay in that line's event.
 type lineWriter struct {
 	log     zerolog.Logger
 	level   zerolog.Level
 	maxLine int
 	buf     []byte
 	mask    func(string) string // secret masking; identity when nil
+	event   []string            // the lines of the event being gathered
+	size    int                 // their bytes
 
 	mu   sync.Mutex
 	tail []string // last lines, for boot errors
@@ -47,9 +51,12 @@ func (lw *lineWriter) Write(p []byte) (n int, err error) {
 		if room > 0 {
 			lw.buf = append(lw.buf, p[:min(room, i)]...)
 		}
-		lw.emit()
+		lw.line()
 		p = p[i+1:]
 	}
+	// What one write holds is complete: frames written later are not
+	// waited for (no timer holds a line back).
+	lw.emit()
 	return n, nil
 }
 
@@ -63,24 +70,52 @@ func (lw *lineWriter) recoverWrite() {
 // Flush logs a last unterminated line.
 func (lw *lineWriter) Flush() {
 	if len(lw.buf) > 0 {
-		lw.emit()
+		lw.line()
 	}
+	lw.emit()
 }
 
-func (lw *lineWriter) emit() {
+// line takes the buffered line into the event being gathered: a stack
+// frame joins it (up to maxLine bytes in all), any other line starts the
+// next event.
+func (lw *lineWriter) line() {
 	line := strings.TrimRight(string(lw.buf), "\r")
 	lw.buf = lw.buf[:0]
 	if lw.mask != nil {
 		line = lw.mask(line)
 	}
+	if len(lw.event) == 0 || !isStackFrame(line) || lw.size+1+len(line) > lw.maxLine {
+		lw.emit()
+	}
+	lw.event = append(lw.event, line)
+	lw.size += len(line) + 1
+}
+
+// isStackFrame reports a V8 stack frame line ("    at f (file:1:2)").
+func isStackFrame(line string) bool {
+	t := strings.TrimLeft(line, " \t")
+	return len(t) < len(line) && strings.HasPrefix(t, "at ")
+}
+
+// emit logs the gathered event, if any.
+func (lw *lineWriter) emit() {
+	if len(lw.event) == 0 {
+		return
+	}
+	msg := strings.Join(lw.event, "\n")
+	lw.event, lw.size = lw.event[:0], 0
 	lw.mu.Lock()
 	if len(lw.tail) == bootTailLines {
 		copy(lw.tail, lw.tail[1:])
 		lw.tail = lw.tail[:bootTailLines-1]
 	}
-	lw.tail = append(lw.tail, line)
+	lw.tail = append(lw.tail, msg)
 	lw.mu.Unlock()
-	lw.log.WithLevel(lw.level).Msg(line)
+	level := lw.level
+	if level == zerolog.WarnLevel && strings.HasPrefix(msg, "Download ") {
+		level = zerolog.InfoLevel // Deno's module download progress, not a problem
+	}
+	lw.log.WithLevel(level).Msg(msg)
 }
 
 // Tail returns the last lines written, oldest first.

@@ -404,7 +404,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		return
 	}
 	m.ready = append(m.ready, p)
-	m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Dur("boot", time.Since(p.started)).Int("running", len(m.ready)).Msg("worker ready")
+	m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Dur("boot_ms", time.Since(p.started)).Int("running", len(m.ready)).Msg("worker ready")
 	// The old worker may have crashed meanwhile: it is then gone already.
 	if ev.replaces != nil && !ev.replaces.stopping && slices.Contains(m.ready, ev.replaces) {
 		m.stopProcess(ev.replaces, ReasonMaxDuration, false)
@@ -513,7 +513,7 @@ func (m *Manager) recordCrash() {
 	if len(m.crashes) > m.s.opts.CrashLoopThreshold {
 		m.crashLoopUntil = now.Add(m.s.opts.CrashLoopCooldown)
 		m.crashes = m.crashes[:0]
-		m.log.Error().Int("crashes", m.s.opts.CrashLoopThreshold+1).Dur("window", m.s.opts.CrashLoopWindow).Time("until", m.crashLoopUntil).Msg("function is in a crash loop; refusing requests until it cools down")
+		m.log.Error().Int("crashes", m.s.opts.CrashLoopThreshold+1).Dur("window_ms", m.s.opts.CrashLoopWindow).Time("until", m.crashLoopUntil).Msg("function is in a crash loop; refusing requests until it cools down")
 	}
 }
 

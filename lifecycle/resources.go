@@ -180,7 +180,7 @@ func (m *Manager) enforce(p *process, u procUsage) {
 		return
 	}
 	if soft := m.cfg.CPUTimeSoftLimit; soft > 0 && cpu >= soft && !p.stopping {
-		m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Dur("cpu", cpu).Dur("limit", soft).Msg("worker reached its CPU time soft limit; retiring it")
+		m.log.Info().Int("pid", p.pid).Uint64("worker", p.id).Dur("cpu_ms", cpu).Dur("limit_ms", soft).Msg("worker reached its CPU time soft limit; retiring it")
 		m.stopProcess(p, ReasonCPU, false)
 	}
 }

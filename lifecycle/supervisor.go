@@ -102,7 +102,7 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		fn := &layout.Functions[i]
 		flags, err := profiles.Resolve(fn.Config.Permissions)
 		if err != nil {
-			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, filepath.Join(fn.Dir, "function.json"), err)
+			return nil, fmt.Errorf("function %s (%s): %w", fn.Name, fn.Config.PermissionsFrom, err)
 		}
 		readable := append(append([]string{fn.Dir}, layout.Shared...), fn.StaticFiles...)
 		readable = append(readable, mappedReadPaths(fn.Deps, readable)...)

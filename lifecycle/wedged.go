@@ -44,7 +44,7 @@ func (m *Manager) checkWedged(p *process, now time.Time) bool {
 		return false
 	}
 	p.probeAt = time.Time{}
-	m.log.Warn().Int("pid", p.pid).Uint64("worker", p.id).Dur("waited", m.s.opts.EventLoopTimeout).
+	m.log.Warn().Int("pid", p.pid).Uint64("worker", p.id).Dur("waited_ms", m.s.opts.EventLoopTimeout).
 		Msg("worker's event loop did not answer after a request timed out (busy in synchronous code); replacing it")
 	m.ready = remove(m.ready, p)
 	m.stopping = append(m.stopping, p)

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"edgeway/config"
+)
+
+// commandHelp is the one-paragraph description of each command taking
+// flags, printed by `edgeway <command> --help` above the flags.
+var commandHelp = map[string]string{
+	"serve": "Serve a Supabase-style functions folder.",
+	"check": "Validate a functions folder and type-check every function with deno check;\nexits non-zero on errors.",
+	"cache": "Fetch every function's dependencies into Deno's cache before traffic;\nexits non-zero on errors.",
+	"list":  "List the functions of a folder: routes, auth, permissions, pool size.\nWith --from http://HOST:PORT (and --internal-key) also the live state a\nrunning gateway reports: workers, restarts, breaker, p95 latency.",
+}
+
+// commandUsage prints `edgeway <command> --help`: the command, what it does
+// and the flags it reads (those of serve).
+func commandUsage(w io.Writer, command string) {
+	fmt.Fprintf(w, "Usage: edgeway %s [flags]\n\n%s\n\nFlags (each also read from its environment variable; the flag wins):\n", command, commandHelp[command])
+	config.PrintHelp(w)
+}
+
+// unknownCommand reports an unknown first argument in two lines, not the
+// whole help: a flag before any command gets a hint of its own.
+func unknownCommand(stderr io.Writer, arg string) int {
+	if strings.HasPrefix(arg, "-") {
+		fmt.Fprintf(stderr, "edgeway: %s before a command: flags follow the command, as in `edgeway serve %s`\n", arg, arg)
+	} else {
+		fmt.Fprintf(stderr, "edgeway: unknown command %q\n", arg)
+	}
+	fmt.Fprintln(stderr, "Commands: serve, check, cache, list, new, version, help. `edgeway help` lists them and every flag.")
+	return 2
+}
+
+// localDeno is where `make deno` installs Deno when none is on PATH.
+const localDeno = ".tools/node_modules/.bin/deno"
+
+// denoNotFound is the error for a --deno that does not resolve, with what
+// to do about it.
+func denoNotFound(deno string, err error) error {
+	hint := "install Deno (`make deno` puts one in " + localDeno + ") and pass its path with --deno or EDGEWAY_DENO"
+	if st, statErr := os.Stat(localDeno); statErr == nil && !st.IsDir() && deno != localDeno {
+		hint = "`make deno` installed one here: pass --deno " + localDeno
+	}
+	return fmt.Errorf("flag --deno: Deno executable %q not found (%v); %s", deno, err, hint)
+}
