@@ -264,7 +264,8 @@ func isFile(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// applyOverrides applies --public-functions and --function-permissions.
+// applyOverrides applies --public-functions and --function-permissions,
+// and relaxes wall-clock limits under --inspect.
 func applyOverrides(l *Layout, o Options) error {
 	for _, item := range o.PublicFunctions {
 		for _, name := range strings.Split(item, ",") {
@@ -286,6 +287,9 @@ func applyOverrides(l *Layout, o Options) error {
 			return fmt.Errorf("flag --function-permissions: no function %q in %s", name, l.Root)
 		}
 		f.Config.Permissions = []string{profile}
+	}
+	for i := range l.Functions {
+		applyInspect(&l.Functions[i].Config, o)
 	}
 	return nil
 }

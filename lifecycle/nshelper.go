@@ -1,0 +1,142 @@
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// NamespaceHelperCommand is the hidden edgeway command a worker with a
+// private /tmp starts as: the gateway re-executes itself in a new mount
+// namespace (and, when not root, a user namespace mapping only its own
+// uid and gid), the helper binds the worker's own folder on /tmp, binds
+// back the paths under /tmp the worker needs (the runtime folder with its
+// sockets, the functions, DENO_DIR, Deno), then executes Deno in place:
+// the same pid, no capabilities left. Go cannot run code between clone and
+// exec, hence the helper.
+//
+//	edgeway __worker-namespace <private dir> <n> <path>... -- <deno> <args>...
+//
+// With nothing after "--" it only sets up and exits 0 (the startup probe).
+const NamespaceHelperCommand = "__worker-namespace"
+
+// nsHelperFailed is the helper's exit code when the setup fails; its
+// message goes to stderr, which the boot error shows.
+const nsHelperFailed = 111
+
+// RunNamespaceHelper is the helper's main. It returns only on failure or
+// for a probe.
+func RunNamespaceHelper(args []string, stderr io.Writer) int {
+	if err := enterPrivateTmp(args); err != nil {
+		fmt.Fprintf(stderr, "edgeway: private /tmp for the worker: %v\n", err)
+		return nsHelperFailed
+	}
+	return 0
+}
+
+func enterPrivateTmp(args []string) error {
+	// Capabilities are per thread: the thread that drops them must be the
+	// one that executes Deno.
+	runtime.LockOSThread()
+	if len(args) < 2 {
+		return errors.New("usage: <private dir> <n> <path>... -- <command>...")
+	}
+	private := args[0]
+	n, err := strconv.Atoi(args[1])
+	if err != nil || n < 0 || len(args) < 2+n+1 || args[2+n] != "--" {
+		return errors.New("usage: <private dir> <n> <path>... -- <command>...")
+	}
+	binds, argv := args[2:2+n], args[3+n:]
+	cwd, _ := os.Getwd()
+	// Nothing done here may reach the host's mount table.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	// Opened before /tmp is covered: they may lie under it.
+	fds := make([]int, len(binds))
+	for i, b := range binds {
+		fd, err := unix.Open(b, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			fds[i] = -1 // nothing to reach
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", b, err)
+		}
+		fds[i] = fd
+	}
+	if err := unix.Mount(private, "/tmp", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on /tmp: %w", private, err)
+	}
+	for i, b := range binds {
+		if fds[i] < 0 {
+			continue
+		}
+		if err := bindBack(fds[i], b); err != nil {
+			return err
+		}
+		unix.Close(fds[i])
+	}
+	if cwd != "" {
+		os.Chdir(cwd) // the same folder, now reached through its bind
+	}
+	if len(argv) == 0 {
+		return nil
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("drop capabilities: %w", err)
+	}
+	err = syscall.Exec(argv[0], argv, os.Environ())
+	return fmt.Errorf("exec %s: %w", argv[0], err)
+}
+
+// bindBack makes the file or folder open as fd reachable again at path,
+// which now lies in the private /tmp.
+func bindBack(fd int, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if err := os.MkdirAll(path, 0o700); err != nil {
+			return fmt.Errorf("mount point %s: %w", path, err)
+		}
+	} else {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("mount point %s: %w", path, err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("mount point %s: %w", path, err)
+		}
+		f.Close()
+	}
+	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), path, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s back: %w", path, err)
+	}
+	return nil
+}
+
+// namespaceAttr is how a worker with a private /tmp is cloned: a mount
+// namespace; when not root also a user namespace mapping only the
+// gateway's uid and gid to themselves, with CAP_SYS_ADMIN kept across the
+// exec of the helper (which drops it before executing Deno).
+func namespaceAttr() *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNS}
+	if uid := os.Geteuid(); uid != 0 {
+		gid := os.Getegid()
+		a.Cloneflags |= syscall.CLONE_NEWUSER
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: uid, HostID: uid, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: gid, HostID: gid, Size: 1}}
+		a.GidMappingsEnableSetgroups = false
+		a.AmbientCaps = []uintptr{unix.CAP_SYS_ADMIN}
+	}
+	return a
+}
