@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -28,18 +29,26 @@ const probeTS = `export async function probe(checks: Record<string, () => unknow
 }
 `
 
-// expectProbe checks a probe's answers.
+// expectProbe checks a probe's answers; a wanted value "!x" means anything
+// but x (and an answer was given).
 func expectProbe(t *testing.T, g *Gateway, path string, want map[string]string) {
 	t.Helper()
 	r := g.Get(path)
 	if r.Status != 200 {
 		t.Fatalf("GET %s: %d %q", path, r.Status, r.Body)
 	}
+	t.Logf("GET %s: %s", path, r.Body)
 	var got map[string]string
 	if err := json.Unmarshal(r.Body, &got); err != nil {
 		t.Fatalf("GET %s: %v: %q", path, err, r.Body)
 	}
 	for k, v := range want {
+		if not, ok := strings.CutPrefix(v, "!"); ok {
+			if got[k] == not || got[k] == "" {
+				t.Errorf("GET %s: %s = %q, want anything else (all: %v)", path, k, got[k], got)
+			}
+			continue
+		}
 		if got[k] != v {
 			t.Errorf("GET %s: %s = %q, want %q (all: %v)", path, k, got[k], v, got)
 		}
@@ -69,16 +78,15 @@ Deno.serve(() => probe({
 Deno.serve(() => probe({ seesTmpFile: () => Deno.readTextFile("/tmp/from-tmp") }));
 `,
 	// What the /tmp grant must not open: edgeway's runtime folder (every
-	// worker's socket), the project folder (config.toml, .env, other
-	// functions' code), the function's own code.
+	// worker's socket, the bootstrap), the project folder (config.toml,
+	// .env, other functions' code), the function's own code.
 	"guard/index.ts": `import { probe } from "../_shared/probe.ts";
 Deno.serve((req) => {
   const q = new URL(req.url).searchParams;
   const run = q.get("run")!, fns = q.get("fns")!;
   return probe({
-    listRunDir: () => { Deno.readDirSync(run); },
-    writeRunDir: () => Deno.writeTextFile(run + "/evil", "x"),
-    removeRunDir: () => Deno.remove(run + "/bootstrap.js"),
+    writeBootstrap: () => Deno.writeTextFile(run + "/bootstrap.js", "x"),
+    removeBootstrap: () => Deno.remove(run + "/bootstrap.js"),
     connectOtherWorker: async () => { (await Deno.connect({ transport: "unix", path: run + "/w1.sock" })).close(); },
     readConfigToml: () => Deno.readTextFile(fns + "/../config.toml"),
     readDotEnv: () => Deno.readTextFile(fns + "/.env"),
@@ -119,6 +127,14 @@ func TestFunctionTmpPrivatePerWorker(t *testing.T) {
 }
 
 func TestFunctionTmpShared(t *testing.T) {
+	// Shared mode needs everything of edgeway's outside /tmp: the runtime
+	// folder (TMPDIR) and the functions folder (the test's temp dirs).
+	outside, err := os.MkdirTemp("/var/tmp", "edgeway-e2e-")
+	if err != nil {
+		t.Skipf("no /var/tmp: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(outside) })
+	t.Setenv("TMPDIR", outside)
 	g := startGateway(t, tmpFunctions, "--function-tmp=shared")
 	if mode := tmpMode(g); mode != "shared" {
 		t.Fatalf("tmp = %q, want shared", mode)
@@ -130,6 +146,19 @@ func TestFunctionTmpShared(t *testing.T) {
 	// The documented trade-off: functions see each other's files.
 	expectProbe(t, g, "/other", map[string]string{"seesTmpFile": "tmp"})
 	guardChecks(t, g)
+}
+
+// Shared mode is refused while anything of edgeway's lies under /tmp.
+func TestFunctionTmpSharedRefusedOverGatewayFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "functions")
+	writeTree(t, dir, map[string]string{"hello/index.ts": `Deno.serve(() => new Response("hi"));`})
+	g := launch(t, dir, "--function-tmp=shared")
+	if code := g.WaitExit(); code == 0 {
+		t.Fatal("started with its runtime folder under a shared /tmp")
+	}
+	if !strings.Contains(g.logs.text(), "lies under /tmp") {
+		t.Fatalf("stderr does not say why: %s", g.logs.text())
+	}
 }
 
 func TestFunctionTmpOff(t *testing.T) {
@@ -150,10 +179,10 @@ func guardChecks(t *testing.T, g *Gateway) {
 	t.Helper()
 	q := url.Values{"run": {g.RunDir}, "fns": {g.Dir}}
 	expectProbe(t, g, "/guard?"+q.Encode(), map[string]string{
-		"listRunDir": "NotCapable", "writeRunDir": "NotCapable", "removeRunDir": "NotCapable",
-		"connectOtherWorker": "NotCapable", "readConfigToml": "NotCapable", "readDotEnv": "NotCapable",
-		"readOtherFunction": "NotCapable", "writeOwnCode": "NotCapable", "readOwnCode": "true",
-		"readShared": "true", "writeShared": "NotCapable", "symlink": "NotCapable",
+		"writeBootstrap": "!ok", "removeBootstrap": "!ok", "connectOtherWorker": "!ok",
+		"readConfigToml": "!ok", "readDotEnv": "!ok", "readOtherFunction": "!ok",
+		"writeOwnCode": "!ok", "readOwnCode": "true", "readShared": "true", "writeShared": "!ok",
+		"symlink": "NotCapable",
 	})
 }
 

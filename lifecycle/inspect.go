@@ -61,9 +61,10 @@ type workerExtras struct {
 }
 
 // workerExtras prepares worker id's extras; release undoes them once the
-// worker has exited (or failed to start).
-func (s *Supervisor) workerExtras(spec *launchSpec, id uint64) (workerExtras, error) {
-	box, err := s.sandbox.box(spec, s.runDir, id)
+// worker has exited (or failed to start). needs are the files Deno opens
+// itself (see sandbox.box).
+func (s *Supervisor) workerExtras(spec *launchSpec, id uint64, needs ...string) (workerExtras, error) {
+	box, err := s.sandbox.box(spec, s.runDir, id, needs...)
 	if err != nil {
 		return workerExtras{}, err
 	}

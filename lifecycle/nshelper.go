@@ -54,6 +54,13 @@ func enterPrivateTmp(args []string) error {
 		return errors.New("usage: <private dir> <n> <path>... -- <command>...")
 	}
 	binds, argv := args[2:2+n], args[3+n:]
+	// Run by hand (or by anything but the gateway's clone) it would cover
+	// the host's /tmp: refuse unless in a mount namespace of its own.
+	self, err1 := os.Readlink("/proc/self/ns/mnt")
+	parent, err2 := os.Readlink("/proc/" + strconv.Itoa(os.Getppid()) + "/ns/mnt")
+	if err1 != nil || err2 != nil || self == parent {
+		return errors.New("not in a mount namespace of its own (this command is edgeway's, started for its workers)")
+	}
 	cwd, _ := os.Getwd()
 	// Nothing done here may reach the host's mount table.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -121,7 +128,39 @@ func bindBack(fd int, path string) error {
 	if err := unix.Mount("/proc/self/fd/"+strconv.Itoa(fd), path, "", unix.MS_BIND, ""); err != nil {
 		return fmt.Errorf("bind %s back: %w", path, err)
 	}
+	// Read-only: the worker may write anywhere in its /tmp, never into
+	// these. The flags it inherits (nosuid, nodev, noexec) must be kept.
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err != nil {
+		return fmt.Errorf("statfs %s: %w", path, err)
+	}
+	if err := unix.Mount("", path, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|keptFlags(sfs.Flags), ""); err != nil {
+		return fmt.Errorf("make %s read-only: %w", path, err)
+	}
 	return nil
+}
+
+// keptFlags turns statfs flags (ST_*) into the mount flags (MS_*) a
+// read-only remount must repeat: in a user namespace the kernel refuses to
+// drop nosuid, nodev, noexec or change the atime mode inherited from the
+// host (and with no atime flag a remount means relatime).
+func keptFlags(st int64) uintptr {
+	var f uintptr
+	for _, m := range []struct {
+		st int64
+		ms uintptr
+	}{{unix.ST_NOSUID, unix.MS_NOSUID}, {unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME}} {
+		if st&m.st != 0 {
+			f |= m.ms
+		}
+	}
+	switch {
+	case st&unix.ST_NOATIME != 0:
+		f |= unix.MS_NOATIME
+	case st&unix.ST_RELATIME == 0:
+		f |= unix.MS_STRICTATIME
+	}
+	return f
 }
 
 // namespaceAttr is how a worker with a private /tmp is cloned: a mount

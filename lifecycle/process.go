@@ -121,7 +121,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	defer ul.Close()
 
 	p := &process{id: id, sock: sock, exited: make(chan struct{})}
-	w, err := s.workerExtras(spec, id)
+	w, err := s.workerExtras(spec, id, s.bootstrapPath, importMapPath, ctlPath)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", fn.Name, err)
 	}
@@ -172,7 +172,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		t.Stop()
 		return nil, &errBoot{reason: err.Error(), tail: p.stderr.Tail()}
 	}
-	p.worker = upstream.NewWorker(pool, id, p.pid, sock, upstream.WorkerOptions{
+	p.worker = upstream.NewWorker(pool, id, p.pid, w.box.hostPath(sock), upstream.WorkerOptions{
 		MaxIdleConns: s.opts.UpstreamMaxIdleConns,
 		DialTimeout:  s.opts.UpstreamDialTimeout,
 		BufferSize:   s.opts.UpstreamBufferSize,

@@ -25,18 +25,28 @@ import (
 // npm cache (read) and a few read-only facts about the machine (sys). Other
 // profiles get none of it: they say exactly what they grant.
 //
-// /tmp is private to each worker where the OS allows it: a mount namespace
-// in which the worker's own folder is bound on /tmp (see nshelper.go).
-// Otherwise the host's /tmp is granted and workers see each other's files,
-// and any symbolic link someone planted there: Deno checks paths as
-// written, so /tmp/link/x is readable when /tmp/link points anywhere.
+// A /tmp grant must never cover anything of edgeway's: its runtime folder
+// holds every worker's socket and the bootstrap every worker runs, and
+// DENO_DIR the code every function loads. Deno's --deny-* flags cannot
+// carve those out reliably (Deno 2.9.6 lets a more specific grant win over
+// a broader denial, but not when several grants sit under the denied
+// folder), so no denial is relied on:
 //
-// A /tmp grant would cover what edgeway itself keeps under /tmp: its
-// runtime folder (every worker's socket, the bootstrap, import maps), and
-// in tests or odd deployments the functions folder, DENO_DIR or Deno.
-// Those are denied explicitly (--deny-read/--deny-write): Deno lets a more
-// specific grant win over a broader denial, so the worker's own sockets,
-// folder and TMPDIR stay reachable and nothing else there is.
+//   - private (the default where the OS allows it): the worker runs in a
+//     mount namespace where its own folder is /tmp (see nshelper.go). The
+//     few files of edgeway's it needs that lie under /tmp (the bootstrap,
+//     its import map, its control socket, its function's folders, Deno)
+//     are bound back read-only, one by one; its HTTP socket is created in
+//     its own folder. Nothing else of the host's /tmp is there.
+//   - shared: the host's /tmp, only when nothing of edgeway's lies under it
+//     (start edgeway with TMPDIR elsewhere, e.g. /run/edgeway). Workers see
+//     each other's files, and any symbolic link someone planted in /tmp:
+//     Deno checks paths as written, so /tmp/link/x is readable whenever
+//     /tmp/link points to something the gateway's user may read.
+//   - off: no /tmp, only the worker's TMPDIR.
+//
+// DENO_DIR under /tmp rules out private and shared alike: the worker
+// could rewrite cached modules of every function.
 
 const tmpRoot = "/tmp"
 
@@ -46,13 +56,7 @@ type sandbox struct {
 	npmCache string   // "" when not granted
 	sys      []string // --allow-sys names
 	self     string   // this executable, for the namespace helper
-	// Paths under /tmp a worker must neither read nor write (the runtime
-	// folder, the project folder holding config.toml and the functions,
-	// --env-file files), and must not write (DENO_DIR, Deno).
-	guarded      []string
-	writeGuarded []string
-	// Paths under /tmp every worker with a private /tmp needs bound back.
-	binds []string
+	deno     string   // Deno's executable, bound back when under /tmp
 }
 
 // denoDirs asks Deno where its cache is (DENO_DIR and its npm folder), as
@@ -87,43 +91,31 @@ func newSandbox(opts config.Options, layout *config.Layout, runDir string, log z
 	if opts.FunctionTmp == "" {
 		return nil, nil
 	}
-	sb := &sandbox{tmp: opts.FunctionTmp, sys: opts.FunctionSys}
+	sb := &sandbox{tmp: opts.FunctionTmp, sys: opts.FunctionSys, deno: opts.Deno}
 	denoDir, npmCache := denoDirs(opts.Deno)
 	if opts.FunctionNpmRead && secure.CheckPermissionPath(npmCache) == nil {
 		sb.npmCache = npmCache
 	}
-	project := filepath.Dir(layout.Root)
-	for _, p := range append([]string{runDir, project}, opts.EnvFiles...) {
-		if abs, err := filepath.Abs(p); err == nil && underTmp(abs) {
-			sb.guarded = append(sb.guarded, abs)
-		}
-	}
-	if underTmp(denoDir) {
-		// Created now, so that workers with a private /tmp share it
-		// instead of each filling its own.
-		os.MkdirAll(denoDir, 0o755)
-	}
-	for _, p := range []string{denoDir, opts.Deno} {
-		if underTmp(p) {
-			sb.writeGuarded = append(sb.writeGuarded, p)
-		}
-	}
 	if sb.tmp == config.TmpOff {
 		return sb, nil
 	}
-	for _, p := range append(slices.Clone(sb.guarded), sb.writeGuarded...) {
-		if filepath.Clean(p) == tmpRoot {
-			err := fmt.Errorf("flag --function-tmp: %s is /tmp itself, which functions would then reach", p)
-			if opts.FunctionTmp == config.TmpAuto {
-				log.Warn().Err(err).Msg("functions get no /tmp, only their TMPDIR")
-				sb.tmp = config.TmpOff
-				return sb, nil
-			}
-			return nil, err
+	// refuse turns an explicit mode that cannot be had safely into an
+	// error, and auto into off.
+	refuse := func(err error) (*sandbox, error) {
+		if opts.FunctionTmp != config.TmpAuto {
+			return nil, fmt.Errorf("flag --function-tmp=%s: %w", opts.FunctionTmp, err)
 		}
+		log.Warn().Err(err).Msg("functions get no /tmp, only their own TMPDIR (--function-tmp=off)")
+		sb.tmp = config.TmpOff
+		return sb, nil
 	}
-	sb.binds = append([]string{runDir, project, denoDir, opts.Deno}, layout.Shared...)
+	if underTmp(denoDir) {
+		return refuse(fmt.Errorf("DENO_DIR %s lies under /tmp, where functions could rewrite every function's cached modules; set DENO_DIR elsewhere", denoDir))
+	}
 	if sb.tmp == config.TmpShared {
+		if err := sharedTmpSafe(opts, layout, runDir); err != nil {
+			return refuse(err)
+		}
 		return sb, nil
 	}
 	self, err := os.Executable()
@@ -141,10 +133,24 @@ func newSandbox(opts config.Options, layout *config.Layout, runDir string, log z
 	case opts.FunctionTmp == config.TmpPrivate:
 		return nil, fmt.Errorf("flag --function-tmp=private: this system does not let edgeway give workers a private /tmp: %w", err)
 	default:
+		if serr := sharedTmpSafe(opts, layout, runDir); serr != nil {
+			return refuse(fmt.Errorf("no private /tmp per worker on this system (%v), and the host's /tmp is unsafe to share: %w", err, serr))
+		}
 		log.Warn().Err(err).Msg("no private /tmp per worker on this system (mount namespaces refused): functions share the host's /tmp and see each other's files (--function-tmp=shared; --function-tmp=off to refuse them /tmp)")
 		sb.tmp = config.TmpShared
 	}
 	return sb, nil
+}
+
+// sharedTmpSafe checks that nothing of edgeway's lies under the host's
+// /tmp, which shared mode grants to every function.
+func sharedTmpSafe(opts config.Options, layout *config.Layout, runDir string) error {
+	for _, p := range append([]string{runDir, filepath.Dir(layout.Root), opts.Deno}, opts.EnvFiles...) {
+		if abs, err := filepath.Abs(p); err == nil && underTmp(abs) {
+			return fmt.Errorf("%s lies under /tmp, which every function could then read and write (start edgeway with TMPDIR and the functions folder outside /tmp)", abs)
+		}
+	}
+	return nil
 }
 
 // probe runs the namespace helper once without a command.
@@ -185,7 +191,7 @@ type workerBox struct {
 	perms   []string // permission flags added to its profile's
 	env     []string // TMPDIR
 	private bool     // started through the namespace helper
-	binds   []string // what the helper binds back under the private /tmp
+	binds   []string // bound back read-only under its private /tmp
 }
 
 // compatProfile reports whether a function's permissions are the default
@@ -195,8 +201,9 @@ func compatProfile(perms []string) bool {
 }
 
 // box prepares worker id's folder and flags; nil when its profile gets
-// none of it.
-func (sb *sandbox) box(spec *launchSpec, runDir string, id uint64) (*workerBox, error) {
+// none of it. needs are the files Deno itself opens (the bootstrap, the
+// import map, the control socket) for the private mode's binds.
+func (sb *sandbox) box(spec *launchSpec, runDir string, id uint64, needs ...string) (*workerBox, error) {
 	if sb == nil || !spec.compat {
 		return nil, nil
 	}
@@ -210,7 +217,7 @@ func (sb *sandbox) box(spec *launchSpec, runDir string, id uint64) (*workerBox, 
 	case config.TmpPrivate:
 		read, write = append(read, tmpRoot), append(write, tmpRoot)
 		b.env = []string{"TMPDIR=" + tmpRoot}
-		b.private, b.binds = true, sb.workerBinds(spec)
+		b.private, b.binds = true, sb.workerBinds(spec, needs)
 	case config.TmpShared:
 		read, write = append(read, tmpRoot, dir), append(write, tmpRoot, dir)
 		b.env = []string{"TMPDIR=" + dir}
@@ -225,22 +232,17 @@ func (sb *sandbox) box(spec *launchSpec, runDir string, id uint64) (*workerBox, 
 	if len(sb.sys) > 0 {
 		b.perms = append(b.perms, "--allow-sys="+strings.Join(sb.sys, ","))
 	}
-	if sb.tmp != config.TmpOff {
-		if len(sb.guarded) > 0 {
-			b.perms = append(b.perms, "--deny-read="+strings.Join(sb.guarded, ","))
-		}
-		if deny := append(slices.Clone(sb.guarded), sb.writeGuarded...); len(deny) > 0 {
-			b.perms = append(b.perms, "--deny-write="+strings.Join(deny, ","))
-		}
-	}
 	return b, nil
 }
 
-// workerBinds lists the paths under /tmp a worker of spec must still
-// reach inside its private /tmp, leaving out those inside another.
-func (sb *sandbox) workerBinds(spec *launchSpec) []string {
+// workerBinds lists what lies under /tmp that a worker of spec must still
+// reach inside its private /tmp: its function's folders and files, the
+// files Deno opens, Deno itself; outermost paths only.
+func (sb *sandbox) workerBinds(spec *launchSpec, needs []string) []string {
+	paths := append(append(slices.Clone(spec.readable), spec.fn.Dir, sb.deno), needs...)
+	paths = append(paths, spec.fn.Deps.Config, spec.fn.Deps.Lock)
 	var out []string
-	for _, p := range append(append(slices.Clone(sb.binds), spec.readable...), spec.fn.Dir) {
+	for _, p := range paths {
 		if !underTmp(p) || filepath.Clean(p) == tmpRoot {
 			continue
 		}
@@ -257,18 +259,25 @@ func (sb *sandbox) workerBinds(spec *launchSpec) []string {
 	return kept
 }
 
+// hostPath is where a path the worker creates under its private /tmp (its
+// HTTP socket) is on the host.
+func (b *workerBox) hostPath(p string) string {
+	if b == nil || !b.private || !underTmp(p) {
+		return p
+	}
+	return filepath.Join(b.tmpDir, strings.TrimPrefix(filepath.Clean(p), tmpRoot))
+}
+
 // wrap makes cmd start through the namespace helper when the worker has a
 // private /tmp: the helper is this executable, the same pid becomes Deno.
 func (b *workerBox) wrap(cmd *exec.Cmd, sb *sandbox) {
 	if b == nil || !b.private {
 		return
 	}
-	self := sb.self
-	args := []string{self, NamespaceHelperCommand, b.tmpDir, strconv.Itoa(len(b.binds))}
+	args := []string{sb.self, NamespaceHelperCommand, b.tmpDir, strconv.Itoa(len(b.binds))}
 	args = append(args, b.binds...)
-	args = append(append(args, "--"), cmd.Args...)
-	args[len(args)-len(cmd.Args)] = cmd.Path
-	cmd.Path, cmd.Args = self, args
+	args = append(append(args, "--", cmd.Path), cmd.Args[1:]...)
+	cmd.Path, cmd.Args = sb.self, args
 	cmd.SysProcAttr = namespaceAttr()
 }
 
