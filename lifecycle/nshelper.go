@@ -22,7 +22,7 @@ import (
 // the same pid, no capabilities left. Go cannot run code between clone and
 // exec, hence the helper.
 //
-//	edgeway __worker-namespace <private dir> <n> <path>... -- <deno> <args>...
+//	edgeway __worker-namespace <gateway's mount ns> <private dir> <n> <path>... -- <deno> <args>...
 //
 // With nothing after "--" it only sets up and exits 0 (the startup probe).
 const NamespaceHelperCommand = "__worker-namespace"
@@ -45,22 +45,26 @@ func enterPrivateTmp(args []string) error {
 	// Capabilities are per thread: the thread that drops them must be the
 	// one that executes Deno.
 	runtime.LockOSThread()
-	if len(args) < 2 {
-		return errors.New("usage: <private dir> <n> <path>... -- <command>...")
+	const usage = "usage: <gateway's mount namespace> <private dir> <n> <path>... -- <command>..."
+	if len(args) < 3 {
+		return errors.New(usage)
 	}
+	// Run by hand (or by anything but the gateway's clone) it would cover
+	// the host's /tmp: refuse unless in another mount namespace than the
+	// gateway's (its ns link is passed: a process in a new user namespace
+	// may not read its parent's).
+	gatewayNS := args[0]
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil || gatewayNS == "" || self == gatewayNS {
+		return errors.New("not in a mount namespace of its own (this command is edgeway's, started for its workers)")
+	}
+	args = args[1:]
 	private := args[0]
 	n, err := strconv.Atoi(args[1])
 	if err != nil || n < 0 || len(args) < 2+n+1 || args[2+n] != "--" {
-		return errors.New("usage: <private dir> <n> <path>... -- <command>...")
+		return errors.New(usage)
 	}
 	binds, argv := args[2:2+n], args[3+n:]
-	// Run by hand (or by anything but the gateway's clone) it would cover
-	// the host's /tmp: refuse unless in a mount namespace of its own.
-	self, err1 := os.Readlink("/proc/self/ns/mnt")
-	parent, err2 := os.Readlink("/proc/" + strconv.Itoa(os.Getppid()) + "/ns/mnt")
-	if err1 != nil || err2 != nil || self == parent {
-		return errors.New("not in a mount namespace of its own (this command is edgeway's, started for its workers)")
-	}
 	cwd, _ := os.Getwd()
 	// Nothing done here may reach the host's mount table.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -161,6 +165,13 @@ func keptFlags(st int64) uintptr {
 		f |= unix.MS_STRICTATIME
 	}
 	return f
+}
+
+// gatewayMountNS is the gateway's own mount namespace, passed to the
+// helper so that it can tell it runs in another one.
+func gatewayMountNS() string {
+	ns, _ := os.Readlink("/proc/self/ns/mnt")
+	return ns
 }
 
 // namespaceAttr is how a worker with a private /tmp is cloned: a mount

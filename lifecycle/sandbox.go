@@ -56,6 +56,7 @@ type sandbox struct {
 	npmCache string   // "" when not granted
 	sys      []string // --allow-sys names
 	self     string   // this executable, for the namespace helper
+	mountNS  string   // the gateway's mount namespace, for the helper
 	deno     string   // Deno's executable, bound back when under /tmp
 }
 
@@ -124,7 +125,7 @@ func newSandbox(opts config.Options, layout *config.Layout, runDir string, log z
 		err = errors.New("not the edgeway executable")
 	}
 	if err == nil {
-		sb.self = self
+		sb.self, sb.mountNS = self, gatewayMountNS()
 		err = sb.probe(runDir)
 	}
 	switch {
@@ -162,7 +163,7 @@ func (sb *sandbox) probe(runDir string) error {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, sb.self, NamespaceHelperCommand, dir, "0", "--")
+	cmd := exec.CommandContext(ctx, sb.self, NamespaceHelperCommand, gatewayMountNS(), dir, "0", "--")
 	cmd.SysProcAttr = namespaceAttr()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -274,7 +275,7 @@ func (b *workerBox) wrap(cmd *exec.Cmd, sb *sandbox) {
 	if b == nil || !b.private {
 		return
 	}
-	args := []string{sb.self, NamespaceHelperCommand, b.tmpDir, strconv.Itoa(len(b.binds))}
+	args := []string{sb.self, NamespaceHelperCommand, sb.mountNS, b.tmpDir, strconv.Itoa(len(b.binds))}
 	args = append(args, b.binds...)
 	args = append(append(args, "--", cmd.Path), cmd.Args[1:]...)
 	cmd.Path, cmd.Args = sb.self, args
