@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
 )
 
 // Each worker gets its own inspector port, counting up from the base and
@@ -102,4 +105,88 @@ func matching(s *logSink, pred func(logLine) bool) []logLine {
 		}
 	}
 	return out
+}
+
+// --inspect-brk: the worker waits for a debugger before running any code;
+// once one attaches and lets it run, the worker becomes ready and serves.
+func TestInspectBrkWaitsForADebugger(t *testing.T) {
+	base := freePort(t)
+	g := startGateway(t, map[string]string{
+		"hello/index.ts": `Deno.serve(() => new Response("hi"));`,
+	}, "--dev", "--auth", "none", "--inspect-brk=127.0.0.1:"+strconv.Itoa(base))
+	// The first request starts the worker, which waits for a debugger.
+	got := make(chan Response, 1)
+	go func() {
+		r, err := g.try("GET", "/hello", nil, nil)
+		if err != nil {
+			r = Response{Status: -1, Body: []byte(err.Error())}
+		}
+		got <- r
+	}()
+	line := g.WaitLog(func(l logLine) bool { return l.Str("inspect") != "" })
+	addr := line.Str("inspect")
+	var targets []struct {
+		WebSocketDebuggerURL string `json:"webSocketDebuggerUrl"`
+	}
+	deadline := time.Now().Add(eventTimeout)
+	for len(targets) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the worker's inspector at %s never listed a target", addr)
+		}
+		resp, err := http.Get("http://" + addr + "/json/list")
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&targets)
+			resp.Body.Close()
+		}
+		if len(targets) == 0 {
+			select {
+			case r := <-got:
+				t.Fatalf("the worker answered before a debugger attached: %d %q", r.Status, r.Body)
+			case <-timeAfter(20 * time.Millisecond): // polling the inspector until it listens
+			}
+		}
+	}
+	if n := g.logs.count(func(l logLine) bool { return l.Msg() == "worker ready" }); n != 0 {
+		t.Fatalf("worker ready before a debugger attached")
+	}
+	ws, _, err := websocket.DefaultDialer.Dial(targets[0].WebSocketDebuggerURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	for i, method := range []string{"Runtime.enable", "Debugger.enable", "Runtime.runIfWaitingForDebugger", "Debugger.resume"} {
+		if err := ws.WriteJSON(map[string]any{"id": i + 1, "method": method}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Deno may pause again on the first statement: keep resuming until
+	// the request is answered.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		id := 100
+		for {
+			var msg map[string]any
+			if ws.ReadJSON(&msg) != nil {
+				return
+			}
+			if msg["method"] == "Debugger.paused" {
+				id++
+				ws.WriteJSON(map[string]any{"id": id, "method": "Debugger.resume"})
+			}
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+	}()
+	select {
+	case r := <-got:
+		if r.Status != 200 || string(r.Body) != "hi" {
+			t.Fatalf("after the debugger let it run: %d %q", r.Status, r.Body)
+		}
+	case <-timeAfter(eventTimeout):
+		t.Fatal("the worker did not serve after the debugger let it run")
+	}
 }
