@@ -128,7 +128,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath, w)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
-	cmd.Env = append(fe.vars, w.env()...)
+	cmd.Env = slices.Concat(fe.vars, w.env()) // fe.vars is shared by the function's workers
 	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
