@@ -1,7 +1,9 @@
 package config
 
 import (
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +69,35 @@ func TestInspectRelaxesFunctionLimits(t *testing.T) {
 	if c.Timeout != InspectWallClock || c.HealthCheckInterval != 0 || c.WorkerMaxDuration != 0 {
 		t.Fatalf("not relaxed: %+v", c)
 	}
+}
+
+// Whatever --inspect and --function-sys are given, Parse never panics, and
+// what it accepts is a loopback host:port with a valid port (in --dev,
+// without --inspect-force) and only allowed sys names.
+func FuzzParseInspectAndSys(f *testing.F) {
+	for _, s := range []string{"", "true", "127.0.0.1:9229", "[::1]:1", "localhost:65535", "0.0.0.0:9229", ":9229", "127.0.0.1", "a:b:c", "hostname,cpus", "none", "uid", ",", "hostname,,cpus"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		none := func(string) string { return "" }
+		if o, err := Parse([]string{"--dev", "--inspect=" + v}, none); err == nil && o.Inspect != "" {
+			host, port, err := net.SplitHostPort(o.Inspect)
+			if err != nil {
+				t.Fatalf("accepted %q as %q", v, o.Inspect)
+			}
+			if p, _ := strconv.Atoi(port); p < 1 || p > 65535 {
+				t.Fatalf("accepted port %q", port)
+			}
+			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				t.Fatalf("accepted non-loopback %q", o.Inspect)
+			}
+		}
+		if o, err := Parse([]string{"--function-sys=" + v}, none); err == nil {
+			for _, name := range o.FunctionSys {
+				if !slices.Contains(sysInfoNames, name) {
+					t.Fatalf("accepted sys name %q", name)
+				}
+			}
+		}
+	})
 }
