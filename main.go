@@ -51,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case lifecycle.NamespaceHelperCommand: // a worker being started, not a user
+		return lifecycle.RunNamespaceHelper(args[1:], stderr)
 	case "serve":
 		return serve(args[1:], stderr)
 	case "check":

@@ -264,7 +264,8 @@ func isFile(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// applyOverrides applies --public-functions and --function-permissions.
+// applyOverrides applies --public-functions and --function-permissions,
+// and relaxes wall-clock limits under --inspect.
 func applyOverrides(l *Layout, o Options) error {
 	for _, item := range o.PublicFunctions {
 		for _, name := range strings.Split(item, ",") {
@@ -287,6 +288,9 @@ func applyOverrides(l *Layout, o Options) error {
 		}
 		f.Config.Permissions = []string{profile}
 		f.Config.PermissionsFrom = "flag --function-permissions"
+	}
+	for i := range l.Functions {
+		applyInspect(&l.Functions[i].Config, o)
 	}
 	return nil
 }

@@ -128,6 +128,17 @@ type Options struct {
 	PermissionProfiles  []string
 	FunctionPermissions []string
 	DenoFlags           []string
+	// What functions of the default profile may touch, as on Supabase
+	// (see config/sandboxopts.go and lifecycle/sandbox.go).
+	FunctionTmp     string   // TmpAuto, TmpPrivate, TmpShared or TmpOff
+	FunctionNpmRead bool     // read access to Deno's npm cache
+	FunctionSys     []string // --allow-sys names
+	// The V8 inspector: the first worker's host:port ("" = off), each
+	// further worker the next free port.
+	Inspect        string
+	InspectBrk     bool // wait for a debugger before running any code
+	InspectForce   bool // allow it in production and off loopback
+	inspectBrkAddr string
 	// AllowOutsideSymlinks lets links inside function and shared folders
 	// point anywhere (see config/symlinks.go).
 	AllowOutsideSymlinks bool
@@ -403,6 +414,16 @@ var specs = []spec{
 	boolSpec("allow-outside-symlinks", "false", "allow symbolic links inside function and _ folders that point outside the function's and the shared folders (Deno's read permission follows them)", func(o *Options) *bool { return &o.AllowOutsideSymlinks }),
 	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),
 	listSpec("function-permissions", "name=profile: override a function's permissions (repeatable)", func(o *Options) *[]string { return &o.FunctionPermissions }),
+	stringSpec("function-tmp", TmpAuto, "what functions of the default permission profile get as /tmp (read and write, as on Supabase): auto = private per worker (a mount namespace) where the OS allows it, else shared; private = private or refuse to start; shared = the host's /tmp (functions see each other's files); off = none. TMPDIR is always a per-worker folder edgeway creates and removes", []string{TmpAuto, TmpPrivate, TmpShared, TmpOff}, func(o *Options) *string { return &o.FunctionTmp }),
+	boolSpec("function-npm-read", "true", "functions of the default permission profile may read Deno's npm cache (DENO_DIR/npm): npm packages read their own files at run time", func(o *Options) *bool { return &o.FunctionNpmRead }),
+	{name: "function-sys", def: DefaultFunctionSys, usage: "Deno --allow-sys names given to functions of the default permission profile (npm packages call os.cpus(), os.totalmem() at import; Supabase grants hostname); none = no sys access", set: func(o *Options, v string) error {
+		names, err := parseFunctionSys(v)
+		o.FunctionSys = names
+		return err
+	}},
+	inspectSpec("inspect", "open the V8 inspector of every worker, the first on host:port (default "+DefaultInspectAddr+"), each further worker on the next free port (logged with its function and worker); only with --dev and on loopback unless --inspect-force; lifts the request timeout, health checks, worker recycling and --event-loop-timeout", func(o *Options) *string { return &o.Inspect }),
+	inspectSpec("inspect-brk", "as --inspect, and every worker waits for a debugger before running any code (the boot timeout is lifted too)", func(o *Options) *string { return &o.inspectBrkAddr }),
+	boolSpec("inspect-force", "false", "allow --inspect in production mode and on a non-loopback address: whoever reaches the port can run any code in the workers", func(o *Options) *bool { return &o.InspectForce }),
 	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),
 	stringSpec("internal-key", "", "bearer key for /metrics and detailed /health (without it /metrics answers 403); compared in constant time", nil, func(o *Options) *string { return &o.InternalKey }),
 	stringSpec("admin-listen", "", "optional separate host:port for /health and /metrics (default: the main listener)", nil, func(o *Options) *string { return &o.AdminListen }),
@@ -501,6 +522,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 				}
 			}
 		}
+	}
+	if err := resolveInspect(&o); err != nil {
+		return o, err
 	}
 	if o.Pprof && o.AdminListen == "" {
 		return o, fmt.Errorf("flag --pprof needs --admin-listen: profiles are never served on the public listener")

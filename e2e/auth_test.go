@@ -757,13 +757,19 @@ func TestPermissionProfilesConfineFunctions(t *testing.T) {
 	q := url.Values{"read": {filepath.Join(root, "std", "own.txt"), "./own.txt", shared}, "env": {"PROBE_VAR"}, "fetch": {upstream.URL}}
 	readsOutside(q)
 	got := probe("std", q)
+	// With a private /tmp (sandbox_test.go) what lies under the host's /tmp,
+	// as the test's folders do, is not even there.
+	hidden := "err:NotCapable"
+	if tmpMode(g) == "private" {
+		hidden = "err:NotFound"
+	}
 	want := map[string]string{
 		"read:" + filepath.Join(root, "std", "own.txt"): "ok:own-data",
 		"read:./own.txt":             "ok:own-data",
 		"read:" + shared:             "ok:shared-data",
-		"read:" + sibling:            "err:NotCapable",
-		"read:../sibling/secret.txt": "err:NotCapable",
-		"read:" + outside:            "err:NotCapable",
+		"read:" + sibling:            hidden,
+		"read:../sibling/secret.txt": hidden,
+		"read:" + outside:            hidden,
 		"env:PROBE_VAR":              "ok:visible",
 		"fetch:" + upstream.URL:      "ok:pong",
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ type launchSpec struct {
 	perms     []string // permission flags of its profile
 	env       functionEnv
 	importMap []byte // ImportMapJSON, written to the runtime folder at spawn
+	compat    bool   // the default profile: /tmp, npm cache, sys (sandbox.go)
 }
 
 // process is one Deno worker process. Its fields are written by the
@@ -89,10 +91,11 @@ func (e *errBoot) Error() string {
 // and its sockets, the V8 heap limit and any --deno-flag. Deno reads the
 // config, map and lock itself at startup, before permissions apply, so
 // the worker is granted no access to them.
-func denoArgs(s *Supervisor, spec *launchSpec, importMapPath, sock, ctl string) []string {
+func denoArgs(s *Supervisor, spec *launchSpec, importMapPath, sock, ctl string, w workerExtras) []string {
 	fn := spec.fn
 	args := append([]string{"run"}, DependencyFlags(fn.Deps, importMapPath)...)
-	args = append(args, secure.DenoPermissionFlags(spec.perms, spec.readable, []string{sock, ctl})...)
+	args = append(args, secure.DenoPermissionFlags(slices.Concat(spec.perms, w.perms()), spec.readable, []string{sock, ctl})...)
+	args = append(args, w.inspectFlags()...)
 	if fn.Config.MemoryLimitMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
 	}
@@ -119,10 +122,15 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	defer ul.Close()
 
 	p := &process{id: id, sock: sock, exited: make(chan struct{})}
-	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath)...)
+	w, err := s.workerExtras(spec, id, s.bootstrapPath, importMapPath, ctlPath)
+	if err != nil {
+		return nil, fmt.Errorf("spawn %s: %w", fn.Name, err)
+	}
+	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath, w)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
-	cmd.Env = fe.vars
+	cmd.Env = slices.Concat(fe.vars, w.env()) // fe.vars is shared by the function's workers
+	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
 	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
@@ -133,8 +141,10 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
 	if err := s.spawner.start(cmd); err != nil {
+		w.release()
 		return nil, fmt.Errorf("spawn %s: %w", fn.Name, err)
 	}
+	w.logInspector(log, id)
 	p.cmd = cmd
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
@@ -145,6 +155,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		defer close(p.exited)
 		p.exitErr = cmd.Wait()
 		observe.Guard(log, observe.PanicProcess, func() {
+			w.release()
 			p.stdout.Flush()
 			p.stderr.Flush()
 		})
@@ -165,7 +176,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		t.Stop()
 		return nil, &errBoot{reason: err.Error(), tail: p.stderr.Tail()}
 	}
-	p.worker = upstream.NewWorker(pool, id, p.pid, sock, upstream.WorkerOptions{
+	p.worker = upstream.NewWorker(pool, id, p.pid, w.box.hostPath(sock), upstream.WorkerOptions{
 		MaxIdleConns: s.opts.UpstreamMaxIdleConns,
 		DialTimeout:  s.opts.UpstreamDialTimeout,
 		BufferSize:   s.opts.UpstreamBufferSize,

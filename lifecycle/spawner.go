@@ -51,9 +51,13 @@ func (s *spawner) startOne(cmd *exec.Cmd) (err error) {
 	return cmd.Start()
 }
 
-// start runs cmd in its own process group, killed when the gateway dies.
+// start runs cmd in its own process group, killed when the gateway dies,
+// keeping the namespaces cmd may ask for.
 func (s *spawner) start(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig, cmd.SysProcAttr.Setpgid = syscall.SIGKILL, true
 	reply := make(chan error, 1)
 	s.reqs <- spawnRequest{cmd: cmd, reply: reply}
 	return <-reply

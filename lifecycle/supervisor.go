@@ -54,7 +54,9 @@ type Supervisor struct {
 	bootstrapPath string
 	spawner       *spawner
 	nextID        atomic.Uint64
-	budget        *Budget // --max-workers-total, shared by every Manager
+	budget        *Budget    // --max-workers-total, shared by every Manager
+	sandbox       *sandbox   // what default-profile workers may touch
+	inspect       *inspector // nil unless --inspect
 
 	functions atomic.Pointer[map[string]*Function]
 	layout    atomic.Pointer[config.Layout] // the layout last applied
@@ -115,7 +117,7 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap}
+		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap, compat: compatProfile(fn.Config.Permissions)}
 		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}
 	return p, nil
@@ -142,6 +144,14 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		os.RemoveAll(runDir)
 		return nil, err
 	}
+	sb, err := newSandbox(opts, layout, runDir, log)
+	if err != nil {
+		os.RemoveAll(runDir)
+		return nil, err
+	}
+	if sb != nil {
+		log.Info().Str("tmp", sb.tmp).Str("npm_cache", sb.npmCache).Strs("sys", sb.sys).Msg("what functions of the default permission profile may touch")
+	}
 	s := &Supervisor{
 		opts:          opts,
 		log:           log,
@@ -149,6 +159,8 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		bootstrapPath: bootstrapPath,
 		spawner:       newSpawner(log),
 		budget:        NewBudget(opts.MaxWorkersTotal),
+		sandbox:       sb,
+		inspect:       newInspector(opts),
 		prints:        p.prints,
 		metrics:       map[string]*observe.FunctionMetrics{},
 		reloaded:      make(chan struct{}, 1),
