@@ -20,7 +20,7 @@ const bootTailLines = 20
 // A stack trace's frames ("    at ...") written with the line before them
 // (one console.error(err), one uncaught error) stay in that line's event.
 type lineWriter struct {
-	log     zerolog.Logger
+	log     zerolog.Logger // guarded by mu once the process runs (setPID)
 	level   zerolog.Level
 	maxLine int
 	buf     []byte
@@ -30,6 +30,21 @@ type lineWriter struct {
 
 	mu   sync.Mutex
 	tail []string // last lines, for boot errors
+}
+
+// setPID tags the writer's events with the worker's pid. os/exec's copying
+// goroutine may already be writing (it starts inside cmd.Start, before the
+// pid is known), hence the lock.
+func (lw *lineWriter) setPID(pid int) {
+	lw.mu.Lock()
+	lw.log = lw.log.With().Int("pid", pid).Logger()
+	lw.mu.Unlock()
+}
+
+func (lw *lineWriter) logger() zerolog.Logger {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	return lw.log
 }
 
 // Write is called by os/exec's copying goroutine, which recovers nothing:
@@ -63,7 +78,7 @@ func (lw *lineWriter) Write(p []byte) (n int, err error) {
 func (lw *lineWriter) recoverWrite() {
 	if v := recover(); v != nil {
 		lw.buf = lw.buf[:0]
-		observe.Recovered(lw.log, observe.PanicProcess, v)
+		observe.Recovered(lw.logger(), observe.PanicProcess, v)
 	}
 }
 
@@ -110,12 +125,13 @@ func (lw *lineWriter) emit() {
 		lw.tail = lw.tail[:bootTailLines-1]
 	}
 	lw.tail = append(lw.tail, msg)
+	log := lw.log
 	lw.mu.Unlock()
 	level := lw.level
 	if level == zerolog.WarnLevel && strings.HasPrefix(msg, "Download ") {
 		level = zerolog.InfoLevel // Deno's module download progress, not a problem
 	}
-	lw.log.WithLevel(level).Msg(msg)
+	log.WithLevel(level).Msg(msg)
 }
 
 // Tail returns the last lines written, oldest first.

@@ -148,8 +148,8 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	p.cmd = cmd
 	p.pid = cmd.Process.Pid
 	p.started = time.Now()
-	p.stdout.log = p.stdout.log.With().Int("pid", p.pid).Logger()
-	p.stderr.log = p.stderr.log.With().Int("pid", p.pid).Logger()
+	p.stdout.setPID(p.pid)
+	p.stderr.setPID(p.pid)
 	go func() {
 		// exited is closed whatever happens: the manager waits for it.
 		defer close(p.exited)
