@@ -85,18 +85,20 @@ func (e *errBoot) Error() string {
 
 // denoArgs builds the worker's command line: the function's config, import
 // map and lock, permissions from its profile, reads scoped to spec.readable
-// and its sockets, the V8 heap limit and any --deno-flag. Deno reads the
-// config, map and lock itself at startup, before permissions apply, so
-// the worker is granted no access to them.
+// and its sockets, the V8 heap limit and any --deno-flag, then the
+// bootstrap as a preload and the function's entry as the main module (no
+// arguments: the sockets travel in the environment, see workerEnv). Deno
+// reads the config, map and lock itself at startup, before permissions
+// apply, so the worker is granted no access to them.
 func denoArgs(s *Supervisor, spec *launchSpec, importMapPath, sock, ctl string) []string {
 	fn := spec.fn
 	args := append([]string{"run"}, DependencyFlags(fn.Deps, importMapPath)...)
-	args = append(args, secure.DenoPermissionFlags(spec.perms, spec.readable, []string{sock, ctl})...)
+	args = append(args, workerGrants(secure.DenoPermissionFlags(spec.perms, spec.readable, []string{sock, ctl}))...)
 	if fn.Config.MemoryLimitMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
 	}
 	args = append(args, s.opts.DenoFlags...)
-	return append(args, s.bootstrapPath, sock, ctl, config.FileURL(fn.Entrypoint).String())
+	return append(args, "--preload", s.bootstrapPath, config.FileURL(fn.Entrypoint).String())
 }
 
 // startProcess spawns a worker for fn and waits until it serves or fails.
@@ -121,7 +123,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
-	cmd.Env = fe.vars
+	cmd.Env = workerEnv(fe.vars, sock, ctlPath)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
 	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
