@@ -189,3 +189,20 @@ func TestFunctionCannotListenOnAllInterfaces(t *testing.T) {
 	}
 	tcpClosed(t, port)
 }
+
+// A DENO_SERVE_ADDRESS in the gateway's environment or a .env never moves a
+// worker: the gateway's unix:<worker socket> wins for node:http too.
+func TestNodeHTTPIgnoresOutsideServeAddress(t *testing.T) {
+	outside, own := freePort(t), freePort(t)
+	t.Setenv("DENO_SERVE_ADDRESS", "tcp:127.0.0.1:"+strconv.Itoa(outside))
+	g := startGateway(t, map[string]string{
+		".env":          "DENO_SERVE_ADDRESS=tcp:127.0.0.1:" + strconv.Itoa(outside) + "\n",
+		"node/index.ts": nodeHTTP(own),
+	})
+	r := g.Get("/functions/v1/node")
+	if r.Status != 200 {
+		t.Fatalf("status %d: %s", r.Status, r.Body)
+	}
+	tcpClosed(t, outside)
+	tcpClosed(t, own)
+}
