@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fasthttp/websocket"
 )
 
 // The functions below are written the way real projects write them, for
@@ -205,4 +207,38 @@ func TestNodeHTTPIgnoresOutsideServeAddress(t *testing.T) {
 	}
 	tcpClosed(t, outside)
 	tcpClosed(t, own)
+}
+
+// wsOnNodeServer is the npm ws package on a node:http server, as chat
+// examples write it.
+func wsOnNodeServer(port int) string {
+	return `import http from "node:http";
+import { WebSocketServer } from "npm:ws@8.18.0";
+
+const server = http.createServer((_req, res) => res.end("plain"));
+const wss = new WebSocketServer({ server });
+wss.on("connection", (ws) => {
+  ws.on("message", (m) => ws.send("echo " + m));
+});
+server.listen(` + strconv.Itoa(port) + `);
+`
+}
+
+func TestNodeWebSocketServerUpgrades(t *testing.T) {
+	port := freePort(t)
+	g := startGateway(t, map[string]string{"chat/index.ts": wsOnNodeServer(port)}, "--boot-timeout", "120s")
+	c, _ := dialWS(t, wsURL(g, "/functions/v1/chat"), nil)
+	defer c.Close()
+	if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(eventTimeout))
+	_, msg, err := c.ReadMessage()
+	if err != nil || string(msg) != "echo hi" {
+		t.Fatalf("read %q, %v; want echo hi", msg, err)
+	}
+	if r := g.Get("/functions/v1/chat"); r.Status != 200 || string(r.Body) != "plain" {
+		t.Errorf("plain request: %d %q", r.Status, r.Body)
+	}
+	tcpClosed(t, port)
 }
