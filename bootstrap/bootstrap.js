@@ -22,17 +22,19 @@
 //    (handler), Deno.serve(options, handler), Deno.serve({handler}) and
 //    `export default { fetch }` all work unchanged.
 // 3. Reports "ready" when the socket is bound: from onListen, or, for a
-//    node:http server, when the socket file appears.
+//    node:http server, when the gateway has seen the socket bound and says
+//    "serving".
 //
 // Control protocol (one line each, ASCII, at most 64 bytes with the newline;
 // the gateway kills a worker that sends anything else):
 //   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>"
-//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain", "terminate"
+//   gateway -> worker: "serving", "ping <id>", "beforeunload <reason>", "drain",
+//                      "terminate"
 //
 // User code runs in this same isolate and may patch any prototype. Every
 // primitive the control channel uses is therefore bound here, before the
 // user's module is evaluated: the connection's read and write, the encoder,
-// typed-array and array methods, promise methods, timers, Deno.exit and the
+// typed-array and array methods, promise methods, Deno.exit and the
 // event dispatch. A later patch of Conn.prototype.write (reachable from any
 // connection the function opens) never sees the control connection, and
 // the lines sent are built from integers only.
@@ -55,10 +57,7 @@ const EventCtor = Event;
 const CustomEventCtor = CustomEvent;
 const dispatchEvent = FunctionPrototypeBind(globalThis.dispatchEvent, globalThis);
 const consoleError = FunctionPrototypeBind(console.error, console);
-const setTimeoutFn = setTimeout;
 const exit = Deno.exit;
-const lstat = Deno.lstat;
-const unrefTimer = Deno.unrefTimer;
 const addSignalListener = Deno.addSignalListener;
 const envGet = FunctionPrototypeBind(Deno.env.get, Deno.env);
 const envDelete = FunctionPrototypeBind(Deno.env.delete, Deno.env);
@@ -75,9 +74,11 @@ if (ctlPath === "" || serveAddress.slice(0, 5) !== "unix:") {
 const sockPath = serveAddress.slice(5);
 
 // Deno runs a preload's event loop until nothing keeps it alive before it
-// evaluates the entry, so the control connection and the readiness timers
-// are unref'd: they never hold up the entry. The function's server is what
-// keeps the worker alive; one that never serves exits and fails its boot.
+// evaluates the entry, so the control connection is unref'd: it never
+// holds up the entry. The function's server is what keeps the worker
+// alive; one that never serves exits and fails its boot. (No timer is
+// touched here either: Deno loads its timers lazily, a few milliseconds
+// on every boot.)
 const ctl = await Deno.connect({ transport: "unix", path: ctlPath });
 ctl.unref();
 const ctlWrite = FunctionPrototypeBind(ctl.write, ctl);
@@ -179,9 +180,11 @@ function defaultOnError(err) {
   return new Response("Internal Server Error", { status: 500 });
 }
 
-// Readiness: reported once, when the worker's socket is bound. The serve
-// address is then taken, so it leaves the environment: a later server
-// (and a child process) does not inherit it.
+// Readiness: reported once, when the worker's socket is bound (onListen,
+// or "serving" from the gateway for a node:http server, which Deno moves
+// onto the socket and which reports nothing here). The serve address is
+// then taken, so it leaves the environment: a later server (and a child
+// process) does not inherit it.
 let ready = false;
 function announceReady() {
   if (ready) return;
@@ -189,21 +192,6 @@ function announceReady() {
   envDelete("DENO_SERVE_ADDRESS");
   send("ready");
 }
-
-// A node:http server (express, fastify, http.createServer().listen(port))
-// is moved onto the socket by Deno through DENO_SERVE_ADDRESS and reports
-// nothing here: watch for the socket file (Deno binds and listens in one
-// step, so a file that exists accepts connections). Every 2 ms for about
-// the first second of boot, then every 25 ms.
-let polls = 0;
-function pollSocket() {
-  if (ready) return;
-  PromisePrototypeThen(lstat(sockPath), announceReady, () => {
-    polls++;
-    if (!ready) unrefTimer(setTimeoutFn(pollSocket, polls < 500 ? 2 : 25));
-  });
-}
-pollSocket();
 
 // Deno.serve: the first call serves on the worker's socket right away and
 // returns the real server, whatever address its options name (TLS options
@@ -311,6 +299,9 @@ function handleLine(line) {
   let arg = "";
   for (let i = sp + 1; i < line.length; i++) arg += line[i];
   switch (command) {
+    case "serving":
+      if (sp === line.length) announceReady();
+      return;
     case "ping": {
       // The id is echoed only as digits.
       if (arg.length === 0) return;

@@ -174,7 +174,8 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 }
 
 // handshake accepts the bootstrap's control connection and waits for
-// "ready", or for the process to exit, or for the deadline.
+// "ready" (see awaitFirstLine), or for the process to exit, or for the
+// deadline.
 func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	type result struct {
 		c   net.Conn
@@ -197,9 +198,13 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	}
 	ln.Close() // removes the socket file: nobody else can connect
 	p.ctl = r.c
-	p.ctl.SetReadDeadline(deadline)
 	p.ctlr = newControlReader(p.ctl)
-	msg, err := readControl(p.ctlr)
+	err := p.awaitFirstLine(deadline)
+	var msg controlMsg
+	if err == nil {
+		p.ctl.SetReadDeadline(deadline)
+		msg, err = readControl(p.ctlr)
+	}
 	if err != nil {
 		if errors.Is(err, errControlTooLong) || errors.Is(err, errControlUnknown) {
 			return fmt.Errorf("control connection: %w", err)
@@ -211,7 +216,7 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return errors.New("no Deno.serve handler became ready within the boot timeout")
+			return errors.New("no HTTP server (Deno.serve, export default { fetch }, node:http) became ready within the boot timeout")
 		}
 		return fmt.Errorf("control connection: %w", err)
 	}
