@@ -34,8 +34,20 @@ if (import.meta.main) {
 `
 
 func TestMainModuleIsTheEntry(t *testing.T) {
-	g := startGateway(t, map[string]string{"guarded/index.ts": guardedMain})
-	r := g.Get("/functions/v1/guarded")
+	g := startGateway(t, map[string]string{
+		"guarded/index.ts": guardedMain,
+		// A profile without env access: the bootstrap still reads and
+		// deletes its variables.
+		"strict/index.ts":      guardedMain,
+		"strict/function.json": `{"permissions": "strict"}`,
+	})
+	for _, name := range []string{"guarded", "strict"} {
+		t.Run(name, func(t *testing.T) { checkMainModule(t, g, name) })
+	}
+}
+
+func checkMainModule(t *testing.T, g *Gateway, name string) {
+	r := g.Get("/functions/v1/" + name)
 	if r.Status != 200 {
 		t.Fatalf("status %d: %s", r.Status, r.Body)
 	}
@@ -43,7 +55,7 @@ func TestMainModuleIsTheEntry(t *testing.T) {
 	if m["main"] != true {
 		t.Errorf("import.meta.main = %v, want true", m["main"])
 	}
-	if m["mainModule"] != m["self"] || !strings.HasSuffix(m["self"].(string), "/guarded/index.ts") {
+	if self, _ := m["self"].(string); m["mainModule"] != self || !strings.HasSuffix(self, "/"+name+"/index.ts") {
 		t.Errorf("Deno.mainModule = %v, want the entry %v", m["mainModule"], m["self"])
 	}
 	if args, _ := m["args"].([]any); len(args) != 0 {
