@@ -169,7 +169,8 @@ class ConnInfo {
 }
 
 // wrapHandler is the one place the function's handler is wrapped before it
-// serves (Deno.serve and `export default { fetch }` both come through here).
+// serves (Deno.serve and `export default { fetch }` both come through here;
+// a node:http server is served by Deno's node layer and does not).
 function wrapHandler(handler) {
   return (req, info) => handler(req, new ConnInfo(req, info));
 }
