@@ -1,29 +1,43 @@
-// edgeway worker bootstrap: runs inside every Deno worker process.
+// edgeway worker bootstrap: runs inside every Deno worker process, preloaded
+// before the function's entry, which stays the main module:
 //
-// Usage (argv): <http socket> <control socket> <entrypoint file URL>
+//   deno run --preload <this file> <entrypoint>
+//
+// so import.meta.main is true in the entry, Deno.mainModule is the entry and
+// Deno.args is empty. Deno evaluates this module, top-level await included,
+// before the entry (see ctl.unref below). The gateway passes, in the environment:
+//   EDGEWAY_CONTROL     the control socket's path (deleted here at once)
+//   DENO_SERVE_ADDRESS  unix:<the worker's HTTP socket>: Deno itself moves the
+//                       first node:http server (express, fastify, ...) there
+//                       (deleted here once the socket is bound)
+//   DENO_AUTO_SERVE=1   Deno serves an `export default { fetch }` entry
+//                       through Deno.serve (deleted here at once)
 //
 // 1. Connects to the gateway's control socket *before* any user code runs.
 //    The gateway accepts exactly one connection and removes the socket file,
 //    so user code can neither reach nor forge this channel.
-// 2. Installs EdgeRuntime.waitUntil and replaces Deno.serve with a capturing
-//    stub, so Deno.serve(handler), Deno.serve(options, handler),
-//    Deno.serve({handler}) and `export default { fetch }` all work unchanged.
-// 3. Serves the captured handler on the Unix socket and reports "ready".
+// 2. Installs EdgeRuntime.waitUntil and replaces Deno.serve: the first call
+//    serves at once on the worker's socket and returns the real server
+//    (finished, shutdown, addr), calling the function's onListen. Deno.serve
+//    (handler), Deno.serve(options, handler), Deno.serve({handler}) and
+//    `export default { fetch }` all work unchanged.
+// 3. Reports "ready" when the socket is bound: from onListen, or, for a
+//    node:http server, when the gateway has seen the socket bound and says
+//    "serving".
 //
 // Control protocol (one line each, ASCII, at most 64 bytes with the newline;
 // the gateway kills a worker that sends anything else):
 //   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>"
-//   gateway -> worker: "ping <id>", "beforeunload <reason>", "drain", "terminate",
-//                      "abort <seq>" (see "request aborts" below)
+//   gateway -> worker: "serving", "ping <id>", "beforeunload <reason>", "drain",
+//                      "terminate", "abort <seq>" (see "request aborts" below)
 //
 // User code runs in this same isolate and may patch any prototype. Every
 // primitive the control channel uses is therefore bound here, before the
-// user's module is imported: the connection's read and write, the encoder,
-// typed-array and array methods, promise methods, Deno.exit and the event
-// dispatch. A later patch of Conn.prototype.write (reachable from any
+// user's module is evaluated: the connection's read and write, the encoder,
+// typed-array and array methods, promise methods, Deno.exit and the
+// event dispatch. A later patch of Conn.prototype.write (reachable from any
 // connection the function opens) never sees the control connection, and
 // the lines sent are built from integers only.
-const [sockPath, ctlPath, entryURL] = Deno.args;
 
 const uncurry = Function.prototype.bind.bind(Function.prototype.call);
 const FunctionPrototypeBind = uncurry(Function.prototype.bind);
@@ -45,9 +59,28 @@ const dispatchEvent = FunctionPrototypeBind(globalThis.dispatchEvent, globalThis
 const consoleError = FunctionPrototypeBind(console.error, console);
 const exit = Deno.exit;
 const addSignalListener = Deno.addSignalListener;
+const envGet = FunctionPrototypeBind(Deno.env.get, Deno.env);
+const envDelete = FunctionPrototypeBind(Deno.env.delete, Deno.env);
 const encode = FunctionPrototypeBind(TextEncoder.prototype.encode, new TextEncoder());
 
+const ctlPath = envGet("EDGEWAY_CONTROL") ?? "";
+const serveAddress = envGet("DENO_SERVE_ADDRESS") ?? "";
+envDelete("EDGEWAY_CONTROL");
+envDelete("DENO_AUTO_SERVE");
+if (ctlPath === "" || serveAddress.slice(0, 5) !== "unix:") {
+  consoleError("edgeway bootstrap: EDGEWAY_CONTROL and DENO_SERVE_ADDRESS=unix:<path> are required");
+  exit(1);
+}
+const sockPath = serveAddress.slice(5);
+
+// Deno runs a preload's event loop until nothing keeps it alive before it
+// evaluates the entry, so the control connection is unref'd: it never
+// holds up the entry. The function's server is what keeps the worker
+// alive; one that never serves exits and fails its boot. (No timer is
+// touched here either: Deno loads its timers lazily, a few milliseconds
+// on every boot.)
 const ctl = await Deno.connect({ transport: "unix", path: ctlPath });
+ctl.unref();
 const ctlWrite = FunctionPrototypeBind(ctl.write, ctl);
 const ctlRead = FunctionPrototypeBind(ctl.read, ctl);
 
@@ -114,43 +147,6 @@ Object.defineProperty(Request.prototype, "url", {
     return u.startsWith("http+unix:") ? "http:" + u.slice(10) : u;
   },
 });
-
-const realServe = Deno.serve;
-let captured = null;
-let announce;
-const handlerCaptured = new Promise((resolve) => (announce = resolve));
-
-function stubServer() {
-  const never = new Promise(() => {});
-  return {
-    finished: never,
-    addr: { transport: "unix", path: sockPath },
-    shutdown: () => Promise.resolve(),
-    ref() {},
-    unref() {},
-    [Symbol.asyncDispose]: () => Promise.resolve(),
-  };
-}
-
-Deno.serve = function serve(a, b) {
-  let handler;
-  let options = {};
-  if (typeof a === "function") {
-    handler = a;
-    if (b && typeof b === "object") options = b;
-  } else if (a && typeof a === "object") {
-    options = a;
-    handler = typeof b === "function" ? b : a.handler;
-  }
-  if (typeof handler !== "function") {
-    throw new TypeError("Deno.serve: a handler function is required");
-  }
-  if (!captured) {
-    captured = { handler, options };
-    announce();
-  }
-  return stubServer();
-};
 
 // info.remoteAddr of a Unix socket says nothing about the client; report the
 // address the gateway put in X-Forwarded-For instead.
@@ -266,47 +262,74 @@ function abortRequest(seq) {
   }
 }
 
-// abortLine handles "abort <seq>"; it reports whether line was one.
-function abortLine(line) {
-  if (!(line.length > 6 && line[0] === "a" && line[1] === "b" && line[2] === "o" && line[3] === "r" && line[4] === "t" && line[5] === " ")) {
-    return false;
-  }
-  let seq = "";
-  for (let i = 6; i < line.length; i++) seq += line[i];
-  abortRequest(seq);
-  return true;
-}
 // ---- end integrity: request aborts ----
 
-const mod = await import(entryURL);
-if (!captured && mod.default && typeof mod.default.fetch === "function") {
-  const app = mod.default;
-  captured = {
-    handler: (req, info) => app.fetch(req, info),
-    options: { onError: typeof app.onError === "function" ? app.onError.bind(app) : undefined },
-  };
+// wrapHandler is the one place the function's handler is wrapped before it
+// serves (Deno.serve and `export default { fetch }` both come through here;
+// a node:http server is served by Deno's node layer and does not).
+function wrapHandler(handler) {
+  return trackAborts((req, info) => handler(req, new ConnInfo(req, info)));
 }
-if (!captured) await handlerCaptured;
-
-const userHandler = captured.handler;
-const userOnError = captured.options.onError;
 
 // Deno's and Supabase's answer to an uncaught handler error.
 function defaultOnError(err) {
-  console.error("uncaught error in function handler:", err);
+  consoleError("uncaught error in function handler:", err);
   return new Response("Internal Server Error", { status: 500 });
 }
 
-const server = realServe(
-  {
-    path: sockPath,
-    onListen() {
-      send("ready");
+// Readiness: reported once, when the worker's socket is bound (onListen,
+// or "serving" from the gateway for a node:http server, which Deno moves
+// onto the socket and which reports nothing here). The serve address is
+// then taken, so it leaves the environment: a later server (and a child
+// process) does not inherit it.
+let ready = false;
+function announceReady() {
+  if (ready) return;
+  ready = true;
+  envDelete("DENO_SERVE_ADDRESS");
+  send("ready");
+}
+
+// Deno.serve: the first call serves on the worker's socket right away and
+// returns the real server, whatever address its options name (TLS options
+// are left out: the gateway speaks plain HTTP to its workers). A worker
+// serves one handler: a later call logs and returns the same server.
+const realServe = Deno.serve;
+let server = null;
+let serverShutdown = null;
+Deno.serve = function serve(a, b) {
+  let handler;
+  let options = {};
+  if (typeof a === "function") {
+    handler = a;
+    if (b && typeof b === "object") options = b;
+  } else if (a && typeof a === "object") {
+    options = a;
+    handler = typeof b === "function" ? b : a.handler;
+  }
+  if (typeof handler !== "function") {
+    throw new TypeError("Deno.serve: a handler function is required");
+  }
+  if (server !== null) {
+    consoleError("edgeway: Deno.serve called again; a worker serves its first handler only");
+    return server;
+  }
+  const onListen = options.onListen;
+  server = realServe(
+    {
+      path: sockPath,
+      signal: options.signal,
+      onError: typeof options.onError === "function" ? options.onError : defaultOnError,
+      onListen(addr) {
+        announceReady();
+        if (typeof onListen === "function") onListen(addr);
+      },
     },
-    onError: typeof userOnError === "function" ? userOnError : defaultOnError,
-  },
-  trackAborts((req, info) => userHandler(req, new ConnInfo(req, info))), // integrity: request aborts
-);
+    wrapHandler(handler),
+  );
+  serverShutdown = FunctionPrototypeBind(server.shutdown, server);
+  return server;
+};
 
 // "terminate" on the control channel (or SIGTERM): finish in-flight
 // requests and background tasks, then exit. The gateway only asks a drained
@@ -316,7 +339,7 @@ let terminating = false;
 async function terminate() {
   if (terminating) return;
   terminating = true;
-  await server.shutdown();
+  if (serverShutdown !== null) await serverShutdown();
   await PromiseAllSettled([...tasks]);
   exit(0);
 }
@@ -327,26 +350,16 @@ addSignalListener("SIGTERM", terminate);
 // worker has answered everything. A listener that throws is the function's
 // own problem, never the control loop's.
 const unloadReasons = ["cpu", "memory", "wall_clock", "idle", "termination"];
-function lifecycleEvent(line) {
+function dispatchLifecycle(event) {
   try {
-    if (line === "drain") {
-      dispatchEvent(new EventCtor("drain"));
-      return;
-    }
-    for (let i = 0; i < unloadReasons.length; i++) {
-      if (line === "beforeunload " + unloadReasons[i]) {
-        dispatchEvent(new CustomEventCtor("beforeunload", { cancelable: true, detail: { reason: unloadReasons[i] } }));
-        return;
-      }
-    }
+    dispatchEvent(event);
   } catch (err) {
     consoleError("lifecycle event listener failed:", err);
   }
 }
 
-// Control reader: answer pings, dispatch lifecycle events; exit when the
-// gateway goes away. Lines are parsed byte by byte (no string or regexp
-// methods a function could patch); a ping's id is echoed only as digits.
+// Control reader: exit when the gateway goes away. Lines are parsed byte by
+// byte (no string or regexp methods a function could patch).
 (async () => {
   const buf = new Uint8ArrayCtor(4096);
   let line = "";
@@ -373,21 +386,44 @@ function lifecycleEvent(line) {
   }
 })();
 
+// handleLine is the one place control lines from the gateway are
+// dispatched: "<command>" or "<command> <argument>".
 function handleLine(line) {
-  if (line.length > 5 && line[0] === "p" && line[1] === "i" && line[2] === "n" && line[3] === "g" && line[4] === " ") {
-    let id = "";
-    for (let i = 5; i < line.length; i++) {
-      const c = line[i];
-      if (c < "0" || c > "9") return;
-      id += c;
+  let sp = 0;
+  while (sp < line.length && line[sp] !== " ") sp++;
+  let command = "";
+  for (let i = 0; i < sp; i++) command += line[i];
+  let arg = "";
+  for (let i = sp + 1; i < line.length; i++) arg += line[i];
+  switch (command) {
+    case "serving":
+      if (sp === line.length) announceReady();
+      return;
+    case "ping": {
+      // The id is echoed only as digits.
+      if (arg.length === 0) return;
+      for (let i = 0; i < arg.length; i++) {
+        if (arg[i] < "0" || arg[i] > "9") return;
+      }
+      send("pong " + arg + " " + pendingTasks);
+      return;
     }
-    send("pong " + id + " " + pendingTasks);
-    return;
+    case "beforeunload":
+      for (let i = 0; i < unloadReasons.length; i++) {
+        if (arg === unloadReasons[i]) {
+          dispatchLifecycle(new CustomEventCtor("beforeunload", { cancelable: true, detail: { reason: arg } }));
+          return;
+        }
+      }
+      return;
+    case "drain":
+      if (sp === line.length) dispatchLifecycle(new EventCtor("drain"));
+      return;
+    case "terminate":
+      if (sp === line.length) terminate();
+      return;
+    case "abort": // integrity: request aborts
+      abortRequest(arg);
+      return;
   }
-  if (line === "terminate") {
-    terminate();
-    return;
-  }
-  if (abortLine(line)) return; // integrity: request aborts
-  lifecycleEvent(line);
 }

@@ -7,7 +7,7 @@
 // other goroutines (process waiters, control-socket readers, the hot path's
 // nudges) only send it events.
 //
-// A worker is `deno run <bootstrap> <http socket> <control socket> <entry>`
+// A worker is `deno run --preload <bootstrap> <entry>`, its sockets in the environment,
 // with explicit permission flags. Before user code runs, the bootstrap
 // connects to a control socket the gateway listens on and then removes, so
 // readiness, background-task counts and health pings travel on a channel user

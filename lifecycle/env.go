@@ -28,12 +28,11 @@ const (
 )
 
 // workerOwnedVars decide where a worker serves or how its entry is run:
-// edgeway sets up both (the worker's Unix socket, the bootstrap), so they
-// are dropped from every layer, the gateway's environment included.
-// DENO_SERVE_ADDRESS moves Deno.serve onto another address (every request
-// would fail and the function would answer without the gateway in front);
-// DENO_AUTO_SERVE makes `deno run` serve an `export default { fetch }`
-// entry itself on Deno's default port.
+// edgeway sets both for every worker (see workerEnv), so they are dropped
+// from every layer, the gateway's environment included. Another
+// DENO_SERVE_ADDRESS would move the function's server off the worker's
+// socket (every request would fail and the function would answer without
+// the gateway in front).
 var workerOwnedVars = []string{"DENO_SERVE_ADDRESS", "DENO_AUTO_SERVE"}
 
 // gatewayOnlyVars decide where code is loaded from and how it resolves.

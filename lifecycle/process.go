@@ -88,19 +88,22 @@ func (e *errBoot) Error() string {
 
 // denoArgs builds the worker's command line: the function's config, import
 // map and lock, permissions from its profile, reads scoped to spec.readable
-// and its sockets, the V8 heap limit and any --deno-flag. Deno reads the
-// config, map and lock itself at startup, before permissions apply, so
-// the worker is granted no access to them.
+// and its sockets, the V8 heap limit, the worker's sandbox and inspector
+// flags and any --deno-flag, then the bootstrap as a preload and the
+// function's entry as the main module (no arguments: the sockets travel in
+// the environment, see workerEnv). Deno reads the config, map and lock
+// itself at startup, before permissions apply, so the worker is granted no
+// access to them.
 func denoArgs(s *Supervisor, spec *launchSpec, importMapPath, sock, ctl string, w workerExtras) []string {
 	fn := spec.fn
 	args := append([]string{"run"}, DependencyFlags(fn.Deps, importMapPath)...)
-	args = append(args, secure.DenoPermissionFlags(slices.Concat(spec.perms, w.perms()), spec.readable, []string{sock, ctl})...)
+	args = append(args, workerGrants(secure.DenoPermissionFlags(slices.Concat(spec.perms, w.perms()), spec.readable, []string{sock, ctl}))...)
 	args = append(args, w.inspectFlags()...)
 	if fn.Config.MemoryLimitMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(fn.Config.MemoryLimitMB))
 	}
 	args = append(args, s.opts.DenoFlags...)
-	return append(args, s.bootstrapPath, sock, ctl, config.FileURL(fn.Entrypoint).String())
+	return append(args, "--preload", s.bootstrapPath, config.FileURL(fn.Entrypoint).String())
 }
 
 // startProcess spawns a worker for fn and waits until it serves or fails.
@@ -121,15 +124,17 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	ul.SetUnlinkOnClose(true)
 	defer ul.Close()
 
-	p := &process{id: id, sock: sock, exited: make(chan struct{})}
 	w, err := s.workerExtras(spec, id, s.bootstrapPath, importMapPath, ctlPath)
 	if err != nil {
 		return nil, fmt.Errorf("spawn %s: %w", fn.Name, err)
 	}
+	// sock is the path the worker binds (inside its box); p.sock is where
+	// the gateway sees it.
+	p := &process{id: id, sock: w.box.hostPath(sock), exited: make(chan struct{})}
 	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath, w)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
-	cmd.Env = slices.Concat(fe.vars, w.env()) // fe.vars is shared by the function's workers
+	cmd.Env = slices.Concat(workerEnv(fe.vars, sock, ctlPath), w.env())
 	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
@@ -176,7 +181,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		t.Stop()
 		return nil, &errBoot{reason: err.Error(), tail: p.stderr.Tail()}
 	}
-	p.worker = upstream.NewWorker(pool, id, p.pid, w.box.hostPath(sock), upstream.WorkerOptions{
+	p.worker = upstream.NewWorker(pool, id, p.pid, p.sock, upstream.WorkerOptions{
 		MaxIdleConns: s.opts.UpstreamMaxIdleConns,
 		DialTimeout:  s.opts.UpstreamDialTimeout,
 		BufferSize:   s.opts.UpstreamBufferSize,
@@ -188,7 +193,8 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 }
 
 // handshake accepts the bootstrap's control connection and waits for
-// "ready", or for the process to exit, or for the deadline.
+// "ready" (see awaitFirstLine), or for the process to exit, or for the
+// deadline.
 func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	type result struct {
 		c   net.Conn
@@ -211,9 +217,13 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	}
 	ln.Close() // removes the socket file: nobody else can connect
 	p.ctl = r.c
-	p.ctl.SetReadDeadline(deadline)
 	p.ctlr = newControlReader(p.ctl)
-	msg, err := readControl(p.ctlr)
+	err := p.awaitFirstLine(deadline)
+	var msg controlMsg
+	if err == nil {
+		p.ctl.SetReadDeadline(deadline)
+		msg, err = readControl(p.ctlr)
+	}
 	if err != nil {
 		if errors.Is(err, errControlTooLong) || errors.Is(err, errControlUnknown) {
 			return fmt.Errorf("control connection: %w", err)
@@ -225,7 +235,7 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return errors.New("no Deno.serve handler became ready within the boot timeout")
+			return errors.New("no HTTP server (Deno.serve, export default { fetch }, node:http) became ready within the boot timeout")
 		}
 		return fmt.Errorf("control connection: %w", err)
 	}
