@@ -110,7 +110,11 @@ func (w workerExtras) inspectFlags() []string {
 	case w.port == 0:
 		return nil
 	case w.in.brk:
-		return []string{"--inspect-brk=" + w.addr()}
+		// Deno's own --inspect-brk never gets past a --preload module once
+		// a debugger has attached (Deno 2.9.6: it waits for a second
+		// session before the entry); --inspect-wait holds the worker until
+		// a debugger attaches and then runs the bootstrap and the entry.
+		return []string{"--inspect-wait=" + w.addr()}
 	}
 	return []string{"--inspect=" + w.addr()}
 }
