@@ -72,6 +72,8 @@ if (ctlPath === "" || serveAddress.slice(0, 5) !== "unix:") {
   exit(1);
 }
 const sockPath = serveAddress.slice(5);
+const nodeServer = envGet("EDGEWAY_NODE_SERVER") === "1";
+envDelete("EDGEWAY_NODE_SERVER");
 
 // Deno runs a preload's event loop until nothing keeps it alive before it
 // evaluates the entry, so the control connection is unref'd: it never
@@ -330,6 +332,38 @@ Deno.serve = function serve(a, b) {
   serverShutdown = FunctionPrototypeBind(server.shutdown, server);
   return server;
 };
+
+// node:http servers: Deno moves the first one onto the worker's socket, and
+// its server.address() is then null (a Unix address), where fastify and
+// @hono/node-server read the port as soon as they listen and throw. For a
+// server moved there, address() answers with the loopback address and the
+// port the function asked for, as on a TCP listen. Loading node:http costs
+// ~20 ms of boot, so the gateway asks for this (EDGEWAY_NODE_SERVER) only
+// for functions whose code can reach Node's modules.
+if (nodeServer) {
+  const http = await import("node:http");
+  const ServerPrototype = http.Server.prototype;
+  const listen = uncurry(ServerPrototype.listen);
+  const address = uncurry(ServerPrototype.address);
+  const requestedPorts = new WeakMap();
+  const WeakMapPrototypeSetPort = uncurry(WeakMap.prototype.set);
+  const WeakMapPrototypeGetPort = uncurry(WeakMap.prototype.get);
+  const requestedPort = (a) => {
+    if (typeof a === "number") return a;
+    if (typeof a === "string" && a !== "" && !Number.isNaN(Number(a))) return Number(a);
+    if (a !== null && typeof a === "object" && a.port !== undefined) return Number(a.port) || 0;
+    return 0;
+  };
+  ServerPrototype.listen = function (...args) {
+    WeakMapPrototypeSetPort(requestedPorts, this, requestedPort(args[0]));
+    return listen(this, ...args);
+  };
+  ServerPrototype.address = function () {
+    const addr = address(this);
+    if (addr !== null || !this.listening) return addr;
+    return { address: "127.0.0.1", family: "IPv4", port: WeakMapPrototypeGetPort(requestedPorts, this) ?? 0 };
+  };
+}
 
 // "terminate" on the control channel (or SIGTERM): finish in-flight
 // requests and background tasks, then exit. The gateway only asks a drained

@@ -134,6 +134,32 @@ app.listen(port, () => {
 `
 }
 
+// fastifyApp listens the way fastify's docs show; fastify reads
+// server.address() as soon as it listens (to log it), which Deno answers
+// with null for a server moved onto a Unix socket.
+func fastifyApp(port int) string {
+	return `import Fastify from "npm:fastify@5.2.1";
+
+const fastify = Fastify({ logger: true });
+fastify.get("/fastify/hello", async () => ({ hello: "fastify" }));
+await fastify.listen({ port: ` + strconv.Itoa(port) + ` });
+`
+}
+
+// honoNodeApp is @hono/node-server's serve with its listen callback, which
+// gets server.address().
+func honoNodeApp(port int) string {
+	return `import { serve } from "npm:@hono/node-server@1.13.7";
+import { Hono } from "npm:hono@4.6.14";
+
+const app = new Hono();
+app.get("/hono/hello", (c) => c.text("Hello Hono!"));
+serve({ fetch: app.fetch, port: ` + strconv.Itoa(port) + ` }, (info) => {
+  console.log("hono listening on port " + info.port);
+});
+`
+}
+
 // tcpClosed fails the test if something accepts on 127.0.0.1:port.
 func tcpClosed(t *testing.T, port int) {
 	t.Helper()
@@ -171,7 +197,29 @@ func TestNodeHTTPServersServeOnTheWorkerSocket(t *testing.T) {
 		t.Fatalf("express POST: %d %q", r.Status, r.Body)
 	}
 	tcpClosed(t, ports[1])
+}
 
+// Frameworks that read server.address() when they listen: fastify and
+// @hono/node-server failed to boot (Deno answers null for the Unix socket
+// the server is moved onto).
+func TestNodeFrameworksThatReadTheirAddress(t *testing.T) {
+	ports := []int{freePort(t), freePort(t)}
+	g := startGateway(t, map[string]string{
+		"fastify/index.ts": fastifyApp(ports[0]),
+		"hono/index.ts":    honoNodeApp(ports[1]),
+	}, "--boot-timeout", "120s")
+
+	r := g.Get("/functions/v1/fastify/hello")
+	if r.Status != 200 || r.JSON(t)["hello"] != "fastify" {
+		t.Fatalf("fastify: %d %q", r.Status, r.Body)
+	}
+	tcpClosed(t, ports[0])
+	r = g.Get("/functions/v1/hono/hello")
+	if r.Status != 200 || string(r.Body) != "Hello Hono!" {
+		t.Fatalf("@hono/node-server: %d %q", r.Status, r.Body)
+	}
+	g.WaitLog(func(l logLine) bool { return l.Msg() == "hono listening on port "+strconv.Itoa(ports[1]) })
+	tcpClosed(t, ports[1])
 }
 
 // twoListeners serves on its socket and then tries a listener of its own

@@ -30,6 +30,8 @@ type launchSpec struct {
 	env       functionEnv
 	importMap []byte // ImportMapJSON, written to the runtime folder at spawn
 	compat    bool   // the default profile: /tmp, npm cache, sys (sandbox.go)
+	// nodeServer: it may start a node:http server (nodeserver.go)
+	nodeServer bool
 }
 
 // process is one Deno worker process. Its fields are written by the
@@ -134,7 +136,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath, w)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
-	cmd.Env = slices.Concat(workerEnv(fe.vars, sock, ctlPath), w.env())
+	cmd.Env = slices.Concat(workerEnv(fe.vars, sock, ctlPath, spec.nodeServer), w.env())
 	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()

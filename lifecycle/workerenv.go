@@ -12,17 +12,21 @@ import "strings"
 //     node:http server (express, fastify, createServer().listen(port)) and
 //     the first Deno.serve onto the worker's socket;
 //   - DENO_AUTO_SERVE=1: `deno run` serves an `export default { fetch }`
-//     entry through Deno.serve, which the bootstrap has replaced.
+//     entry through Deno.serve, which the bootstrap has replaced;
+//   - EDGEWAY_NODE_SERVER=1, only for functions that may start a node:http
+//     server (see nodeserver.go): the bootstrap makes server.address()
+//     answer for a server moved onto the socket.
 const (
 	envControl      = "EDGEWAY_CONTROL"
 	envServeAddress = "DENO_SERVE_ADDRESS"
 	envAutoServe    = "DENO_AUTO_SERVE"
+	envNodeServer   = "EDGEWAY_NODE_SERVER"
 )
 
 // bootstrapEnvVars are what the bootstrap reads and deletes: the worker
 // needs env permission for these names (and only these, when its profile
 // grants no other).
-var bootstrapEnvVars = []string{envControl, envServeAddress, envAutoServe}
+var bootstrapEnvVars = []string{envControl, envServeAddress, envAutoServe, envNodeServer}
 
 // listenWildcards are denied to every worker: a function's own TCP
 // listener on all interfaces (a second node:http server, Deno.listen({port}))
@@ -33,14 +37,18 @@ var listenWildcards = []string{"0.0.0.0", "[::]"}
 
 // workerEnv is a worker's environment: the function's resolved variables
 // and the bootstrap's, in a new slice (vars is shared by every spawn).
-func workerEnv(vars []string, sock, ctl string) []string {
+func workerEnv(vars []string, sock, ctl string, nodeServer bool) []string {
 	env := make([]string, 0, len(vars)+len(bootstrapEnvVars))
 	env = append(env, vars...)
-	return append(env,
+	env = append(env,
 		envControl+"="+ctl,
 		envServeAddress+"=unix:"+sock,
 		envAutoServe+"=1",
 	)
+	if nodeServer {
+		env = append(env, envNodeServer+"=1")
+	}
+	return env
 }
 
 // workerGrants adds to a worker's permission flags what the bootstrap

@@ -37,8 +37,8 @@ func TestWorkerGrants(t *testing.T) {
 func TestWorkerEnvDoesNotShareTheFunctionsSlice(t *testing.T) {
 	vars := make([]string, 1, 16)
 	vars[0] = "A=1"
-	a := workerEnv(vars, "/run/w1.sock", "/run/c1.sock")
-	b := workerEnv(vars, "/run/w2.sock", "/run/c2.sock")
+	a := workerEnv(vars, "/run/w1.sock", "/run/c1.sock", false)
+	b := workerEnv(vars, "/run/w2.sock", "/run/c2.sock", true)
 	want := []string{"A=1", "EDGEWAY_CONTROL=/run/c1.sock", "DENO_SERVE_ADDRESS=unix:/run/w1.sock", "DENO_AUTO_SERVE=1"}
 	if !slices.Equal(a, want) {
 		t.Errorf("first worker's env = %q, want %q", a, want)
