@@ -288,6 +288,11 @@ func TestBootErrorWhileOthersServe(t *testing.T) {
 	g.WaitLog(func(l logLine) bool {
 		return l.Msg() == "worker failed to boot" && l.Str("function") == "broken" && strings.Contains(l.Str("deno_output"), "error")
 	})
+	// The reason says what happened to the worker, not the control
+	// channel's internals ("control connection: EOF").
+	g.WaitLog(func(l logLine) bool {
+		return l.Msg() == "worker failed to boot" && l.Str("function") == "broken" && l.Str("reason") == "the worker exited during boot (exit status 1)"
+	})
 	// The reason is logged, not sent.
 	if r := g.Get("/broken"); strings.Contains(string(r.Body), "Expected") || strings.Contains(string(r.Body), "index.ts") {
 		t.Fatalf("boot error details leaked to the client: %q", r.Body)

@@ -174,14 +174,22 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 		// error: let it exit by itself (until the deadline) so the reason
 		// reaches the log.
 		t := time.NewTimer(time.Until(deadline))
+		exitedItself := false
 		select {
 		case <-p.exited:
+			exitedItself = true
 		case <-t.C:
 			p.kill()
 			<-p.exited
 		}
 		t.Stop()
-		return nil, &errBoot{reason: err.Error(), tail: p.stderr.Tail()}
+		reason := err.Error()
+		if exitedItself && !errors.Is(err, errControlTooLong) && !errors.Is(err, errControlUnknown) {
+			// The control channel only closed because Deno exited: say so
+			// (Deno's own message is in the tail), not "control connection: EOF".
+			reason = fmt.Sprintf("the worker exited during boot (%s)", exitString(p.exitErr))
+		}
+		return nil, &errBoot{reason: reason, tail: p.stderr.Tail()}
 	}
 	p.worker = upstream.NewWorker(pool, id, p.pid, p.sock, upstream.WorkerOptions{
 		MaxIdleConns: s.opts.UpstreamMaxIdleConns,
