@@ -27,13 +27,7 @@ Deno.serve(async (req) => {
 func TestClientDisconnectAbortsRequestSignal(t *testing.T) {
 	g := startGateway(t, map[string]string{"abort/index.ts": abortFn},
 		"--upstream-pipelining", "off", "--upstream-hangup-check", "100ms")
-	addr := strings.TrimPrefix(g.URL, "http://")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "GET /abort/wait HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-	g.WaitLog(func(l logLine) bool { return l.Str("function") == "abort" && l.Msg() == "waiting" })
+	c := sendWaitingRequest(t, g)
 	c.Close()
 	g.WaitLog(func(l logLine) bool { return l.Str("function") == "abort" && l.Msg() == "aborted" })
 	if r := g.Get("/abort/ok"); r.Status != 200 {
@@ -57,13 +51,7 @@ func TestClientDisconnectAbortsRequestSignalPipelined(t *testing.T) {
 			t.Fatalf("warm-up: %d %q", r.Status, r.Body)
 		}
 	}
-	addr := strings.TrimPrefix(g.URL, "http://")
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "GET /abort/wait HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-	g.WaitLog(func(l logLine) bool { return l.Str("function") == "abort" && l.Msg() == "waiting" })
+	c := sendWaitingRequest(t, g)
 
 	queued := make(chan Response, 1)
 	go func() {
@@ -97,4 +85,18 @@ func TestClientDisconnectAbortsRequestSignalPipelined(t *testing.T) {
 	if stats.Int("exclusive") != 0 || stats.Int("pipelined") < 5 {
 		t.Fatalf("pipelined %d, exclusive %d: want every request pipelined", stats.Int("pipelined"), stats.Int("exclusive"))
 	}
+}
+
+// sendWaitingRequest sends GET /abort/wait on a connection of its own and
+// returns that connection once the function has started waiting.
+func sendWaitingRequest(t *testing.T, g *Gateway) net.Conn {
+	t.Helper()
+	addr := strings.TrimPrefix(g.URL, "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /abort/wait HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	g.WaitLog(func(l logLine) bool { return l.Str("function") == "abort" && l.Msg() == "waiting" })
+	return c
 }
