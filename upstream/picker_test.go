@@ -197,8 +197,12 @@ func BenchmarkAcquire(b *testing.B) {
 // exchange is one observed request: when it began and ended, relative to
 // the test's base time.
 // exchange: served is when the worker could start on the request (its
-// turn on a pipelined connection); zero means at start.
-type exchange struct{ start, end, served time.Duration }
+// turn on a pipelined connection); zero means at start. shared: an
+// exclusive exchange while the worker had more requests in flight.
+type exchange struct {
+	start, end, served time.Duration
+	shared             bool
+}
 
 func TestSlowPathStopsPipeliningForTheCooldown(t *testing.T) {
 	ms := time.Millisecond
@@ -230,6 +234,16 @@ func TestSlowPathStopsPipeliningForTheCooldown(t *testing.T) {
 		// 1 ms of their turn, while the other connection's younger
 		// requests went on. Not a slow path.
 		{"queued behind a stalled head", []exchange{{start: 62 * ms, end: 63 * ms}, {start: 60 * ms, served: 129 * ms, end: 130 * ms}, {start: 61 * ms, served: 130 * ms, end: 131 * ms}}, false},
+		// a 45 ms stall hit a request 8 ms old and one begun after it
+		// (53 and 46 ms): the younger is not Slow quicker.
+		{"a stall hits requests of different ages", []exchange{{start: 67 * ms, end: 113 * ms}, {start: 60 * ms, end: 113 * ms}}, false},
+		// a 52 ms path next to a 5 ms one: not 50 ms slower
+		{"a path slower by less than the bar", []exchange{{start: 61 * ms, end: 66 * ms}, {start: 60 * ms, end: 112 * ms}}, false},
+		// under load an exchange spilled over to an exclusive connection
+		// spends 290 ms among 60 others while pipelined ones return
+		// within a millisecond of their turn
+		{"a spilled-over exchange next to pipelined ones", []exchange{{start: 61 * ms, end: 62 * ms}, {start: 60 * ms, end: 350 * ms, shared: true}}, false},
+		{"a slow path among shared exchanges", []exchange{{start: 61 * ms, end: 63 * ms, shared: true}, {start: 60 * ms, end: 260 * ms, shared: true}}, true},
 		// a client that took 70 ms to send its small body
 		{"a slow upload", []exchange{{start: 61 * ms, end: 62 * ms}, {start: 60 * ms, served: 130 * ms, end: 131 * ms}}, false},
 	}
@@ -243,7 +257,7 @@ func TestSlowPathStopsPipeliningForTheCooldown(t *testing.T) {
 				if served == 0 {
 					served = e.start
 				}
-				p.observe(at(e.start), at(served), at(e.end), true)
+				p.observe(at(e.start), at(served), at(e.end), !e.shared)
 			}
 			// quick requests afterwards bring the average down again
 			for i := 0; i < 50; i++ {

@@ -52,7 +52,9 @@ type Pool struct {
 	latency   atomic.Int64 // moving average of request durations, nanos
 	service   atomic.Int64 // moving average of the worker's own time per request, nanos (see observe)
 	slowUntil atomic.Int64 // no pipelining until then (unix nanos)
-	fastStart atomic.Int64 // start of the latest-started quick exchange seen (unix nanos)
+	// The latest-started quick exchange seen, of each kind (see observe):
+	// [0] shared the worker with more requests, [1] had it alone.
+	quick [2]quickRef
 	// Paths whose pipelined responses streamed: no longer pipelined.
 	streamPaths streamPaths
 	// Exchanges by connection kind, for status and tests.
@@ -128,23 +130,39 @@ func (p *Pool) observe(start, served, now int64, own bool) {
 		old := p.service.Load()
 		p.service.Store(old + (s-old)/8)
 	}
+	ref := &p.quick[0]
+	if own {
+		ref = &p.quick[1]
+	}
 	if s < int64(p.pipe.Slow) {
-		if start > p.fastStart.Load() {
-			p.fastStart.Store(start)
+		if start > ref.start.Load() {
+			ref.start.Store(start)
+			ref.took.Store(s)
 		}
 		return
 	}
 	// One slow request stops pipelining for a while (the average hides a
 	// mix of fast and slow paths, and a fast request pipelined behind a
 	// slow one waits for it), but only if a request that began after it
-	// has already come back quickly: then this one was slow on its own, a
-	// slow path. When the whole machine stalls (a busy CPU, a VM pause)
-	// everything in flight is late together, nothing younger finishes
-	// first, and pipelining, which is what saves CPU, stays on.
-	if p.fastStart.Load() > start {
+	// has already come back, and at least Slow quicker: then this one was
+	// slow on its own, a slow path. When the whole machine stalls (a busy
+	// CPU, a VM pause) everything in flight is late together: what began
+	// after it and ends first was held up by the same stall, so it is not
+	// Slow quicker (a 45 ms stall makes a request that was 8 ms old come
+	// back in 53 ms and one begun after it in 46: no slow path), and
+	// pipelining, which is what saves CPU, stays on. An exclusive exchange
+	// that shared the worker is compared with those that did too: under
+	// load, a spilled-over one spends 300 ms among 60 others while a
+	// pipelined one returns within a millisecond of its turn (measured
+	// with two CPU hogs on the box), which says nothing about its path.
+	if ref.start.Load() > start && s-ref.took.Load() >= int64(p.pipe.Slow) {
 		p.slowUntil.Store(now + int64(p.pipe.SlowCooldown))
 	}
 }
+
+// quickRef is a quick exchange: when it began and how long the worker
+// took (unix nanos, nanos).
+type quickRef struct{ start, took atomic.Int64 }
 
 // pipelineAllowed reports whether the function's recent requests are all
 // quick enough to pipeline.
