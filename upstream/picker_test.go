@@ -196,30 +196,56 @@ func BenchmarkAcquire(b *testing.B) {
 
 // exchange is one observed request: when it began and ended, relative to
 // the test's base time.
-type exchange struct{ start, end time.Duration }
+// exchange: served is when the worker could start on the request (its
+// turn on a pipelined connection); zero means at start. shared: an
+// exclusive exchange while the worker had more requests in flight.
+type exchange struct {
+	start, end, served time.Duration
+	shared             bool
+}
 
 func TestSlowPathStopsPipeliningForTheCooldown(t *testing.T) {
 	ms := time.Millisecond
 	// 50 quick requests first, so the average is low.
 	warm := make([]exchange, 50)
 	for i := range warm {
-		warm[i] = exchange{time.Duration(i) * ms, time.Duration(i)*ms + ms}
+		warm[i] = exchange{start: time.Duration(i) * ms, end: time.Duration(i)*ms + ms}
 	}
 	tests := []struct {
 		name   string
 		then   []exchange // observed in this order after warm
 		paused bool
 	}{
-		{"quick requests only", []exchange{{60 * ms, 61 * ms}}, false},
-		{"a hiccup below the slow bar", []exchange{{60 * ms, 80 * ms}, {61 * ms, 62 * ms}}, false},
+		{"quick requests only", []exchange{{start: 60 * ms, end: 61 * ms}}, false},
+		{"a hiccup below the slow bar", []exchange{{start: 60 * ms, end: 80 * ms}, {start: 61 * ms, end: 62 * ms}}, false},
 		// 200 ms request begun at 60 ms; one begun after it came back
 		// quickly first: a slow path.
-		{"a slow path", []exchange{{61 * ms, 62 * ms}, {60 * ms, 260 * ms}}, true},
+		{"a slow path", []exchange{{start: 61 * ms, end: 62 * ms}, {start: 60 * ms, end: 260 * ms}}, true},
+		// the same after waiting 10 ms for its turn on a pipelined
+		// connection: still 200 ms of its own.
+		{"a slow path after its turn", []exchange{{start: 61 * ms, end: 62 * ms}, {start: 60 * ms, served: 70 * ms, end: 270 * ms}}, true},
 		// the machine stalled: everything in flight came back late
 		// together, nothing younger finished first.
-		{"a stall delays everything", []exchange{{60 * ms, 130 * ms}, {61 * ms, 130 * ms}, {62 * ms, 131 * ms}}, false},
+		{"a stall delays everything", []exchange{{start: 60 * ms, end: 130 * ms}, {start: 61 * ms, end: 130 * ms}, {start: 62 * ms, end: 131 * ms}}, false},
 		// only requests begun before the slow one finished quickly
-		{"quick requests begun earlier do not count", []exchange{{59 * ms, 61 * ms}, {60 * ms, 260 * ms}}, false},
+		{"quick requests begun earlier do not count", []exchange{{start: 59 * ms, end: 61 * ms}, {start: 60 * ms, end: 260 * ms}}, false},
+		// a stall held up one pipelined connection's head: the requests
+		// queued behind it came back 70 ms after they began, but within
+		// 1 ms of their turn, while the other connection's younger
+		// requests went on. Not a slow path.
+		{"queued behind a stalled head", []exchange{{start: 62 * ms, end: 63 * ms}, {start: 60 * ms, served: 129 * ms, end: 130 * ms}, {start: 61 * ms, served: 130 * ms, end: 131 * ms}}, false},
+		// a 45 ms stall hit a request 8 ms old and one begun after it
+		// (53 and 46 ms): the younger is not Slow quicker.
+		{"a stall hits requests of different ages", []exchange{{start: 67 * ms, end: 113 * ms}, {start: 60 * ms, end: 113 * ms}}, false},
+		// a 52 ms path next to a 5 ms one: not 50 ms slower
+		{"a path slower by less than the bar", []exchange{{start: 61 * ms, end: 66 * ms}, {start: 60 * ms, end: 112 * ms}}, false},
+		// under load an exchange spilled over to an exclusive connection
+		// spends 290 ms among 60 others while pipelined ones return
+		// within a millisecond of their turn
+		{"a spilled-over exchange next to pipelined ones", []exchange{{start: 61 * ms, end: 62 * ms}, {start: 60 * ms, end: 350 * ms, shared: true}}, false},
+		{"a slow path among shared exchanges", []exchange{{start: 61 * ms, end: 63 * ms, shared: true}, {start: 60 * ms, end: 260 * ms, shared: true}}, true},
+		// a client that took 70 ms to send its small body
+		{"a slow upload", []exchange{{start: 61 * ms, end: 62 * ms}, {start: 60 * ms, served: 130 * ms, end: 131 * ms}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -227,17 +253,58 @@ func TestSlowPathStopsPipeliningForTheCooldown(t *testing.T) {
 			base := time.Now().UnixNano()
 			at := func(d time.Duration) int64 { return base + int64(d) }
 			for _, e := range append(append([]exchange{}, warm...), tt.then...) {
-				p.observe(at(e.start), at(e.end))
+				served := e.served
+				if served == 0 {
+					served = e.start
+				}
+				p.observe(at(e.start), at(served), at(e.end), !e.shared)
 			}
 			// quick requests afterwards bring the average down again
 			for i := 0; i < 50; i++ {
-				p.observe(at(300*ms+time.Duration(i)*ms), at(301*ms+time.Duration(i)*ms))
+				s := 300*ms + time.Duration(i)*ms
+				p.observe(at(s), at(s), at(s+ms), true)
 			}
 			if got := !p.pipelineAllowed(at(400 * ms)); got != tt.paused {
 				t.Fatalf("pipelining paused = %v, want %v", got, tt.paused)
 			}
 			if !p.pipelineAllowed(at(400*ms + 2*time.Minute)) {
 				t.Fatal("still not pipelined after the cooldown")
+			}
+		})
+	}
+}
+
+// Pipelining follows the worker's own time per request, not the time a
+// request waited in a pipeline queue or shared the worker's event loop
+// with many others (a busy machine, not a slow function).
+func TestPipeliningFollowsServiceTime(t *testing.T) {
+	ms := time.Millisecond
+	tests := []struct {
+		name           string
+		queued, served time.Duration // per exchange: wait before its turn, own time
+		own            bool
+		allowed        bool
+	}{
+		{"quick", 0, ms / 2, true, true},
+		{"queued 20 ms behind quick requests", 20 * ms, ms / 2, true, true},
+		{"exclusive among many in flight", 0, 20 * ms, false, true},
+		{"slow function, pipelined", 0, 20 * ms, true, false},
+		{"slow function, alone on its connection", 0, 20 * ms, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := NewPool(PoolOptions{MaxWorkers: 1, Pipeline: PipelineOptions{Conns: 2, Depth: 32, MaxAge: 10 * ms, Slow: 50 * ms, SlowCooldown: time.Minute}})
+			base := time.Now().UnixNano()
+			var end int64
+			for i := 0; i < 64; i++ {
+				start := base + int64(i)*int64(ms)
+				served := start + int64(tt.queued)
+				end = served + int64(tt.served)
+				p.observe(start, served, end, tt.own)
+			}
+			if got := p.pipelineAllowed(end); got != tt.allowed {
+				t.Fatalf("pipelining allowed = %v, want %v (service average %v, latency average %v)",
+					got, tt.allowed, time.Duration(p.service.Load()), p.Latency())
 			}
 		})
 	}

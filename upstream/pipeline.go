@@ -65,7 +65,8 @@ type pconn struct {
 type call struct {
 	turn       chan struct{} // signalled when this call may read its response
 	next       *call
-	written    int64
+	written    int64 // when its exchange began (unix nanos)
+	served     int64 // when the worker could start on it: body read, turn come
 	timer      *time.Timer
 	idempotent bool        // the request may run twice (see evictQueued)
 	evicted    atomic.Bool // woken to go elsewhere (see evictQueued)
@@ -195,9 +196,9 @@ func (w *Worker) dialPipe(i int, old *pconn) *pconn {
 }
 
 // proxyPipelined sends the request on pc and reads its response in turn.
-func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start int64, deadline time.Time) error {
+func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start, served int64, deadline time.Time) error {
 	req := &ctx.Request
-	cl := w.enqueueAndWrite(pc, req, ctx.Conn(), start)
+	cl := w.enqueueAndWrite(pc, req, ctx.Conn(), start, served)
 	if cl == nil {
 		pc.depth.Add(-1) // the place claimed by pickPipe
 		return errNotSent
@@ -336,14 +337,14 @@ func (w *Worker) failPipe(pc *pconn, cl *call, err error, deadline time.Time) er
 // one after another, so without the yield every request would pay its own
 // write syscall; when nothing else is runnable the yield returns at once,
 // so a lone request is not delayed.
-func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, client net.Conn, start int64) *call {
+func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, client net.Conn, start, served int64) *call {
 	pc.wmu.Lock()
 	if pc.broken.Load() {
 		pc.wmu.Unlock()
 		return nil
 	}
 	cl := callPool.Get().(*call)
-	cl.written = start
+	cl.written, cl.served = start, served
 	cl.idempotent = idempotent(req)
 	cl.evicted.Store(false)
 	w.markForAbort(cl, req, client)
@@ -418,6 +419,9 @@ func (w *Worker) awaitTurn(pc *pconn, cl *call, deadline time.Time) bool {
 	defer cl.timer.Stop()
 	select {
 	case <-cl.turn:
+		// The worker starts on a pipelined request when the response
+		// before it has ended: the wait so far was the queue's.
+		cl.served = time.Now().UnixNano()
 		return true
 	case <-cl.timer.C:
 		return false
@@ -428,7 +432,7 @@ func (w *Worker) awaitTurn(pc *pconn, cl *call, deadline time.Time) bool {
 // next call and gives back the worker slot.
 func (w *Worker) finishPipe(pc *pconn, cl *call) {
 	now := time.Now().UnixNano()
-	w.pool.observe(cl.written, now)
+	w.pool.observe(cl.written, cl.served, now, true)
 	w.leavePipe(pc, cl)
 	w.releaseAt(now)
 }

@@ -73,8 +73,11 @@ type Pool struct {
 	waiting   atomic.Int32 // requests in the slow path
 	queued    atomic.Int32 // requests waiting for a slot on a busy worker
 	latency   atomic.Int64 // moving average of request durations, nanos
+	service   atomic.Int64 // moving average of the worker's own time per request, nanos (see observe)
 	slowUntil atomic.Int64 // no pipelining until then (unix nanos)
-	fastStart atomic.Int64 // start of the latest-started quick exchange seen (unix nanos)
+	// The latest-started quick exchange seen, of each kind (see observe):
+	// [0] shared the worker with more requests, [1] had it alone.
+	quick [2]quickRef
 	// Paths whose pipelined responses streamed: no longer pipelined.
 	streamPaths streamPaths
 	// Exchanges by connection kind, for status and tests.
@@ -115,38 +118,79 @@ func (p *Pool) Publish(s Snapshot) {
 }
 
 // observe folds an exchange that began at start and ended at now (unix
-// nanos) into the function's moving average latency (weight 1/8), which
-// decides whether its requests may be pipelined, and watches for slow
-// paths. Lost updates under contention do not matter.
-func (p *Pool) observe(start, now int64) {
+// nanos) into the function's moving average latency (weight 1/8, for
+// status), and into the average service time, which decides whether its
+// requests may be pipelined, and watches for slow paths. Lost updates
+// under contention do not matter.
+//
+// served is when the worker could start on the request: its body read
+// from the client and, pipelined, its turn come (Deno answers a pipelined
+// request once the response before it has ended). now - served is the
+// request's own time, what a request pipelined behind it would wait for;
+// the time it waited in a pipeline queue or for its client's body says
+// nothing about its own path. own reports that now - served was the
+// worker's alone: true when pipelined, and for an exclusive connection
+// only if the worker had no more requests in flight than a pipeline has
+// connections (else its event loop was shared, and the wait was mostly
+// the others': by Little's law about in-flight / throughput).
+//
+// Counted from start instead, a busy machine switched pipelining off and
+// kept it off: 64 clients at 6,000 req/s average 10.7 ms (the MaxAge bar)
+// of queueing alone, exclusive connections cost twice the CPU per request
+// (gateway and Deno), so throughput stayed low and the average high; and
+// every request queued behind a head whose goroutine the OS held up for a
+// moment looked slow while the other connection's younger ones came back,
+// tripping the slow-path cooldown.
+func (p *Pool) observe(start, served, now int64, own bool) {
 	d := now - start
 	old := p.latency.Load()
 	p.latency.Store(old + (d-old)/8)
 	if p.pipe.Conns == 0 {
 		return
 	}
-	if d < int64(p.pipe.Slow) {
-		if start > p.fastStart.Load() {
-			p.fastStart.Store(start)
+	s := now - served
+	if own {
+		old := p.service.Load()
+		p.service.Store(old + (s-old)/8)
+	}
+	ref := &p.quick[0]
+	if own {
+		ref = &p.quick[1]
+	}
+	if s < int64(p.pipe.Slow) {
+		if start > ref.start.Load() {
+			ref.start.Store(start)
+			ref.took.Store(s)
 		}
 		return
 	}
 	// One slow request stops pipelining for a while (the average hides a
 	// mix of fast and slow paths, and a fast request pipelined behind a
 	// slow one waits for it), but only if a request that began after it
-	// has already come back quickly: then this one was slow on its own, a
-	// slow path. When the whole machine stalls (a busy CPU, a VM pause)
-	// everything in flight is late together, nothing younger finishes
-	// first, and pipelining, which is what saves CPU, stays on.
-	if p.fastStart.Load() > start {
+	// has already come back, and at least Slow quicker: then this one was
+	// slow on its own, a slow path. When the whole machine stalls (a busy
+	// CPU, a VM pause) everything in flight is late together: what began
+	// after it and ends first was held up by the same stall, so it is not
+	// Slow quicker (a 45 ms stall makes a request that was 8 ms old come
+	// back in 53 ms and one begun after it in 46: no slow path), and
+	// pipelining, which is what saves CPU, stays on. An exclusive exchange
+	// that shared the worker is compared with those that did too: under
+	// load, a spilled-over one spends 300 ms among 60 others while a
+	// pipelined one returns within a millisecond of its turn (measured
+	// with two CPU hogs on the box), which says nothing about its path.
+	if ref.start.Load() > start && s-ref.took.Load() >= int64(p.pipe.Slow) {
 		p.slowUntil.Store(now + int64(p.pipe.SlowCooldown))
 	}
 }
 
+// quickRef is a quick exchange: when it began and how long the worker
+// took (unix nanos, nanos).
+type quickRef struct{ start, took atomic.Int64 }
+
 // pipelineAllowed reports whether the function's recent requests are all
 // quick enough to pipeline.
 func (p *Pool) pipelineAllowed(now int64) bool {
-	return p.pipe.Conns > 0 && p.latency.Load() < int64(p.pipe.MaxAge) && now >= p.slowUntil.Load()
+	return p.pipe.Conns > 0 && p.service.Load() < int64(p.pipe.MaxAge) && now >= p.slowUntil.Load()
 }
 
 // Exchanges reports how many requests went over pipelined and over

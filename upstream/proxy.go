@@ -33,21 +33,25 @@ func (w *Worker) Proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 
 func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLimits, x *heldSlot) error {
 	start := time.Now().UnixNano()
+	// served: from when on the worker alone answers for the wait (see
+	// Pool.observe); a small body's upload is the client's time.
+	served := start
 	small := pipelineable(&ctx.Request, w.bufSize)
-	if small {
+	if small && ctx.Request.IsBodyStream() {
 		// Read a small body before anything is written, pipelined or not,
 		// so a client that stalls is told apart from a worker that does.
 		if err := bufferBody(&ctx.Request, w.bufSize); err != nil {
 			w.release()
 			return err
 		}
+		served = time.Now().UnixNano()
 	}
 	if small && w.pool.pipelineAllowed(start) && !w.pool.streams(&ctx.Request) {
 		if pc := w.pickPipe(start); pc != nil {
 			// errNotSent: not processed by the worker; it goes on an
 			// exclusive connection (or another worker, if this one died).
 			x.pc = pc
-			err := w.proxyPipelined(ctx, pc, start, deadline)
+			err := w.proxyPipelined(ctx, pc, start, served, deadline)
 			x.pc = nil
 			if err != errNotSent {
 				w.pool.pipelined.Add(1)
@@ -65,7 +69,7 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		return err
 	}
 	x.c = c
-	c.start = start
+	c.start, c.served = start, served
 	w.pool.exclusive.Add(1)
 	if err := c.nc.SetDeadline(deadline); err != nil {
 		c.nc.Close()
@@ -207,7 +211,11 @@ func streamsBody(req *fasthttp.Request, bufSize int) bool {
 
 func (w *Worker) finish(c *conn, reusable bool) {
 	now := time.Now().UnixNano()
-	w.pool.observe(c.start, now)
+	served := c.served
+	if served < c.start { // set by an earlier exchange (a WebSocket's)
+		served = c.start
+	}
+	w.pool.observe(c.start, served, now, w.inflight.Load() <= int32(w.pool.pipe.Conns))
 	if c.writing != nil {
 		// A response that ended before the body was sent leaves the
 		// exchange unusable: the writer is stopped.

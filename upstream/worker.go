@@ -219,6 +219,7 @@ type conn struct {
 	bw      *bufio.Writer
 	writing chan error // non-nil while a request body is written concurrently
 	start   int64      // when the current exchange began (unix nanos)
+	served  int64      // when its request was in the worker's hands (see Pool.observe)
 
 	// Set for the exchange whose body the writer copies (see bodywriter.go).
 	client   net.Conn    // the client connection the body is read from
