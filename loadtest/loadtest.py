@@ -39,10 +39,14 @@ HOSTILE_FUNCTIONS = {
 });
 """,
     "spin/function.json": '{"timeoutMs": 3000}\n',
-    # holds 256 MiB more of ArrayBuffers (outside the V8 heap) per request
+    # holds 256 MiB more of ArrayBuffers (outside the V8 heap) per request,
+    # and keeps working for 2 s with it, so the watchdog (every
+    # --resource-check-interval) stops it while the request is in flight
+    # (546); a hog that answered at once would be killed after its answer
     "hog/index.ts": """const held: Uint8Array[] = [];
-Deno.serve(() => {
+Deno.serve(async () => {
   for (let i = 0; i < 8; i++) held.push(new Uint8Array(32 << 20).fill(1));
+  await new Promise((resolve) => setTimeout(resolve, 2000));
   return new Response(`held ${held.length * 32} MiB\\n`);
 });
 """,
