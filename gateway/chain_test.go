@@ -254,7 +254,7 @@ func TestChainWithAllGuardsAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.verifier = v
+	g.auth = &JWTAuth{Verifier: v}
 	g.cors = guard.NewCORS(guard.CORSOptions{Origins: []string{"https://app.example"}})
 	fn := g.sup.Lookup([]byte("hello"))
 	fn.RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: 1 << 30})
@@ -284,7 +284,7 @@ func BenchmarkChainAllGuards(b *testing.B) {
 	defer v.Close()
 	signer, _ := jwt.NewSignerHS(jwt.HS256, secret)
 	tok, _ := jwt.NewBuilder(signer).Build(jwt.RegisteredClaims{Subject: "user-1", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))})
-	g.verifier = v
+	g.auth = &JWTAuth{Verifier: v}
 	g.cors = guard.NewCORS(guard.CORSOptions{Origins: []string{"https://app.example"}})
 	g.sup.Lookup([]byte("hello")).RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: 1 << 30})
 	ctx := newCtx("/hello")

@@ -34,7 +34,7 @@ var (
 var unauthorized = map[error]gatewayError{}
 
 func init() {
-	for _, err := range []error{secure.ErrMissing, secure.ErrMalformed, secure.ErrExpired, secure.ErrNotYetValid, secure.ErrBadSignature, secure.ErrWrongIssuer, secure.ErrWrongAudience, secure.ErrUnknownKey, secure.ErrAlgorithm} {
+	for _, err := range []error{secure.ErrMissing, secure.ErrMalformed, secure.ErrExpired, secure.ErrNotYetValid, secure.ErrBadSignature, secure.ErrWrongIssuer, secure.ErrWrongAudience, secure.ErrUnknownKey, secure.ErrAlgorithm, secure.ErrUnknownAPIKey} {
 		unauthorized[err] = newError(fasthttp.StatusUnauthorized, "UNAUTHORIZED", err.Error())
 	}
 }
@@ -114,13 +114,15 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 	var keyBuf [80]byte
 	key := append(keyBuf[:0], 'i', ':')
 	key = client.AppendTo(key)
-	if g.verifier != nil && !fn.Config.Public && !ctx.IsOptions() {
-		res, err := g.verifyToken(ctx, now)
+	if g.auth != nil && !fn.Config.Public && !ctx.IsOptions() {
+		res, err := g.authenticate(ctx, now)
 		if err != nil {
 			g.refuseAuth(ctx, fn, err)
 			return false
 		}
-		ctx.Request.Header.SetBytesKV(hdrAuthClaims, res.ClaimsB64)
+		if len(res.ClaimsB64) > 0 {
+			ctx.Request.Header.SetBytesKV(hdrAuthClaims, res.ClaimsB64)
+		}
 		if len(res.Sub) > 0 {
 			key = append(append(keyBuf[:0], 's', ':'), res.Sub...)
 		}
@@ -241,22 +243,13 @@ func namesFraming(v []byte) bool {
 	return false
 }
 
-// verifyToken checks the request's token.
-func (g *Gateway) verifyToken(ctx *fasthttp.RequestCtx, now time.Time) (*secure.Result, error) {
-	token := secure.TokenFrom(ctx, g.tokenFrom, g.opts.JWTTokenName)
-	if len(token) == 0 {
-		return nil, secure.ErrMissing
-	}
-	return g.verifier.Verify(token, now)
-}
-
 // checkToken is the auth check of admit without its side effects (for
 // expect): the error when the request would be refused 401.
 func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *lifecycle.Function) (error, bool) {
-	if g.verifier == nil || fn.Config.Public || ctx.IsOptions() {
+	if g.auth == nil || fn.Config.Public || ctx.IsOptions() {
 		return nil, false
 	}
-	_, err := g.verifyToken(ctx, time.Now())
+	_, err := g.authenticate(ctx, time.Now())
 	return err, err != nil
 }
 
