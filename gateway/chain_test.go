@@ -9,8 +9,8 @@ import (
 
 	"edgeway/config"
 	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
 	"edgeway/observe"
+	"edgeway/routable"
 	"edgeway/secure"
 	"edgeway/upstream"
 
@@ -21,9 +21,9 @@ import (
 )
 
 // fakeFunctions is a one-function registry over a pool the test controls.
-type fakeFunctions map[string]*lifecycle.Function
+type fakeFunctions map[string]*routable.Function
 
-func (f fakeFunctions) Lookup(name []byte) *lifecycle.Function { return f[string(name)] }
+func (f fakeFunctions) Lookup(name []byte) *routable.Function { return f[string(name)] }
 
 // startFakeWorker serves a fixed answer on a Unix socket, standing in for a
 // Deno worker so the chain can be measured without Deno.
@@ -60,8 +60,8 @@ func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions
 	cfg := config.DefaultFunctionConfig(opts)
 	m := observe.NewFunctionMetrics("hello", observe.Gauges{})
 	tb.Cleanup(m.Unregister)
-	fn := &lifecycle.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}
-	lifecycle.NewGuards(fn)
+	fn := &routable.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}
+	routable.NewGuards(fn)
 	fn.RateLimiter = nil // the benchmark is one client
 	fns := fakeFunctions{"hello": fn}
 	opts.AccessLogSample = 0

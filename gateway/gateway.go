@@ -10,8 +10,8 @@ import (
 
 	"edgeway/config"
 	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
 	"edgeway/observe"
+	"edgeway/routable"
 	"edgeway/upstream"
 
 	"github.com/fasthttp/router"
@@ -19,16 +19,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Functions finds a routable function by name without allocating; the
-// lifecycle.Supervisor implements it.
-type Functions interface {
-	Lookup(name []byte) *lifecycle.Function
-}
-
 // Gateway serves HTTP for a set of functions.
 type Gateway struct {
 	opts        config.Options
-	sup         Functions
+	sup         routable.Table // lifecycle's Supervisor
 	log         zerolog.Logger
 	srv         *fasthttp.Server
 	adminSrv    *fasthttp.Server // only with --admin-listen
@@ -69,7 +63,7 @@ func (g *Gateway) fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
 }
 
 // New builds the gateway; Serve starts it.
-func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *Gateway {
+func New(opts config.Options, sup routable.Table, sec Security, log zerolog.Logger) *Gateway {
 	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs(),
 		auth: authenticator(sec.Auth), cors: sec.CORS, trusted: sec.Trusted,
 		sessions: upstream.NewSessions(opts.MaxWebSockets)}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
+	"edgeway/routable"
 	"edgeway/secure"
 
 	"github.com/valyala/fasthttp"
@@ -104,7 +104,7 @@ func xffLines(raw []byte, lines *[maxXFFLines][]byte) int {
 
 // admit runs body size, auth, rate limit and circuit breaker (the framing
 // check runs first of all, in Handle). It answers and returns false when the request is refused.
-func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, now time.Time) bool {
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *routable.Function, client netip.Addr, now time.Time) bool {
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > fn.Config.MaxBodyBytes {
 		// Straight to close and linger: the declared body is not read.
 		refuseAndClose(ctx, errTooLarge)
@@ -245,7 +245,7 @@ func namesFraming(v []byte) bool {
 
 // checkToken is the auth check of admit without its side effects (for
 // expect): the error when the request would be refused 401.
-func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *lifecycle.Function) (error, bool) {
+func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *routable.Function) (error, bool) {
 	if g.auth == nil || fn.Config.Public || ctx.IsOptions() {
 		return nil, false
 	}
@@ -253,12 +253,12 @@ func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *lifecycle.Function) (
 	return err, err != nil
 }
 
-func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, e gatewayError) {
+func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *routable.Function, e gatewayError) {
 	e.write(ctx)
 	fn.Metrics.Refuse(string(e.code))
 }
 
-func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
+func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *routable.Function, err error) {
 	g.refuse(ctx, fn, unauthorizedError(err))
 	g.log.Info().Bytes("request_id", ctx.Request.Header.PeekBytes(hdrRequestID)).Str("function", fn.Name).Str("reason", err.Error()).Msg("request refused: unauthorized")
 }
