@@ -6,7 +6,7 @@ import (
 
 	"edgeway/config"
 	"edgeway/gateway"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/secure"
 
 	"github.com/rs/zerolog"

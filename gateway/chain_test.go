@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"edgeway/config"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/observe"
 	"edgeway/routable"
 	"edgeway/secure"

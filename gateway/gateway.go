@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"edgeway/config"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/observe"
 	"edgeway/routable"
 	"edgeway/upstream"

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/routable"
 	"edgeway/secure"
 

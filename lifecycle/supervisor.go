@@ -9,7 +9,7 @@ import (
 
 	"edgeway/bootstrap"
 	"edgeway/config"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/observe"
 	"edgeway/routable"
 	"edgeway/secure"

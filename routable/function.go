@@ -2,7 +2,7 @@ package routable
 
 import (
 	"edgeway/config"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/observe"
 	"edgeway/upstream"
 )
