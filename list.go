@@ -86,10 +86,13 @@ func list(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// functionAccess is how a function is called: jwt or public, and its
-// permission profile or flags.
+// functionAccess is how a function is called: jwt, apikey or public, and
+// its permission profile or flags.
 func functionAccess(opts config.Options, fn config.Function) (auth, perms string) {
 	auth = "jwt"
+	if opts.Auth == "apikey" {
+		auth = "apikey"
+	}
 	if fn.Config.Public || opts.Auth == "none" {
 		auth = "public"
 	}

@@ -147,8 +147,8 @@ func serve(args []string, stderr io.Writer) int {
 	if err != nil {
 		return failStartup(err)
 	}
-	if sec.Verifier != nil {
-		defer sec.Verifier.Close()
+	if a, ok := sec.Auth.(*gateway.JWTAuth); ok {
+		defer a.Verifier.Close()
 	}
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"edgeway/config"
 	"edgeway/gateway"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/secure"
 
 	"github.com/rs/zerolog"
@@ -39,7 +39,18 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 	if err != nil {
 		return sec, fmt.Errorf("flag --jwt-token-from: %w", err)
 	}
-	sec.TokenFrom = from
+	switch {
+	case opts.Auth == "apikey":
+		keys, err := loadAPIKeys(opts, log)
+		if err != nil {
+			return sec, err
+		}
+		sec.Auth = keys
+	case opts.APIKeysFile != "":
+		return sec, fmt.Errorf("%s: needs --auth apikey", opts.Source("api-keys-file"))
+	case opts.Auth == "none":
+		sec.Auth = gateway.NoAuth{}
+	}
 	if opts.Auth == "jwt" {
 		v, err := secure.NewVerifier(secure.VerifierOptions{
 			Secret:         []byte(opts.JWTSecret),
@@ -56,7 +67,7 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 		if err != nil {
 			return sec, fmt.Errorf("JWT verification: %w", err)
 		}
-		sec.Verifier = v
+		sec.Auth = &gateway.JWTAuth{Verifier: v, From: from, Name: opts.JWTTokenName}
 	}
 	// Functions own CORS (as on Supabase) unless --cors-origins is given.
 	sec.CORS = guard.NewCORS(guard.CORSOptions{Origins: splitList(opts.CORSOrigins), AllowHeaders: strings.Join(splitList(opts.CORSAllowHeaders), ", ")})
@@ -68,6 +79,27 @@ func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 		sec.Trusted = trusted
 	}
 	return sec, nil
+}
+
+// loadAPIKeys loads --api-keys-file for --auth apikey. Production refuses
+// a file without keys (every non-public function would refuse every
+// request); --dev only warns.
+func loadAPIKeys(opts *config.Options, log zerolog.Logger) (*secure.APIKeys, error) {
+	if opts.APIKeysFile == "" {
+		return nil, fmt.Errorf("flag --auth apikey: needs --api-keys-file")
+	}
+	keys, err := secure.LoadAPIKeys(opts.APIKeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.Source("api-keys-file"), err)
+	}
+	if keys.Len() == 0 {
+		if !opts.Dev {
+			return nil, fmt.Errorf("%s: %s has no keys (every function that is not public would refuse every request)", opts.Source("api-keys-file"), opts.APIKeysFile)
+		}
+		log.Warn().Str("file", opts.APIKeysFile).Msg("--auth apikey: the key file has no keys; every function that is not public refuses every request")
+	}
+	log.Info().Str("file", opts.APIKeysFile).Int("keys", keys.Len()).Msg("API keys loaded")
+	return keys, nil
 }
 
 // trustedProxyList is --trusted-proxies without "none", which stands for

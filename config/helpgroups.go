@@ -10,7 +10,7 @@ var helpGroups = []struct{ first, title string }{
 	{"max-body", "Client requests and connections"},
 	{"rate-limit", "Guards: rate limit, proxies, CORS, circuit breaker"},
 	{"watch", "Reload and development"},
-	{"auth", "Auth (JWT)"},
+	{"auth", "Auth (JWT, API keys)"},
 	{"public-functions", "Functions: access, environment, permissions"},
 	{"internal-key", "Observability: metrics, health, profiles, logs"},
 }

@@ -106,6 +106,7 @@ type Options struct {
 	WatchDebounce       time.Duration
 	Dev                 bool
 	Auth                string
+	APIKeysFile         string
 	JWTSecret           string
 	JWTPublicKey        string
 	JWKSURL             string
@@ -391,7 +392,8 @@ var specs = []spec{
 	}},
 	durationSpec("watch-debounce", "200ms", "quiet time after a file change before reloading", func(o *Options) *time.Duration { return &o.WatchDebounce }),
 	boolSpec("dev", "false", "development mode: Supabase's well-known local JWT secret, keys and URLs when none are given, console logs", func(o *Options) *bool { return &o.Dev }),
-	stringSpec("auth", "jwt", "jwt: functions need a valid JWT unless public (production refuses to start without a key); none: no verification (e.g. nginx authenticates)", []string{"jwt", "none"}, func(o *Options) *string { return &o.Auth }),
+	stringSpec("auth", "jwt", "jwt: functions need a valid JWT unless public (production refuses to start without a key); apikey: a key listed in --api-keys-file; none: no verification (e.g. nginx authenticates)", []string{"jwt", "apikey", "none"}, func(o *Options) *string { return &o.Auth }),
+	stringSpec("api-keys-file", "", "--auth apikey: file of API keys, one JSON object a line: {\"name\", \"sha256\" (hex SHA-256 of the key), \"claims\"}; production refuses an empty file", nil, func(o *Options) *string { return &o.APIKeysFile }),
 	stringSpec("jwt-secret", "", "HS256/384/512 secret (also JWT_SECRET or SUPABASE_JWT_SECRET); production refuses well-known or <32-byte secrets", nil, func(o *Options) *string { return &o.JWTSecret }),
 	stringSpec("jwt-public-key", "", "PEM file with an RSA, EC or Ed25519 public key", nil, func(o *Options) *string { return &o.JWTPublicKey }),
 	stringSpec("jwks-url", "", "JWKS URL; keys chosen by kid, refreshed in the background and on an unknown kid", nil, func(o *Options) *string { return &o.JWKSURL }),

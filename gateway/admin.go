@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"edgeway/lifecycle"
 	"edgeway/observe"
+	"edgeway/routable"
 
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
@@ -105,7 +105,7 @@ type healthDoc struct {
 }
 
 type functionHealth struct {
-	lifecycle.FunctionStatus
+	routable.FunctionStatus
 	Breaker          string  `json:"breaker"`
 	Latency          latency `json:"latencyMs"`
 	LatencyMs        float64 `json:"avgLatencyMs"`
@@ -141,7 +141,7 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	doc := healthDoc{Status: status, Functions: map[string]functionHealth{}}
-	if lister, ok := g.sup.(interface{ Functions() []*lifecycle.Function }); ok {
+	if lister, ok := g.sup.(interface{ Functions() []*routable.Function }); ok {
 		for _, fn := range lister.Functions() {
 			piped, excl := fn.Pool.Exchanges()
 			p50, p95, p99, n := fn.Latency.Percentiles()

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"edgeway/config"
-	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
+	"edgeway/guard"
 	"edgeway/observe"
+	"edgeway/routable"
 	"edgeway/secure"
 	"edgeway/upstream"
 
@@ -21,9 +21,9 @@ import (
 )
 
 // fakeFunctions is a one-function registry over a pool the test controls.
-type fakeFunctions map[string]*lifecycle.Function
+type fakeFunctions map[string]*routable.Function
 
-func (f fakeFunctions) Lookup(name []byte) *lifecycle.Function { return f[string(name)] }
+func (f fakeFunctions) Lookup(name []byte) *routable.Function { return f[string(name)] }
 
 // startFakeWorker serves a fixed answer on a Unix socket, standing in for a
 // Deno worker so the chain can be measured without Deno.
@@ -60,8 +60,8 @@ func newTestGateway(tb testing.TB, sock string, pipe ...upstream.PipelineOptions
 	cfg := config.DefaultFunctionConfig(opts)
 	m := observe.NewFunctionMetrics("hello", observe.Gauges{})
 	tb.Cleanup(m.Unregister)
-	fn := &lifecycle.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}
-	lifecycle.NewGuards(fn)
+	fn := &routable.Function{Name: "hello", Config: cfg, Pool: pool, Metrics: m}
+	routable.NewGuards(fn)
 	fn.RateLimiter = nil // the benchmark is one client
 	fns := fakeFunctions{"hello": fn}
 	opts.AccessLogSample = 0
@@ -254,7 +254,7 @@ func TestChainWithAllGuardsAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.verifier = v
+	g.auth = &JWTAuth{Verifier: v}
 	g.cors = guard.NewCORS(guard.CORSOptions{Origins: []string{"https://app.example"}})
 	fn := g.sup.Lookup([]byte("hello"))
 	fn.RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: 1 << 30})
@@ -284,7 +284,7 @@ func BenchmarkChainAllGuards(b *testing.B) {
 	defer v.Close()
 	signer, _ := jwt.NewSignerHS(jwt.HS256, secret)
 	tok, _ := jwt.NewBuilder(signer).Build(jwt.RegisteredClaims{Subject: "user-1", ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))})
-	g.verifier = v
+	g.auth = &JWTAuth{Verifier: v}
 	g.cors = guard.NewCORS(guard.CORSOptions{Origins: []string{"https://app.example"}})
 	g.sup.Lookup([]byte("hello")).RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: 1 << 30})
 	ctx := newCtx("/hello")

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 
 	"github.com/valyala/fasthttp"
 )

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"time"
 
-	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
+	"edgeway/guard"
+	"edgeway/routable"
 	"edgeway/upstream"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -23,7 +23,7 @@ const maxRequestIDLength = 128
 // serveFunction proxies one request to fn: path rewrite, forwarding
 // headers, request id, worker pick, proxy (with one retry when nothing
 // reached the worker), metrics and the access log.
-func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash, ws bool) {
+func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI []byte, needsSlash, ws bool) {
 	start := time.Now()
 	var ridBuf [maxRequestIDLength + 32]byte
 	rid := append(ridBuf[:0], ctx.Request.Header.PeekBytes(hdrRequestID)...)
@@ -76,7 +76,7 @@ const maxLoggedPath = 512
 
 // proxy runs the request through the worker pool and returns the pid of
 // the worker that answered (0 if none did).
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI []byte, needsSlash, ws bool, client netip.Addr, start time.Time) int {
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI []byte, needsSlash, ws bool, client netip.Addr, start time.Time) int {
 	if needsSlash {
 		var buf [512]byte
 		ctx.Request.SetRequestURIBytes(append(append(buf[:0], '/'), fnURI...))
@@ -121,7 +121,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, fnURI 
 
 // accessLog writes one line per request: no query string (it may carry
 // tokens), no headers.
-func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, rid, path []byte, status int, start time.Time, pid int, client netip.Addr) {
+func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *routable.Function, rid, path []byte, status int, start time.Time, pid int, client netip.Addr) {
 	var ipBuf [64]byte
 	e := g.log.Info().
 		Bytes("request_id", rid).
@@ -153,7 +153,7 @@ const CodeWorkerReset = "WORKER_RESET"
 var errWorkerReset = newError(fasthttp.StatusBadGateway, CodeWorkerReset, "the connection to the function worker was reset by another request; retry")
 
 // writeDispatchError answers a request the pool or the worker failed.
-func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
+func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *routable.Function, err error) {
 	e, retry, hasRetry, closeConn := errWorker, time.Duration(0), false, false
 	switch {
 	case errors.Is(err, upstream.ErrTimeout):

@@ -9,10 +9,9 @@ import (
 	"time"
 
 	"edgeway/config"
-	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
+	"edgeway/guard"
 	"edgeway/observe"
-	"edgeway/secure"
+	"edgeway/routable"
 	"edgeway/upstream"
 
 	"github.com/fasthttp/router"
@@ -20,16 +19,10 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Functions finds a routable function by name without allocating; the
-// lifecycle.Supervisor implements it.
-type Functions interface {
-	Lookup(name []byte) *lifecycle.Function
-}
-
 // Gateway serves HTTP for a set of functions.
 type Gateway struct {
 	opts        config.Options
-	sup         Functions
+	sup         routable.Table // lifecycle's Supervisor
 	log         zerolog.Logger
 	srv         *fasthttp.Server
 	adminSrv    *fasthttp.Server // only with --admin-listen
@@ -40,21 +33,19 @@ type Gateway struct {
 	// bodyReadTimeout bounds reading a body's first part (see headerReceived).
 	bodyReadTimeout time.Duration
 
-	verifier  *secure.Verifier // nil: no token checks (--auth none)
-	tokenFrom secure.TokenSource
-	cors      *guard.CORS // nil: no CORS headers
-	trusted   []netip.Prefix
-	sessions  *upstream.Sessions // open WebSocket sessions
-	conns     connSettings       // for every client connection
+	auth     Authenticator // nil: no checks (--auth none)
+	cors     *guard.CORS   // nil: no CORS headers
+	trusted  []netip.Prefix
+	sessions *upstream.Sessions // open WebSocket sessions
+	conns    connSettings       // for every client connection
 }
 
-// Security is what New needs beyond the options: the token verifier, CORS
+// Security is what New needs beyond the options: the authenticator, CORS
 // policy and trusted proxies, built (and validated) by main.
 type Security struct {
-	Verifier  *secure.Verifier
-	TokenFrom secure.TokenSource
-	CORS      *guard.CORS
-	Trusted   []netip.Prefix
+	Auth    Authenticator // nil or NoAuth: no checks
+	CORS    *guard.CORS
+	Trusted []netip.Prefix
 }
 
 // fromTrustedProxy reports whether the peer is a trusted proxy.
@@ -72,9 +63,9 @@ func (g *Gateway) fromTrustedProxy(ctx *fasthttp.RequestCtx) bool {
 }
 
 // New builds the gateway; Serve starts it.
-func New(opts config.Options, sup Functions, sec Security, log zerolog.Logger) *Gateway {
+func New(opts config.Options, sup routable.Table, sec Security, log zerolog.Logger) *Gateway {
 	g := &Gateway{opts: opts, sup: sup, log: log, ids: observe.NewRequestIDs(),
-		verifier: sec.Verifier, tokenFrom: sec.TokenFrom, cors: sec.CORS, trusted: sec.Trusted,
+		auth: authenticator(sec.Auth), cors: sec.CORS, trusted: sec.Trusted,
 		sessions: upstream.NewSessions(opts.MaxWebSockets)}
 	upstream.SetLogger(log) // for panics recovered in streams and WebSocket sessions
 	g.sampleBelow = uint64(opts.AccessLogSample * (1 << 32))

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"time"
 
-	"edgeway/gateway/guard"
-	"edgeway/lifecycle"
+	"edgeway/guard"
+	"edgeway/routable"
 	"edgeway/secure"
 
 	"github.com/valyala/fasthttp"
@@ -34,7 +34,7 @@ var (
 var unauthorized = map[error]gatewayError{}
 
 func init() {
-	for _, err := range []error{secure.ErrMissing, secure.ErrMalformed, secure.ErrExpired, secure.ErrNotYetValid, secure.ErrBadSignature, secure.ErrWrongIssuer, secure.ErrWrongAudience, secure.ErrUnknownKey, secure.ErrAlgorithm} {
+	for _, err := range []error{secure.ErrMissing, secure.ErrMalformed, secure.ErrExpired, secure.ErrNotYetValid, secure.ErrBadSignature, secure.ErrWrongIssuer, secure.ErrWrongAudience, secure.ErrUnknownKey, secure.ErrAlgorithm, secure.ErrUnknownAPIKey} {
 		unauthorized[err] = newError(fasthttp.StatusUnauthorized, "UNAUTHORIZED", err.Error())
 	}
 }
@@ -104,7 +104,7 @@ func xffLines(raw []byte, lines *[maxXFFLines][]byte) int {
 
 // admit runs body size, auth, rate limit and circuit breaker (the framing
 // check runs first of all, in Handle). It answers and returns false when the request is refused.
-func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, now time.Time) bool {
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *routable.Function, client netip.Addr, now time.Time) bool {
 	if cl := ctx.Request.Header.ContentLength(); cl > 0 && int64(cl) > fn.Config.MaxBodyBytes {
 		// Straight to close and linger: the declared body is not read.
 		refuseAndClose(ctx, errTooLarge)
@@ -114,13 +114,15 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client
 	var keyBuf [80]byte
 	key := append(keyBuf[:0], 'i', ':')
 	key = client.AppendTo(key)
-	if g.verifier != nil && !fn.Config.Public && !ctx.IsOptions() {
-		res, err := g.verifyToken(ctx, now)
+	if g.auth != nil && !fn.Config.Public && !ctx.IsOptions() {
+		res, err := g.authenticate(ctx, now)
 		if err != nil {
 			g.refuseAuth(ctx, fn, err)
 			return false
 		}
-		ctx.Request.Header.SetBytesKV(hdrAuthClaims, res.ClaimsB64)
+		if len(res.ClaimsB64) > 0 {
+			ctx.Request.Header.SetBytesKV(hdrAuthClaims, res.ClaimsB64)
+		}
 		if len(res.Sub) > 0 {
 			key = append(append(keyBuf[:0], 's', ':'), res.Sub...)
 		}
@@ -241,31 +243,22 @@ func namesFraming(v []byte) bool {
 	return false
 }
 
-// verifyToken checks the request's token.
-func (g *Gateway) verifyToken(ctx *fasthttp.RequestCtx, now time.Time) (*secure.Result, error) {
-	token := secure.TokenFrom(ctx, g.tokenFrom, g.opts.JWTTokenName)
-	if len(token) == 0 {
-		return nil, secure.ErrMissing
-	}
-	return g.verifier.Verify(token, now)
-}
-
 // checkToken is the auth check of admit without its side effects (for
 // expect): the error when the request would be refused 401.
-func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *lifecycle.Function) (error, bool) {
-	if g.verifier == nil || fn.Config.Public || ctx.IsOptions() {
+func (g *Gateway) checkToken(ctx *fasthttp.RequestCtx, fn *routable.Function) (error, bool) {
+	if g.auth == nil || fn.Config.Public || ctx.IsOptions() {
 		return nil, false
 	}
-	_, err := g.verifyToken(ctx, time.Now())
+	_, err := g.authenticate(ctx, time.Now())
 	return err, err != nil
 }
 
-func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, e gatewayError) {
+func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *routable.Function, e gatewayError) {
 	e.write(ctx)
 	fn.Metrics.Refuse(string(e.code))
 }
 
-func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, err error) {
+func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *routable.Function, err error) {
 	g.refuse(ctx, fn, unauthorizedError(err))
 	g.log.Info().Bytes("request_id", ctx.Request.Header.PeekBytes(hdrRequestID)).Str("function", fn.Name).Str("reason", err.Error()).Msg("request refused: unauthorized")
 }

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"edgeway/lifecycle"
+	"edgeway/routable"
 
 	"github.com/valyala/fasthttp"
 )
@@ -26,7 +26,7 @@ var rateLimitLog struct {
 
 // logRateLimited warns about a 429, sampled (see rateLimitLog). bySub
 // tells whether the bucket is the token's subject rather than the address.
-func (g *Gateway) logRateLimited(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, client netip.Addr, bySub bool, retry time.Duration, now time.Time) {
+func (g *Gateway) logRateLimited(ctx *fasthttp.RequestCtx, fn *routable.Function, client netip.Addr, bySub bool, retry time.Duration, now time.Time) {
 	next := rateLimitLog.next.Load()
 	if now.UnixNano() < next || !rateLimitLog.next.CompareAndSwap(next, now.Add(rateLimitLogEvery).UnixNano()) {
 		rateLimitLog.suppressed.Add(1)

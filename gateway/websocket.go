@@ -3,8 +3,8 @@ package gateway
 import (
 	"time"
 
-	"edgeway/lifecycle"
 	"edgeway/observe"
+	"edgeway/routable"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -15,7 +15,7 @@ import (
 // The gateway-wide cap (--max-websockets) and a pool with every worker at
 // its cap refuse with 503 OVERLOADED before the handshake. It returns the
 // pid of the worker that answered (0 if none did).
-func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, fn *lifecycle.Function, deadline time.Time) int {
+func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, fn *routable.Function, deadline time.Time) int {
 	opts := upstream.SessionOptions{
 		IdleTimeout:  fn.Config.WebSocketIdleTimeout,
 		CloseTimeout: g.opts.WebSocketCloseTimeout,

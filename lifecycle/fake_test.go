@@ -15,6 +15,7 @@ import (
 
 	"edgeway/config"
 	"edgeway/observe"
+	"edgeway/routable"
 	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
@@ -279,7 +280,7 @@ func (h *harness) sleepUntil(d time.Duration) {
 	h.settle()
 }
 
-func (h *harness) status() FunctionStatus { return h.m.Status() }
+func (h *harness) status() routable.FunctionStatus { return h.m.Status() }
 
 func (h *harness) snapshot() *upstream.Snapshot { return h.m.pool.Load() }
 

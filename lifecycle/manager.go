@@ -43,7 +43,7 @@ type Manager struct {
 	events chan any
 	stopCh chan stopRequest
 	done   chan struct{}
-	status atomic.Pointer[FunctionStatus]
+	status atomic.Pointer[statusSnapshot]
 
 	// start launches a worker process; tests replace it with a fake.
 	start func(id uint64) (*process, error)

@@ -65,15 +65,15 @@ type (
 type reloadRun struct {
 	plan    *plan
 	waiters []chan error
-	next    map[string]*Function
+	next    map[string]*function
 	swaps   []swap // warm replacements, booting before they take traffic
 }
 
 type swap struct {
 	name  string
-	old   *Function
+	old   *function
 	spec  *launchSpec
-	fresh *Function
+	fresh *function
 	err   error // the warm boot's outcome
 }
 
@@ -167,7 +167,7 @@ func (s *Supervisor) start() {
 		return
 	}
 	s.started = true
-	for _, f := range *s.functions.Load() {
+	for _, f := range s.functions.Load().byName {
 		go f.m.run()
 	}
 }
@@ -177,9 +177,9 @@ func (s *Supervisor) start() {
 // nil when nothing is left to wait for.
 func (s *Supervisor) beginReload(p *plan, waiters []chan error) *reloadRun {
 	run := &reloadRun{plan: p, waiters: waiters}
-	old := *s.functions.Load()
-	run.next = make(map[string]*Function, len(p.specs))
-	var retire []*Function
+	old := s.functions.Load().byName
+	run.next = make(map[string]*function, len(p.specs))
+	var retire []*function
 	var switched []string
 	for name, spec := range p.specs {
 		cur := old[name]
@@ -245,7 +245,7 @@ func (s *Supervisor) beginReload(p *plan, waiters []chan error) *reloadRun {
 // isWarm reports whether a version has workers or requests that a cold
 // switch would drop or make wait for a new boot: workers running or
 // starting, or requests waiting for a worker.
-func isWarm(f *Function) bool {
+func isWarm(f *function) bool {
 	st := f.Status()
 	return st.Running > 0 || st.Starting > 0 || f.Pool.Waiting() > 0
 }
@@ -277,7 +277,7 @@ func (s *Supervisor) finishReload(run *reloadRun) {
 
 // retire drains a replaced or removed version in the background; Stop
 // still stops it.
-func (s *Supervisor) retire(f *Function) {
+func (s *Supervisor) retire(f *function) {
 	if !s.started {
 		return // its Manager never ran: nothing to drain
 	}
@@ -298,8 +298,8 @@ func (s *Supervisor) retire(f *Function) {
 // but not waited for. Callers of abandoned reloads are answered at once.
 func (s *Supervisor) stop(req supStopRequest, current, pending *reloadRun) {
 	close(s.done)
-	var wait []*Function
-	for _, f := range *s.functions.Load() {
+	var wait []*function
+	for _, f := range s.functions.Load().byName {
 		wait = append(wait, f)
 	}
 	wait = append(wait, s.retiring...)
@@ -355,12 +355,12 @@ func (s *Supervisor) rescanLoop() {
 	}
 }
 
-func (s *Supervisor) publishFunctions(next map[string]*Function) {
-	m := make(map[string]*Function, len(next))
+func (s *Supervisor) publishFunctions(next map[string]*function) {
+	m := make(map[string]*function, len(next))
 	for k, v := range next {
 		m[k] = v
 	}
-	s.functions.Store(&m)
+	s.functions.Store(newTable(m))
 }
 
 // fingerprint hashes everything a function's workers depend on: its

@@ -3,54 +3,36 @@ package lifecycle
 import (
 	"time"
 
+	"edgeway/routable"
 	"edgeway/upstream"
 )
 
-// WorkerStatus is one worker as /health shows it.
-type WorkerStatus struct {
-	ID              uint64  `json:"id"`
-	PID             int     `json:"pid"`
-	State           string  `json:"state"` // running | draining
-	UptimeSeconds   float64 `json:"uptimeSeconds"`
-	InFlight        int     `json:"inFlight"`
-	WebSockets      int     `json:"webSockets"`
-	Served          uint64  `json:"served"`
-	BackgroundTasks int     `json:"backgroundTasks"`
-}
-
-// FunctionStatus is a function's visible lifecycle state.
-type FunctionStatus struct {
-	Name           string         `json:"name"`
-	Running        int            `json:"running"`
-	Starting       int            `json:"starting"`
-	Draining       int            `json:"draining"`
-	Restarts       uint64         `json:"restarts"`
-	LastStopReason string         `json:"lastStopReason,omitempty"`
-	CrashLoopUntil *time.Time     `json:"crashLoopUntil,omitempty"`
-	Workers        []WorkerStatus `json:"workers"`
-
+// statusSnapshot is a Manager's state as last recorded, with the live
+// counters Status reads.
+type statusSnapshot struct {
+	routable.FunctionStatus
 	refs   []*upstream.Worker // live counters, read by Status
 	starts []time.Time
 }
 
 // snapshotStatus records the manager's state; live counters are read when
 // Status is called.
-func (m *Manager) snapshotStatus() *FunctionStatus {
-	st := &FunctionStatus{
+func (m *Manager) snapshotStatus() *statusSnapshot {
+	st := &statusSnapshot{FunctionStatus: routable.FunctionStatus{
 		Name:           m.fn.Name,
 		Running:        len(m.ready),
 		Starting:       m.starting,
 		Draining:       len(m.stopping),
 		Restarts:       m.restarts,
 		LastStopReason: m.lastStop,
-		Workers:        []WorkerStatus{},
-	}
+		Workers:        []routable.WorkerStatus{},
+	}}
 	if m.crashLooping() {
 		t := m.crashLoopUntil
 		st.CrashLoopUntil = &t
 	}
 	add := func(p *process, state string) {
-		st.Workers = append(st.Workers, WorkerStatus{ID: p.id, PID: p.pid, State: state, BackgroundTasks: p.bgTasks})
+		st.Workers = append(st.Workers, routable.WorkerStatus{ID: p.id, PID: p.pid, State: state, BackgroundTasks: p.bgTasks})
 		st.refs = append(st.refs, p.worker)
 		st.starts = append(st.starts, p.started)
 	}
@@ -63,38 +45,20 @@ func (m *Manager) snapshotStatus() *FunctionStatus {
 	return st
 }
 
-// Status returns the function's state with live per-worker counters.
-func (m *Manager) Status() FunctionStatus {
-	st := *m.status.Load()
+// Status returns the function's state with live per-worker counters; it
+// makes the Manager a routable.StatusReporter.
+func (m *Manager) Status() routable.FunctionStatus {
+	snap := m.status.Load()
+	st := snap.FunctionStatus
 	now := time.Now()
-	ws := make([]WorkerStatus, len(st.Workers))
+	ws := make([]routable.WorkerStatus, len(st.Workers))
 	for i, w := range st.Workers {
-		w.UptimeSeconds = now.Sub(st.starts[i]).Seconds()
-		w.InFlight = st.refs[i].InFlight()
-		w.WebSockets = st.refs[i].WebSockets()
-		w.Served = st.refs[i].Served()
+		w.UptimeSeconds = now.Sub(snap.starts[i]).Seconds()
+		w.InFlight = snap.refs[i].InFlight()
+		w.WebSockets = snap.refs[i].WebSockets()
+		w.Served = snap.refs[i].Served()
 		ws[i] = w
 	}
 	st.Workers = ws
-	st.refs, st.starts = nil, nil
 	return st
-}
-
-func (st FunctionStatus) inFlight() int {
-	n := 0
-	for _, w := range st.Workers {
-		n += w.InFlight
-	}
-	return n
-}
-
-func (st FunctionStatus) count(state string) int {
-	switch state {
-	case "running":
-		return st.Running
-	case "starting":
-		return st.Starting
-	default:
-		return st.Draining
-	}
 }

@@ -9,37 +9,35 @@ import (
 
 	"edgeway/bootstrap"
 	"edgeway/config"
-	"edgeway/gateway/guard"
+	"edgeway/guard"
 	"edgeway/observe"
+	"edgeway/routable"
 	"edgeway/secure"
-	"edgeway/upstream"
 
 	"github.com/rs/zerolog"
 )
 
-// Function is what the gateway needs to route to a function.
-type Function struct {
-	Name    string
-	Config  config.FunctionConfig
-	Pool    *upstream.Pool
-	Metrics *observe.FunctionMetrics
-	// Per-function guards; RateLimiter is nil when the limit is off.
-	RateLimiter *guard.RateLimiter
-	Breaker     *guard.Breaker
-	Latency     *guard.LatencyRing
-	m           *Manager
+// function is a served version of a function: the record published to
+// the gateway and the Manager behind it, which only lifecycle controls.
+type function struct {
+	*routable.Function
+	m *Manager
 }
 
-// NewGuards builds a function's rate limiter, circuit breaker and latency
-// ring from its configuration.
-func NewGuards(f *Function) {
-	f.RateLimiter = guard.NewRateLimiter(guard.RateLimitOptions{RPM: f.Config.RPM})
-	f.Breaker = guard.NewBreaker(guard.BreakerOptions{ErrorRate: f.Config.Breaker.ErrorRate, Window: f.Config.Breaker.Window, Cooldown: f.Config.Breaker.Cooldown})
-	f.Latency = guard.NewLatencyRing(guard.DefaultLatencyRingSize)
+// table is the published set of functions: byName for the control plane,
+// routes (the same records) for Lookup.
+type table struct {
+	byName map[string]*function
+	routes map[string]*routable.Function
 }
 
-// Status returns the function's visible state.
-func (f *Function) Status() FunctionStatus { return f.m.Status() }
+func newTable(fns map[string]*function) *table {
+	t := &table{byName: fns, routes: make(map[string]*routable.Function, len(fns))}
+	for name, f := range fns {
+		t.routes[name] = f.Function
+	}
+	return t
+}
 
 // Supervisor owns the runtime folder, the spawner and every function's
 // Manager. Lookup is safe for concurrent use and lock-free. The set of
@@ -58,7 +56,7 @@ type Supervisor struct {
 	sandbox       *sandbox   // what default-profile workers may touch
 	inspect       *inspector // nil unless --inspect
 
-	functions atomic.Pointer[map[string]*Function]
+	functions atomic.Pointer[table]
 	layout    atomic.Pointer[config.Layout] // the layout last applied
 	// reloaded tells the watcher that a reload it did not trigger (SIGHUP)
 	// may have changed what lies outside the functions folder.
@@ -73,7 +71,7 @@ type Supervisor struct {
 	// Owned by loop.
 	prints   map[string]string // content fingerprint per function
 	metrics  map[string]*observe.FunctionMetrics
-	retiring []*Function // replaced or removed versions, draining
+	retiring []*function // replaced or removed versions, draining
 	started  bool
 
 	// onRequest, when set (unit tests only), runs before loop handles a
@@ -171,11 +169,11 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		stopDone:      make(chan struct{}),
 	}
 	s.layout.Store(layout)
-	fns := make(map[string]*Function, len(layout.Functions))
+	fns := make(map[string]*function, len(layout.Functions))
 	for _, fn := range layout.Functions {
 		fns[fn.Name] = s.newFunction(p.specs[fn.Name])
 	}
-	s.functions.Store(&fns)
+	s.functions.Store(newTable(fns))
 	go s.loop()
 	go s.rescanLoop()
 	return s, nil
@@ -183,16 +181,16 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 
 // newFunction builds a function with a fresh Manager (not yet running).
 // Its metrics are the name's, kept across reloads.
-func (s *Supervisor) newFunction(spec *launchSpec) *Function {
+func (s *Supervisor) newFunction(spec *launchSpec) *function {
 	name := spec.fn.Name
 	fm := s.metrics[name]
 	if fm == nil {
 		fm = observe.NewFunctionMetrics(name, observe.Gauges{
 			InFlight: func() float64 {
-				return s.gauge(name, func(st FunctionStatus) float64 { return float64(st.inFlight()) })
+				return s.gauge(name, func(st routable.FunctionStatus) float64 { return float64(st.InFlight()) })
 			},
 			Workers: func(state string) float64 {
-				return s.gauge(name, func(st FunctionStatus) float64 { return float64(st.count(state)) })
+				return s.gauge(name, func(st routable.FunctionStatus) float64 { return float64(st.Count(state)) })
 			},
 		})
 		fm.BreakerGauge(func() float64 {
@@ -204,14 +202,14 @@ func (s *Supervisor) newFunction(spec *launchSpec) *Function {
 		s.metrics[name] = fm
 	}
 	m := newManager(s, spec, fm)
-	f := &Function{Name: name, Config: spec.fn.Config, Pool: m.pool, Metrics: fm, m: m}
-	NewGuards(f)
-	return f
+	f := &routable.Function{Name: name, Config: spec.fn.Config, Pool: m.pool, Metrics: fm, Reporter: m}
+	routable.NewGuards(f)
+	return &function{Function: f, m: m}
 }
 
-func (s *Supervisor) current(name string) *Function { return (*s.functions.Load())[name] }
+func (s *Supervisor) current(name string) *function { return s.functions.Load().byName[name] }
 
-func (s *Supervisor) gauge(name string, f func(FunctionStatus) float64) float64 {
+func (s *Supervisor) gauge(name string, f func(routable.FunctionStatus) float64) float64 {
 	if fn := s.current(name); fn != nil {
 		return f(fn.Status())
 	}
@@ -245,15 +243,16 @@ func (s *Supervisor) Start() {
 	}
 }
 
-// Lookup finds a function by name without allocating.
-func (s *Supervisor) Lookup(name []byte) *Function {
-	return (*s.functions.Load())[string(name)]
+// Lookup finds a function by name without allocating; it makes the
+// Supervisor a routable.Table.
+func (s *Supervisor) Lookup(name []byte) *routable.Function {
+	return s.functions.Load().routes[string(name)]
 }
 
 // Functions returns every routable function, sorted by name.
-func (s *Supervisor) Functions() []*Function {
-	fns := *s.functions.Load()
-	out := make([]*Function, 0, len(fns))
+func (s *Supervisor) Functions() []*routable.Function {
+	fns := s.functions.Load().routes
+	out := make([]*routable.Function, 0, len(fns))
 	for _, f := range fns {
 		out = append(out, f)
 	}
