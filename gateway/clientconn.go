@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgeway/observe"
+
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -109,7 +111,8 @@ type clientConn struct {
 // that a client waiting for its response has not hung up.
 func (c *clientConn) NetConn() net.Conn { return c.Conn }
 
-func (c *clientConn) Read(b []byte) (int, error) {
+func (c *clientConn) Read(b []byte) (n int, err error) {
+	defer c.recoverIO(&n, &err)
 	f := c.flags.Load()
 	if f&connPoisoned != 0 {
 		return 0, io.EOF
@@ -124,11 +127,12 @@ func (c *clientConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-func (c *clientConn) Write(b []byte) (int, error) {
+func (c *clientConn) Write(b []byte) (n int, err error) {
+	defer c.recoverIO(&n, &err)
 	if c.set.writeTimeout > 0 {
 		c.armWrite()
 	}
-	n, err := c.Conn.Write(b)
+	n, err = c.Conn.Write(b)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.writeTimedOut()
 	}
@@ -221,9 +225,25 @@ func (c *clientConn) lingerOnClose() { c.flags.Or(connLinger) }
 // server's shutdown, closes at once and ends the linger).
 func (c *clientConn) Close() error {
 	if c.flags.Load()&connLinger != 0 && c.closing.CompareAndSwap(false, true) {
-		c.linger()
+		observe.Guard(c.set.log, observe.PanicClientConn, c.linger)
 	}
 	return c.Conn.Close()
+}
+
+// errConnPanicked is what a read or write that panicked returns.
+var errConnPanicked = errors.New("client connection: recovered from a panic")
+
+// recoverIO is deferred by Read and Write: fasthttp calls them from its
+// connection goroutines outside any handler and recovers nothing there, so
+// a panic in this wrapper (chunk framing, deadlines) would end the process.
+// The connection is closed and the call fails, which fasthttp handles like
+// any broken connection.
+func (c *clientConn) recoverIO(n *int, err *error) {
+	if v := recover(); v != nil {
+		observe.Recovered(c.set.log, observe.PanicClientConn, v)
+		*n, *err = 0, errConnPanicked
+		c.Conn.Close()
+	}
 }
 
 // linger half-closes the connection (the response has been flushed, the

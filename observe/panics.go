@@ -26,6 +26,7 @@ const (
 	PanicJWKS       = "jwks"        // the JWKS refresh loop
 	PanicSpawner    = "spawner"     // the thread that starts worker processes
 	PanicProcess    = "process"     // a worker process's wait and output goroutines
+	PanicClientConn = "client_conn" // a client connection's read, write or close, called by fasthttp outside any handler
 )
 
 // panicRepeatEvery is how often a panic site that keeps panicking is
