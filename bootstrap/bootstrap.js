@@ -269,8 +269,22 @@ function abortRequest(seq) {
 // wrapHandler is the one place the function's handler is wrapped before it
 // serves (Deno.serve and `export default { fetch }` both come through here;
 // a node:http server is served by Deno's node layer and does not).
+//
+// A handler that declares no parameters keeps Deno's fast path: Deno 2.9
+// picks it by the handler's length and then, for a plain request, calls the
+// handler without building a Request, its info or our ConnInfo (nor tracking
+// aborts: without the request there is no signal to abort). The wrapper is
+// therefore zero-length too and forwards whatever Deno passes, as Deno
+// itself does for such a handler. Measured on `() => new Response(...)`
+// (bench/workercpu.py, paired interleaved rounds, Deno CPU per request):
+// 9.80 -> 9.65 µs at ~50,000 req/s (paired median -0.43 µs; Deno direct
+// 9.36), 26.4 -> 24.6 µs at 6,500 req/s (-1.5 µs; direct 23.7).
 function wrapHandler(handler) {
-  return trackAborts((req, info) => handler(req, new ConnInfo(req, info)));
+  const wrapped = trackAborts((req, info) => handler(req, new ConnInfo(req, info)));
+  if (handler.length !== 0) return wrapped;
+  return function () {
+    return arguments.length === 0 ? handler() : wrapped(arguments[0], arguments[1]);
+  };
 }
 
 // Deno's and Supabase's answer to an uncaught handler error.
