@@ -42,3 +42,27 @@ func TestChunksAlreadyBufferedAreCoalesced(t *testing.T) {
 		t.Fatalf("first read %q %v, want both buffered chunks", buf[:n], err)
 	}
 }
+
+func TestHasCloseToken(t *testing.T) {
+	for _, c := range []struct {
+		v    string
+		want bool
+	}{
+		{"close", true},
+		{"Close", true},
+		{"ClOsE", true},
+		{"keep-alive, close", true},
+		{" close ,x", true},
+		{"upgrade,\tCLOSE", true},
+		{"", false},
+		{"keep-alive", false},
+		{"closed", false},
+		{"x-close", false},
+		{"clos", false},
+		{",,", false},
+	} {
+		if got := hasCloseToken([]byte(c.v)); got != c.want {
+			t.Errorf("hasCloseToken(%q) = %v, want %v", c.v, got, c.want)
+		}
+	}
+}

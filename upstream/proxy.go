@@ -156,6 +156,9 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 		if err := resp.Header.Read(br); err != nil {
 			return err
 		}
+		if !resp.Header.ConnectionClose() && hasCloseToken(resp.Header.Peek(fasthttp.HeaderConnection)) {
+			resp.Header.SetConnectionClose()
+		}
 		st := resp.StatusCode()
 		if st < 100 || st >= 200 || st == fasthttp.StatusSwitchingProtocols {
 			return nil
@@ -164,6 +167,34 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 			return errTooManyInterim
 		}
 	}
+}
+
+// hasCloseToken reports a "close" token, in any case, in a Connection
+// value: fasthttp only recognises the exact value "close", and a worker
+// that wants its connection closed ("Connection: Close, x") must never
+// have it reused (found by FuzzResponseFraming against net/http).
+func hasCloseToken(v []byte) bool {
+	for len(v) > 0 {
+		i := 0
+		for i < len(v) && v[i] != ',' {
+			i++
+		}
+		tok := v[:i]
+		for len(tok) > 0 && (tok[0] == ' ' || tok[0] == '\t') {
+			tok = tok[1:]
+		}
+		for len(tok) > 0 && (tok[len(tok)-1] == ' ' || tok[len(tok)-1] == '\t') {
+			tok = tok[:len(tok)-1]
+		}
+		if len(tok) == 5 && (tok[0]|0x20) == 'c' && (tok[1]|0x20) == 'l' && (tok[2]|0x20) == 'o' && (tok[3]|0x20) == 's' && (tok[4]|0x20) == 'e' {
+			return true
+		}
+		if i == len(v) {
+			break
+		}
+		v = v[i+1:]
+	}
+	return false
 }
 
 // checkStatusLine refuses a status line other than "HTTP/1.1 NNN" or
