@@ -61,7 +61,7 @@ func mineResponse(raw []byte, head bool, readSize int) framingVerdict {
 	if err != nil {
 		return framingVerdict{}
 	}
-	v := framingVerdict{ok: true, status: resp.StatusCode(), close: resp.Header.ConnectionClose()}
+	v := framingVerdict{ok: true, status: resp.StatusCode(), close: workerWantsClose(&resp.Header)}
 	if stream {
 		b := startStream(&resp, nil, &conn{br: br}, resp.Header.ContentLength(), !v.close)
 		body, err := readAllSized(b, readSize)

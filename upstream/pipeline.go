@@ -232,7 +232,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start, serv
 	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)
 	}
-	closing := resp.Header.ConnectionClose()
+	closing := workerWantsClose(&resp.Header)
 	if closing {
 		// No more writes; this response still reads fine, and what was
 		// written after it was not processed: it goes elsewhere.

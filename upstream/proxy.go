@@ -107,7 +107,7 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	if err != nil {
 		return w.fail(c, err, deadline)
 	}
-	reusable := !resp.Header.ConnectionClose()
+	reusable := !workerWantsClose(&resp.Header)
 	resp.Header.ResetConnectionClose()
 	if stream {
 		startStream(resp, w, c, resp.Header.ContentLength(), reusable)
@@ -156,9 +156,6 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 		if err := resp.Header.Read(br); err != nil {
 			return err
 		}
-		if !resp.Header.ConnectionClose() && hasCloseToken(resp.Header.Peek(fasthttp.HeaderConnection)) {
-			resp.Header.SetConnectionClose()
-		}
 		st := resp.StatusCode()
 		if st < 100 || st >= 200 || st == fasthttp.StatusSwitchingProtocols {
 			return nil
@@ -167,6 +164,13 @@ func readHead(resp *fasthttp.Response, br *bufio.Reader) error {
 			return errTooManyInterim
 		}
 	}
+}
+
+// workerWantsClose reports whether the worker's response asks for its
+// connection to be closed. The Connection value is left as it is: the
+// gateway strips the headers it names before answering the client.
+func workerWantsClose(h *fasthttp.ResponseHeader) bool {
+	return h.ConnectionClose() || hasCloseToken(h.Peek(fasthttp.HeaderConnection))
 }
 
 // hasCloseToken reports a "close" token, in any case, in a Connection
