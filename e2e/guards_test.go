@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -179,29 +177,9 @@ func TestRateLimitBucketsPerTokenSubject(t *testing.T) {
 // the statuses of every response the gateway wrote before closing.
 func rawExchange(t *testing.T, g *Gateway, req string) []int {
 	t.Helper()
-	c, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	c.(*net.TCPConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(eventTimeout))
-	b, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatalf("the gateway neither answered nor closed: %v (read %q)", err, b)
-	}
 	var statuses []int
-	br := bufio.NewReader(bytes.NewReader(b))
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			break
-		}
-		io.Copy(io.Discard, resp.Body)
-		statuses = append(statuses, resp.StatusCode)
+	for _, r := range rawRead(t, strings.TrimPrefix(g.URL, "http://"), req, true) {
+		statuses = append(statuses, r.Status)
 	}
 	return statuses
 }

@@ -69,6 +69,14 @@ func startPlainDeno(t *testing.T) string {
 // returns every response read before the server closed.
 func rawResponses(t *testing.T, addr, req string) []Response {
 	t.Helper()
+	return rawRead(t, addr, req, false)
+}
+
+// rawRead is rawResponses; with mustClose the server must also have
+// closed the connection within eventTimeout (a read error fails the test
+// even after some responses came).
+func rawRead(t *testing.T, addr, req string, mustClose bool) []Response {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +88,10 @@ func rawResponses(t *testing.T, addr, req string) []Response {
 	c.(*net.TCPConn).CloseWrite()
 	c.SetReadDeadline(time.Now().Add(eventTimeout))
 	b, err := io.ReadAll(c)
-	if err != nil && len(b) == 0 {
+	switch {
+	case err != nil && mustClose:
+		t.Fatalf("%s neither answered nor closed: %v (read %q)", addr, err, b)
+	case err != nil && len(b) == 0:
 		t.Fatalf("no answer from %s: %v", addr, err)
 	}
 	var out []Response
