@@ -27,6 +27,7 @@ const (
 	PanicSpawner    = "spawner"     // the thread that starts worker processes
 	PanicProcess    = "process"     // a worker process's wait and output goroutines
 	PanicClientConn = "client_conn" // a client connection's read, write or close, called by fasthttp outside any handler
+	PanicAbortWatch = "abort_watch" // a worker's watcher of hung-up clients on pipelined connections
 )
 
 // panicRepeatEvery is how often a panic site that keeps panicking is

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"edgeway/observe"
+
 	"github.com/valyala/fasthttp"
 )
 
@@ -52,7 +54,8 @@ func (w *Worker) markForAbort(cl *call, req *fasthttp.Request, client net.Conn) 
 // when the worker exits.
 func (w *Worker) watchPipes() {
 	defer func() {
-		if recover() != nil {
+		if v := recover(); v != nil {
+			recovered(observe.PanicAbortWatch, v)
 			go w.watchPipes() // a tick later; nothing is owned across ticks
 		}
 	}()
