@@ -24,6 +24,10 @@ import (
 // the function may load Node's modules.
 var nodeMarkers = [][]byte{[]byte("npm:"), []byte("node:"), []byte("require(")}
 
+// maxScannedSource bounds the source files read when the folder is loaded;
+// a larger one (a bundle, generated code) counts as a yes unread.
+const maxScannedSource = 4 << 20
+
 // sourceExts are the files scanned for nodeMarkers.
 var sourceExts = map[string]bool{".ts": true, ".tsx": true, ".mts": true, ".cts": true, ".js": true, ".jsx": true, ".mjs": true, ".cjs": true}
 
@@ -71,6 +75,10 @@ func sourcesMention(dir string) bool {
 		}
 		if !sourceExts[filepath.Ext(path)] {
 			return nil
+		}
+		if info, err := d.Info(); err != nil || info.Size() > maxScannedSource {
+			found = true // too large to read here (a bundle): assume it may
+			return filepath.SkipAll
 		}
 		src, err := os.ReadFile(path)
 		if err != nil {

@@ -52,3 +52,21 @@ func TestMayServeNode(t *testing.T) {
 		})
 	}
 }
+
+// A source file too large to read when the folder loads counts as a yes.
+func TestMayServeNodeLargeSource(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.ts"), []byte(`Deno.serve(() => new Response("hi"));`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, maxScannedSource+1)
+	for i := range big {
+		big[i] = ' '
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bundle.js"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !mayServeNode(&config.Function{Name: "fn", Dir: dir}, nil) {
+		t.Fatal("a source file over maxScannedSource was read (or counted as no)")
+	}
+}
