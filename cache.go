@@ -9,8 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"edgeway/config"
-	"edgeway/lifecycle"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/lifecycle"
 )
 
 // cache fetches every function's dependencies into Deno's cache (DENO_DIR)

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"edgeway/config"
-	"edgeway/lifecycle"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/lifecycle"
 )
 
 // edgewayTypes declares what the bootstrap gives every function, so

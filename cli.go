@@ -6,7 +6,7 @@ import (
 	"os"
 	"strings"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 )
 
 // commandHelp is the one-paragraph description of each command taking

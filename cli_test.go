@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 )
 
 func TestCommandHelpExitsZero(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"syscall"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 )
 
 // fdBaseline covers the descriptors the gateway holds whatever the load:

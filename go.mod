@@ -1,4 +1,4 @@
-module edgeway
+module edgeway.dev/edgeway
 
 go 1.26.8
 

@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"edgeway/config"
-	"edgeway/lifecycle"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/lifecycle"
 )
 
 // listTimeout bounds asking a running gateway for its state.

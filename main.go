@@ -25,10 +25,10 @@ import (
 	"syscall"
 	"time"
 
-	"edgeway/config"
-	"edgeway/gateway"
-	"edgeway/lifecycle"
-	"edgeway/observe"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/gateway"
+	"edgeway.dev/edgeway/internal/lifecycle"
+	"edgeway.dev/edgeway/internal/observe"
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"

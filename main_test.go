@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 )
 
 // The README's configuration table is generated from the flag table; this

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 )
 
 // newIndexTS is the scaffolded entrypoint: one Deno.serve handler, as

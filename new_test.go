@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 )
 
 func TestNewFunction(t *testing.T) {

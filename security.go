@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"strings"
 
-	"edgeway/config"
-	"edgeway/gateway"
-	"edgeway/guard"
-	"edgeway/secure"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/gateway"
+	"edgeway.dev/edgeway/internal/guard"
+	"edgeway.dev/edgeway/internal/secure"
 
 	"github.com/rs/zerolog"
 )

@@ -6,9 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/config"
-	"edgeway/gateway"
-	"edgeway/secure"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/gateway"
+	"edgeway.dev/edgeway/internal/secure"
 
 	"github.com/rs/zerolog"
 )

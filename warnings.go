@@ -6,8 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"edgeway/config"
-	"edgeway/lifecycle"
+	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/lifecycle"
 )
 
 // adminShadowed maps a function name to the short-route paths the gateway's

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/secure"
+	"edgeway.dev/edgeway/internal/secure"
 )
 
 // apiKeyFile writes a key file of hashed keys and returns its path.

@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"edgeway/secure"
+	"edgeway.dev/edgeway/internal/secure"
 
 	"github.com/cristalhq/jwt/v5"
 )

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"edgeway/config"
+	"edgeway.dev/edgeway/internal/config"
 
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
