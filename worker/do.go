@@ -93,6 +93,9 @@ func (w *Worker) exchange(ctx *fasthttp.RequestCtx, deadline time.Time) (err err
 			req.Header.SetHost(defaultHost)
 		}
 	}
+	// The Host header as set: fasthttp would otherwise put a parsed URI's
+	// (empty) host over it.
+	req.UseHostHeader = true
 	uw, err := w.single.Pool().Acquire(deadline)
 	if err == nil {
 		err = uw.Proxy(ctx, deadline, upstream.BodyLimits{})

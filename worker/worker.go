@@ -146,7 +146,6 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 	if w.timeout <= 0 {
 		w.timeout = DefaultRequestTimeout
 	}
-	go w.reap()
 	if o.MaxDuration > 0 {
 		w.maxTimer = time.AfterFunc(o.MaxDuration, func() {
 			w.setCause(fmt.Errorf("%w: it ran for its MaxDuration (%s)", ErrExited, o.MaxDuration))
@@ -155,6 +154,7 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 			w.stop(ctx, "wall_clock")
 		})
 	}
+	go w.reap() // after maxTimer is set: reap stops it
 	return w, nil
 }
 
