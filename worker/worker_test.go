@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -395,4 +396,37 @@ Deno.serve(() => new Response(greet("you")));`,
 		t.Fatalf("got %q", body)
 	}
 	l.wait(t, "secret is ***")
+}
+
+func TestHTTPURLEntry(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/typescript")
+		io.WriteString(rw, `export default { fetch: () => new Response("served from " + import.meta.url) };`)
+	}))
+	defer srv.Close()
+	w := start(t, Options{URL: srv.URL + "/mod.ts"})
+	if _, body := get(t, w, "/"); body != "served from "+srv.URL+"/mod.ts" {
+		t.Fatalf("got %q", body)
+	}
+}
+
+func TestShutdownDeadlineKills(t *testing.T) {
+	w := start(t, Options{Code: `Deno.serve(() => new Promise(() => {}))`})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := (&http.Client{Transport: w}).Get("http://fn/")
+		errc <- err
+	}()
+	waitFor(t, "the request to be in flight", func() bool { return w.Stats().InFlight == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := w.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's deadline", err)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("the in-flight request got %v, want ErrClosed", err)
+	}
+	if err := syscall.Kill(w.PID(), 0); err != syscall.ESRCH {
+		t.Fatalf("process still exists: %v", err)
+	}
 }
