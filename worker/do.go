@@ -93,6 +93,9 @@ func (w *Worker) exchange(ctx *fasthttp.RequestCtx, deadline time.Time) (err err
 			req.Header.SetHost(defaultHost)
 		}
 	}
+	// The body is streamed at once: a 100 Continue would only get in the
+	// way of reading the response head.
+	req.Header.Del("Expect")
 	// The Host header as set: fasthttp would otherwise put a parsed URI's
 	// (empty) host over it.
 	req.UseHostHeader = true

@@ -76,7 +76,7 @@ type Options struct {
 	// "--cached-only").
 	DenoFlags []string
 	// BootTimeout bounds the time from spawning to serving; 0 =
-	// DefaultBootTimeout. Start's context deadline bounds it too.
+	// DefaultBootTimeout. Start's context bounds it too.
 	BootTimeout time.Duration
 	// OnLog receives the worker's output, one call per line (a stack
 	// trace with its "at" frames in one call), stream being "stdout" or

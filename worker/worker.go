@@ -58,7 +58,8 @@ type Stats struct {
 }
 
 // Start spawns a worker and returns once it serves. ctx bounds the boot
-// (with Options.BootTimeout); after that it has no effect on the worker. A
+// (with Options.BootTimeout): its deadline, and a cancel, which kills the
+// booting process; after Start returns ctx has no effect on the worker. A
 // boot failure's error carries the last lines the worker wrote to stderr.
 func Start(ctx context.Context, o Options) (*Worker, error) {
 	if err := ctx.Err(); err != nil {
@@ -121,6 +122,7 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 		MemoryLimitMB: o.MemoryLimitMB,
 		DenoFlags:     o.DenoFlags,
 		BootTimeout:   boot,
+		Cancel:        ctx.Done(),
 		OnLog:         o.OnLog,
 		Mask:          mask,
 		MaxLine:       maxLine,
@@ -132,6 +134,9 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 		},
 	})
 	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, fmt.Errorf("worker: boot: %w", cerr)
+		}
 		return nil, fmt.Errorf("worker: boot failed: %w", err)
 	}
 	ok = true
@@ -155,6 +160,11 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 		})
 	}
 	go w.reap() // after maxTimer is set: reap stops it
+	if err := ctx.Err(); err != nil {
+		// Cancelled as the boot ended: the caller no longer wants it.
+		w.Terminate()
+		return nil, fmt.Errorf("worker: boot: %w", err)
+	}
 	return w, nil
 }
 

@@ -430,3 +430,23 @@ func TestShutdownDeadlineKills(t *testing.T) {
 		t.Fatalf("process still exists: %v", err)
 	}
 }
+
+func TestCancelledBootKillsTheProcess(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The function never serves: only the cancel can end this boot (its
+	// timeout is far beyond the test's).
+	_, err := Start(ctx, Options{
+		Deno:        testDeno(t),
+		BootTimeout: time.Hour,
+		Code:        `console.log("booting"); setInterval(() => {}, 1000);`,
+		OnLog: func(_, line string) {
+			if line == "booting" {
+				cancel()
+			}
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}

@@ -47,6 +47,9 @@ type SingleOptions struct {
 	MemoryLimitMB int      // V8 heap limit; 0 = Deno's default
 	DenoFlags     []string // more flags before the main module
 	BootTimeout   time.Duration
+	// Cancel, when closed during the boot, kills the process: the boot
+	// fails. It has no effect afterwards.
+	Cancel <-chan struct{}
 	// OnLog receives every line (a stack trace with its frames) of the
 	// process's stdout and stderr, after Mask. Called from the output
 	// goroutines; nil drops the lines.
@@ -159,6 +162,17 @@ func StartSingle(o SingleOptions) (*Single, error) {
 			p.stderr.Flush()
 		})
 	}()
+	bootDone := make(chan struct{})
+	defer close(bootDone)
+	if o.Cancel != nil {
+		go func() {
+			select {
+			case <-o.Cancel:
+				p.kill()
+			case <-bootDone:
+			}
+		}()
+	}
 	deadline := p.started.Add(o.BootTimeout)
 	if err := p.handshake(ul, deadline); err != nil {
 		t := time.NewTimer(time.Until(deadline))
