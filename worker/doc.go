@@ -15,10 +15,10 @@
 // export default { fetch } and node:http servers, EdgeRuntime.waitUntil,
 // beforeunload and drain events), served on a Unix socket in a private
 // folder, with a control channel user code cannot reach, and the same
-// keep-alive client. Its permissions are as strict as the gateway's
-// default-profile workers: it reads only its own folder, writes nothing, and
-// its environment is exactly Options.Env (plus DENO_DIR and the few
-// variables that steer Deno itself, from the host's environment).
+// keep-alive client. By default it is as strict as the gateway's workers:
+// it reads only its own folder, writes nothing but its sockets, and its
+// environment is exactly Options.Env (plus DENO_DIR and the few variables
+// that steer Deno itself, from the host's environment).
 //
 // Requests go through Do (fasthttp), RoundTrip (net/http, so
 // http.Client{Transport: w} works) or DialWebSocket. A worker does not

@@ -46,8 +46,9 @@ type Options struct {
 	// ("--allow-net=api.example.com", "--allow-env"), as function.json's
 	// "permissions". Nil means "standard" (--allow-net --allow-env). Reads
 	// are always narrowed to the worker's own folder (plus any scoped
-	// --allow-read given here) and writes to its sockets; only
-	// --allow-all ("permissive") lifts that.
+	// --allow-read given here; only --allow-all, "permissive", lifts
+	// that), and writes go nowhere but its sockets unless a flag grants
+	// them.
 	Permissions []string
 	// Env is the worker's whole environment: the host's is not inherited,
 	// except DENO_DIR (resolved as Deno does, so the host's module cache

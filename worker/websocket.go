@@ -13,10 +13,10 @@ import (
 )
 
 // DialWebSocket opens a WebSocket to the function (Deno.upgradeWebSocket)
-// on a worker connection of its own. path is the request target ("/chat?
-// room=1"); header is sent with the handshake (Host, Origin,
-// Sec-WebSocket-Protocol and the like; the handshake's own headers are set
-// by the dialer). The handshake is bounded by ctx and Options.RequestTimeout;
+// on a worker connection of its own. path is the request target
+// ("/chat?room=1"); header is sent with the handshake (Host, Origin,
+// Sec-WebSocket-Protocol and the like; the handshake's own headers are
+// set by the dialer). The handshake is bounded by ctx and Options.RequestTimeout;
 // the session is not: it lasts until either side closes it or the worker
 // stops. Shutdown waits for open sessions to end (up to its context), so
 // close them before, or give Shutdown a deadline.

@@ -236,7 +236,8 @@ func (w *Worker) Stats() Stats {
 
 // Shutdown stops the worker gracefully: new calls fail with ErrClosed at
 // once; the function gets beforeunload (reason "termination"); in-flight
-// requests and open WebSockets finish; it gets drain, then is told to
+// requests (a streamed response body until it is read or closed) and open
+// WebSockets finish; it gets drain, then is told to
 // terminate, which lets its server finish and its background tasks
 // (EdgeRuntime.waitUntil) settle before it exits. When ctx ends first the
 // process is killed and ctx's error returned. Shutdown returns once the

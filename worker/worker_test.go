@@ -287,6 +287,7 @@ func TestTerminateKills(t *testing.T) {
 func TestWebSocketEcho(t *testing.T) {
 	w := start(t, Options{Code: `Deno.serve((req) => {
   if (req.headers.get("upgrade") !== "websocket") return new Response("plain");
+  if (new URL(req.url).pathname === "/refuse") return new Response("not here", { status: 426 });
   const { socket, response } = Deno.upgradeWebSocket(req);
   socket.onmessage = (e) => socket.send("echo: " + e.data + " on " + new URL(req.url).pathname);
   return response;
@@ -314,6 +315,17 @@ func TestWebSocketEcho(t *testing.T) {
 	conn.Close()
 	if w.Stats().WebSockets != 0 {
 		t.Fatalf("stats after close %+v", w.Stats())
+	}
+	// The function's refusal comes back as it answered.
+	_, resp, err = w.DialWebSocket(ctx, "/refuse", nil)
+	if !errors.Is(err, websocket.ErrBadHandshake) || resp == nil || resp.StatusCode != 426 {
+		t.Fatalf("refused upgrade: %v, %+v", err, resp)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != "not here" {
+		t.Fatalf("refusal body %q", b)
+	}
+	if n := w.Stats().WebSockets; n != 0 {
+		t.Fatalf("a refused upgrade still counts: %d", n)
 	}
 	// A request asking to upgrade outside DialWebSocket is refused.
 	req, _ := http.NewRequest("GET", "http://fn/", nil)
