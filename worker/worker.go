@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"edgeway.dev/edgeway/internal/lifecycle"
+	"edgeway.dev/edgeway/internal/observe"
 	"edgeway.dev/edgeway/internal/secure"
 	"edgeway.dev/edgeway/internal/upstream"
+
+	"github.com/rs/zerolog"
 )
 
 // Upstream connection settings, the gateway's defaults.
@@ -39,7 +42,6 @@ type Worker struct {
 	websockets atomic.Int64
 	wsZero     chan struct{} // signalled when the last WebSocket closes
 	stopOnce   sync.Once     // the stop sequence runs once
-	stopped    chan struct{} // closed when the stop sequence has ended
 	done       chan struct{} // closed once the process exited and the folder is gone
 	maxTimer   *time.Timer
 }
@@ -145,7 +147,6 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 		runDir:  runDir,
 		timeout: o.RequestTimeout,
 		wsZero:  make(chan struct{}, 1),
-		stopped: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
 	if w.timeout <= 0 {
@@ -154,9 +155,14 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 	if o.MaxDuration > 0 {
 		w.maxTimer = time.AfterFunc(o.MaxDuration, func() {
 			w.setCause(fmt.Errorf("%w: it ran for its MaxDuration (%s)", ErrExited, o.MaxDuration))
-			ctx, cancel := context.WithTimeout(context.Background(), w.timeout+exitGrace)
-			defer cancel()
-			w.stop(ctx, "wall_clock")
+			ok := observe.Guard(zerolog.Nop(), observe.PanicLifecycle, func() {
+				ctx, cancel := context.WithTimeout(context.Background(), w.timeout+exitGrace)
+				defer cancel()
+				w.stop(ctx, "wall_clock")
+			})
+			if !ok {
+				w.single.Kill() // it must not outlive MaxDuration
+			}
 		})
 	}
 	go w.reap() // after maxTimer is set: reap stops it
@@ -172,6 +178,12 @@ func Start(ctx context.Context, o Options) (*Worker, error) {
 // removes the worker's private folder.
 func (w *Worker) reap() {
 	<-w.single.Exited()
+	defer close(w.done) // whatever happens: Shutdown and Terminate wait for it
+	observe.Guard(zerolog.Nop(), observe.PanicLifecycle, w.settleExit)
+}
+
+// settleExit records why the process ended and removes its folder.
+func (w *Worker) settleExit() {
 	if w.single.DiedOfMemoryLimit() {
 		w.setCause(fmt.Errorf("%w: %w (%s)", ErrExited, ErrMemoryLimit, w.single.ExitReason()))
 	} else {
@@ -182,7 +194,6 @@ func (w *Worker) reap() {
 		w.maxTimer.Stop()
 	}
 	os.RemoveAll(w.runDir)
-	close(w.done)
 }
 
 // setCause records why calls are refused from now on, unless a cause is
@@ -245,22 +256,17 @@ func (w *Worker) Stats() Stats {
 // or after Terminate, waits for the same end.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	w.setCause(ErrClosed)
-	w.stop(ctx, "termination")
-	select {
-	case <-w.done:
-		return nil
-	case <-ctx.Done():
-		w.single.Kill()
-		<-w.done
+	if w.stop(ctx, "termination") {
 		return ctx.Err()
 	}
+	return nil
 }
 
 // stop runs the graceful stop sequence once; later callers wait for the
-// process to exit (or their ctx).
-func (w *Worker) stop(ctx context.Context, reason string) {
+// process to exit (or their ctx). It returns once the process has exited,
+// and reports whether ctx ended first and this call killed it.
+func (w *Worker) stop(ctx context.Context, reason string) (killed bool) {
 	w.stopOnce.Do(func() {
-		defer close(w.stopped)
 		w.refuseNew()
 		w.single.Send("beforeunload " + reason)
 		drained := w.single.Worker().Drain()
@@ -269,8 +275,7 @@ func (w *Worker) stop(ctx context.Context, reason string) {
 		case <-w.done:
 			return
 		case <-ctx.Done():
-			w.single.Kill()
-			return
+			return // killed below
 		}
 		for w.websockets.Load() > 0 {
 			select {
@@ -278,7 +283,6 @@ func (w *Worker) stop(ctx context.Context, reason string) {
 			case <-w.done:
 				return
 			case <-ctx.Done():
-				w.single.Kill()
 				return
 			}
 		}
@@ -287,9 +291,11 @@ func (w *Worker) stop(ctx context.Context, reason string) {
 	})
 	select {
 	case <-w.done:
+		return false
 	case <-ctx.Done():
 		w.single.Kill()
 		<-w.done
+		return true
 	}
 }
 
