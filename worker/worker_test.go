@@ -1,16 +1,19 @@
 package worker
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -460,5 +463,77 @@ func TestCancelledBootKillsTheProcess(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestResponseBodyStreams(t *testing.T) {
+	w := start(t, Options{Code: `
+let release;
+const released = new Promise((r) => { release = r; });
+const enc = new TextEncoder();
+Deno.serve((req) => {
+  if (new URL(req.url).pathname === "/release") { release(); return new Response("released"); }
+  return new Response(new ReadableStream({
+    async start(c) { c.enqueue(enc.encode("first\n")); await released; c.enqueue(enc.encode("second\n")); c.close(); },
+  }));
+});`})
+	c := http.Client{Transport: w}
+	resp, err := c.Get("http://fn/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	// The first chunk arrives while the function still holds the rest.
+	if line, err := br.ReadString('\n'); line != "first\n" || err != nil {
+		t.Fatalf("first chunk %q, %v", line, err)
+	}
+	if n := w.Stats().InFlight; n != 1 {
+		t.Fatalf("in flight while streaming: %d", n)
+	}
+	if _, body := get(t, w, "/release"); body != "released" {
+		t.Fatalf("release: %q", body)
+	}
+	rest, err := io.ReadAll(br)
+	if string(rest) != "second\n" || err != nil {
+		t.Fatalf("rest %q, %v", rest, err)
+	}
+	resp.Body.Close()
+	if n := w.Stats().InFlight; n != 0 {
+		t.Fatalf("in flight after the body: %d", n)
+	}
+}
+
+func TestConcurrentCalls(t *testing.T) {
+	w := start(t, Options{Code: echoCode})
+	c := http.Client{Transport: w}
+	const clients, each = 16, 25
+	errc := make(chan error, clients)
+	for i := range clients {
+		go func() {
+			for j := range each {
+				path := "/c" + strconv.Itoa(i) + "/" + strconv.Itoa(j)
+				resp, err := c.Get("http://fn" + path)
+				if err != nil {
+					errc <- err
+					return
+				}
+				b, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || string(b) != "hello "+path {
+					errc <- fmt.Errorf("%s: %q, %v", path, b, err)
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := w.Stats(); st.Requests != clients*each || st.InFlight != 0 || st.Errors != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
