@@ -34,8 +34,10 @@ vet:
 
 test: vet test-unit test-fuzz test-install test-e2e test-embed
 
+# The worker package's tests run real Deno: the project-local copy when
+# that is the one there is (they skip without any).
 test-unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+	EDGEWAY_TEST_DENO=$$(test -x "$(DENO)" && echo "$(DENO)") $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 # Every Go native fuzz target of the module runs FUZZTIME inputs on top of its
 # seed corpus (the seeds alone already run in test-unit). The budget is a count,
