@@ -537,3 +537,15 @@ func TestConcurrentCalls(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestDenoConfig(t *testing.T) {
+	cfgDir := t.TempDir()
+	os.WriteFile(filepath.Join(cfgDir, "greet.ts"), []byte(`export const greet = (n: string) => "hello " + n;`), 0o600)
+	cfg := filepath.Join(cfgDir, "deno.json")
+	os.WriteFile(cfg, []byte(`{"imports": {"greet": "./greet.ts"}}`), 0o600)
+	w := start(t, Options{Config: cfg, Code: `import { greet } from "greet";
+Deno.serve(() => new Response(greet("config")));`})
+	if _, body := get(t, w, "/"); body != "hello config" {
+		t.Fatalf("got %q", body)
+	}
+}
