@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -547,5 +548,31 @@ func TestDenoConfig(t *testing.T) {
 Deno.serve(() => new Response(greet("config")));`})
 	if _, body := get(t, w, "/"); body != "hello config" {
 		t.Fatalf("got %q", body)
+	}
+}
+
+func TestShutdownLetsBackgroundTasksSettle(t *testing.T) {
+	l := newLogs()
+	w := start(t, Options{OnLog: l.add, Code: `
+let release;
+const released = new Promise((r) => { release = r; });
+addEventListener("drain", () => release());
+Deno.serve(() => {
+  EdgeRuntime.waitUntil((async () => { await released; console.log("task done"); })());
+  return new Response("accepted");
+});`})
+	if _, body := get(t, w, "/"); body != "accepted" {
+		t.Fatalf("got %q", body)
+	}
+	waitFor(t, "the task to be reported", func() bool { return w.Stats().BackgroundTasks == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	if err := w.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !slices.Contains(l.lines, "stdout: task done") {
+		t.Fatalf("the background task did not finish before the exit: %q", l.lines)
 	}
 }
