@@ -8,7 +8,7 @@ BIN := $(CURDIR)/bin/edgeway
 # Deno from PATH when present, else a project-local copy from the npm registry.
 DENO ?= $(shell command -v deno 2>/dev/null || echo $(TOOLS)/node_modules/.bin/deno)
 
-.PHONY: all build deno run test test-unit test-fuzz test-e2e vet fmt bench-go bench loadtest clean install test-install
+.PHONY: all build deno run test test-unit test-fuzz test-e2e test-embed vet fmt bench-go bench loadtest clean install test-install
 
 all: build
 
@@ -32,10 +32,12 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 
-test: vet test-unit test-fuzz test-install test-e2e
+test: vet test-unit test-fuzz test-install test-e2e test-embed
 
+# The worker package's tests run real Deno: the project-local copy when
+# that is the one there is (they skip without any).
 test-unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
+	EDGEWAY_TEST_DENO=$$(test -x "$(DENO)" && echo "$(DENO)") $(GO) test -race -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 # Every Go native fuzz target of the module runs FUZZTIME inputs on top of its
 # seed corpus (the seeds alone already run in test-unit). The budget is a count,
@@ -54,6 +56,11 @@ test-fuzz:
 
 test-e2e: build deno
 	EDGEWAY_BIN=$(BIN) EDGEWAY_TEST_DENO=$(DENO) $(GO) test -count=1 -timeout 15m ./e2e/...
+
+# examples/embed is a module of its own (a replace directive points at this
+# repository): its programs are built and run against real Deno.
+test-embed: deno
+	cd examples/embed && $(GO) vet ./... && EDGEWAY_TEST_DENO=$(DENO) $(GO) test -count=1 ./...
 
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /e2e)
