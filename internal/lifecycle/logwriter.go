@@ -4,32 +4,83 @@ import (
 	"bytes"
 	"strings"
 	"sync"
+	"time"
 
 	"edgeway.dev/edgeway/internal/observe"
 
 	"github.com/rs/zerolog"
 )
 
-// bootTailLines is how many recent stderr lines are kept to explain a boot
-// failure in the log.
+// bootTailLines is how many recent events are kept to explain a boot
+// failure.
 const bootTailLines = 20
 
-// lineWriter turns a worker's stdout or stderr into one log event per line,
-// tagged with the function, pid and stream. It never blocks the worker: the
-// pipe is always drained (an undrained pipe freezes Deno after 64 KiB).
-// A stack trace's frames ("    at ...") written with the line before them
-// (one console.error(err), one uncaught error) stay in that line's event.
-type lineWriter struct {
-	log     zerolog.Logger // guarded by mu once the process runs (setPID)
-	level   zerolog.Level
-	maxLine int
-	buf     []byte
-	mask    func(string) string // secret masking; identity when nil
-	event   []string            // the lines of the event being gathered
-	size    int                 // their bytes
+// Console tags: the bootstrap starts every line a function prints through
+// console.log/info/debug/warn/error with
+//
+//	"\x1e" <the worker's log token> <level byte> <request id> <terminator>
+//
+// level byte: d, i, w or e; request id: empty outside a request, else
+// printable ASCII without '%' (at most maxTaggedRequestID bytes);
+// terminator: tagText (the text follows) or tagSpace (one space follows,
+// which is dropped: console's separator after a non-string first
+// argument). The call's output ends with " " tagEnd (a last argument,
+// dropped), unless its first argument is a format string, which might
+// take that argument: then the output ends with its write. The token is
+// random per worker and reaches the bootstrap in the environment (deleted
+// before the function's code runs), so a line the function writes to
+// stdout itself cannot pass for a console line. See README, "Worker
+// output".
+const (
+	tagStart           = '\x1e'
+	tagText            = '\x1f'
+	tagSpace           = '\x1d'
+	tagEnd             = "\x1c"
+	maxTaggedRequestID = 128
+)
 
-	mu   sync.Mutex
-	tail []string // last lines, for boot errors
+// lineWriter turns a worker's stdout or stderr into log events, tagged
+// with the function, pid and stream. It never blocks the worker: the pipe
+// is always drained (an undrained pipe freezes Deno after 64 KiB).
+//
+// An event is one line, or several gathered:
+//   - a console call's output (tagged): its lines up to the end mark (a
+//     multi-line object, an error's stack), at most those of its write;
+//   - continuation lines (starting with a space or a tab: stack frames,
+//     the caret under a source line) join the event before them when they
+//     come in the same write or, with a window, within window of it;
+//   - Deno's own "error: ..." block (an uncaught error: headline, source
+//     line, caret, frames, written in several writes) gathers every line
+//     that comes within window.
+//
+// An event holds at most maxLine bytes; a longer line is cut, and a line
+// that would make an event longer starts the next one.
+type lineWriter struct {
+	mu      sync.Mutex
+	log     zerolog.Logger // tagged with the pid once the process runs (setPID)
+	level   zerolog.Level  // of an untagged line
+	stderr  bool           // Deno's own messages come here: classify them
+	maxLine int
+	window  time.Duration       // how long an event waits for continuation lines; 0: it ends with its write
+	tag     string              // tagStart + the worker's log token; "" accepts no tags
+	mask    func(string) string // secret masking; identity when nil
+
+	buf   []byte
+	ev    pendingEvent
+	write uint64 // counts Writes: tells lines of the same write
+	gen   uint64 // counts armed timers: only the last one emits
+	tail  []string
+}
+
+// pendingEvent is the event being gathered.
+type pendingEvent struct {
+	lines     []string
+	size      int
+	level     zerolog.Level
+	requestID string
+	console   bool   // a console call's output, its end mark not yet seen
+	denoError bool   // Deno's "error: ..." block
+	write     uint64 // the write its last line came in
 }
 
 // setPID tags the writer's events with the worker's pid. os/exec's copying
@@ -41,18 +92,15 @@ func (lw *lineWriter) setPID(pid int) {
 	lw.mu.Unlock()
 }
 
-func (lw *lineWriter) logger() zerolog.Logger {
-	lw.mu.Lock()
-	defer lw.mu.Unlock()
-	return lw.log
-}
-
 // Write is called by os/exec's copying goroutine, which recovers nothing:
 // a panic (in masking, in logging) is recovered and counted, the line
 // dropped, and the pipe still drained.
 func (lw *lineWriter) Write(p []byte) (n int, err error) {
 	n = len(p) // also what a recovered panic returns
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
 	defer lw.recoverWrite()
+	lw.write++
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
@@ -69,74 +117,216 @@ func (lw *lineWriter) Write(p []byte) (n int, err error) {
 		lw.line()
 		p = p[i+1:]
 	}
-	// What one write holds is complete: frames written later are not
-	// waited for (no timer holds a line back).
-	lw.emit()
+	if len(lw.ev.lines) == 0 {
+		return n, nil
+	}
+	if lw.window <= 0 {
+		lw.emit()
+		return n, nil
+	}
+	// The event waits for continuation lines until window passes with no
+	// write; a later timer supersedes this one.
+	lw.gen++
+	gen := lw.gen
+	time.AfterFunc(lw.window, func() {
+		lw.mu.Lock()
+		defer lw.mu.Unlock()
+		defer lw.recoverWrite()
+		if lw.gen == gen {
+			lw.emit()
+		}
+	})
 	return n, nil
 }
 
+// recoverWrite runs deferred with mu held.
 func (lw *lineWriter) recoverWrite() {
 	if v := recover(); v != nil {
 		lw.buf = lw.buf[:0]
-		observe.Recovered(lw.logger(), observe.PanicProcess, v)
+		lw.ev = pendingEvent{}
+		observe.Recovered(lw.log, observe.PanicProcess, v)
 	}
 }
 
-// Flush logs a last unterminated line.
+// Flush logs what is still gathered and a last unterminated line.
 func (lw *lineWriter) Flush() {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	defer lw.recoverWrite()
+	lw.write++
 	if len(lw.buf) > 0 {
 		lw.line()
 	}
+	lw.gen++ // no timer emits after this
 	lw.emit()
 }
 
-// line takes the buffered line into the event being gathered: a stack
-// frame joins it (up to maxLine bytes in all), any other line starts the
-// next event.
+// line takes the buffered line into the event being gathered, or into a
+// new one.
 func (lw *lineWriter) line() {
 	line := strings.TrimRight(string(lw.buf), "\r")
 	lw.buf = lw.buf[:0]
 	if lw.mask != nil {
 		line = lw.mask(line)
 	}
-	if len(lw.event) == 0 || !isStackFrame(line) || lw.size+1+len(line) > lw.maxLine {
+	if text, level, rid, ok := lw.untag(line); ok {
 		lw.emit()
-	}
-	lw.event = append(lw.event, line)
-	lw.size += len(line) + 1
-}
-
-// isStackFrame reports a V8 stack frame line ("    at f (file:1:2)").
-func isStackFrame(line string) bool {
-	t := strings.TrimLeft(line, " \t")
-	return len(t) < len(line) && strings.HasPrefix(t, "at ")
-}
-
-// emit logs the gathered event, if any.
-func (lw *lineWriter) emit() {
-	if len(lw.event) == 0 {
+		lw.ev = pendingEvent{level: level, requestID: rid, console: true}
+		lw.consoleLine(text)
 		return
 	}
-	msg := strings.Join(lw.event, "\n")
-	lw.event, lw.size = lw.event[:0], 0
-	lw.mu.Lock()
+	ev := &lw.ev
+	if ev.console && ev.write == lw.write {
+		if ev.size+1+len(line) > lw.maxLine { // too long: it goes on in the next event
+			level, rid := ev.level, ev.requestID
+			lw.emit()
+			lw.ev = pendingEvent{level: level, requestID: rid, console: true}
+		}
+		lw.consoleLine(line)
+		return
+	}
+	joins := len(ev.lines) > 0 &&
+		(ev.denoError || (isContinuation(line) && (ev.write == lw.write || lw.window > 0)))
+	if joins && ev.size+1+len(line) <= lw.maxLine {
+		lw.add(line)
+		return
+	}
+	if joins { // too long: the rest goes on in the next event, as it was
+		level, rid, denoError := ev.level, ev.requestID, ev.denoError
+		lw.emit()
+		lw.ev = pendingEvent{level: level, requestID: rid, denoError: denoError}
+		lw.add(line)
+		return
+	}
+	lw.emit()
+	lw.ev = pendingEvent{level: lw.level}
+	if lw.stderr {
+		lw.ev.level, lw.ev.denoError = classifyDenoLine(line, lw.level)
+	}
+	lw.add(line)
+}
+
+// consoleLine adds a line of a console call's output; its end mark logs
+// the event.
+func (lw *lineWriter) consoleLine(text string) {
+	end := false
+	if text == tagEnd {
+		text, end = "", true
+	} else if t, ok := strings.CutSuffix(text, " "+tagEnd); ok {
+		text, end = t, true
+	}
+	lw.add(text)
+	if end {
+		lw.emit()
+	}
+}
+
+func (lw *lineWriter) add(line string) {
+	lw.ev.lines = append(lw.ev.lines, line)
+	lw.ev.size += len(line) + 1
+	lw.ev.write = lw.write
+}
+
+// untag parses a console tag at the start of line: the text after it, the
+// level and request id it names. A line without this worker's token is
+// untagged, whatever it starts with.
+func (lw *lineWriter) untag(line string) (text string, level zerolog.Level, rid string, ok bool) {
+	if lw.tag == "" || !strings.HasPrefix(line, lw.tag) {
+		return "", 0, "", false
+	}
+	rest := line[len(lw.tag):]
+	if rest == "" {
+		return "", 0, "", false
+	}
+	switch rest[0] {
+	case 'd':
+		level = zerolog.DebugLevel
+	case 'i':
+		level = zerolog.InfoLevel
+	case 'w':
+		level = zerolog.WarnLevel
+	case 'e':
+		level = zerolog.ErrorLevel
+	default:
+		return "", 0, "", false
+	}
+	rest = rest[1:]
+	end := strings.IndexAny(rest, string([]byte{tagText, tagSpace}))
+	if end < 0 || end > maxTaggedRequestID {
+		return "", 0, "", false
+	}
+	for i := 0; i < end; i++ {
+		if c := rest[i]; c < 0x21 || c > 0x7e || c == '%' {
+			return "", 0, "", false
+		}
+	}
+	rid, text = rest[:end], rest[end+1:]
+	if rest[end] == tagSpace {
+		text = strings.TrimPrefix(text, " ")
+	}
+	return text, level, rid, true
+}
+
+// isContinuation reports a line that goes on the one before: a stack frame
+// ("    at f (file:1:2)"), the caret under a source line, an indented dump.
+func isContinuation(line string) bool {
+	return line != "" && (line[0] == ' ' || line[0] == '\t')
+}
+
+// classifyDenoLine gives an untagged stderr line its level: Deno's fatal
+// "error: ..." (which opens a block), its "Warning ..." and its module
+// download progress ("Download https://...", one line per file on a first
+// boot: progress, not a problem). Anything else keeps the stream's level.
+func classifyDenoLine(line string, def zerolog.Level) (zerolog.Level, bool) {
+	switch {
+	case strings.HasPrefix(line, "error: "):
+		return zerolog.ErrorLevel, true
+	case strings.HasPrefix(line, "Warning "):
+		return zerolog.WarnLevel, false
+	case strings.HasPrefix(line, "Download "):
+		return zerolog.DebugLevel, false
+	}
+	return def, false
+}
+
+// emit logs the gathered event, if any. mu is held.
+func (lw *lineWriter) emit() {
+	ev := &lw.ev
+	if len(ev.lines) == 0 {
+		return
+	}
+	msg := strings.Join(ev.lines, "\n")
 	if len(lw.tail) == bootTailLines {
 		copy(lw.tail, lw.tail[1:])
 		lw.tail = lw.tail[:bootTailLines-1]
 	}
 	lw.tail = append(lw.tail, msg)
-	log := lw.log
-	lw.mu.Unlock()
-	level := lw.level
-	if level == zerolog.WarnLevel && strings.HasPrefix(msg, "Download ") {
-		level = zerolog.InfoLevel // Deno's module download progress, not a problem
+	e := lw.log.WithLevel(ev.level)
+	if ev.requestID != "" {
+		e = e.Str("request_id", ev.requestID)
 	}
-	log.WithLevel(level).Msg(msg)
+	*ev = pendingEvent{lines: ev.lines[:0]}
+	e.Msg(msg)
 }
 
-// Tail returns the last lines written, oldest first.
+// Tail returns the last events logged, oldest first.
 func (lw *lineWriter) Tail() string {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	return strings.Join(lw.tail, "\n")
+}
+
+// BootError returns the headline of the last "error: ..." event Deno
+// wrote (without "error: "), or "": the one line a boot failure's summary
+// repeats from the output logged before it.
+func (lw *lineWriter) BootError() string {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	for i := len(lw.tail) - 1; i >= 0; i-- {
+		if msg, ok := strings.CutPrefix(lw.tail[i], "error: "); ok {
+			first, _, _ := strings.Cut(msg, "\n")
+			return first
+		}
+	}
+	return ""
 }
