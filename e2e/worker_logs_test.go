@@ -119,7 +119,9 @@ Deno.serve(() => new Response("x"));`})
 		strings.Contains(summary.Str("error"), "\n") || summary["deno_output"] != nil {
 		t.Errorf("boot failure summary: %v", summary)
 	}
-	live := g.WaitLog(func(l logLine) bool { return l.Str("stream") == "stderr" && strings.Contains(l.Msg(), "bad import time") })
+	live := g.WaitLog(func(l logLine) bool {
+		return l.Str("stream") == "stderr" && strings.Contains(l.Msg(), "bad import time")
+	})
 	if live.Str("level") != "error" || !strings.HasPrefix(live.Msg(), "error: Uncaught") ||
 		!strings.Contains(live.Msg(), "\n                         ^\n    at inner (") {
 		t.Errorf("Deno's error is not one event: %v", live)
