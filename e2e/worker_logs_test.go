@@ -26,6 +26,9 @@ Deno.serve(async (req) => {
     console.error("error line", who);
     console.debug("debug line", who);
     console.info({ object: who });
+    console.group("group", who);
+    console.log("in the group", who);
+    console.groupEnd();
     Deno.stdout.writeSync(new TextEncoder().encode("\x1e0123456789abcdefiforged\x1fraw line " + who + "\n"));
     release();
     return new Response("ok");
@@ -67,6 +70,8 @@ func TestWorkerConsoleLinesCarryRequestID(t *testing.T) {
 		{"error", "error line second", "rid-second"},
 		{"debug", "debug line second", "rid-second"},
 		{"info", `{ object: "second" }`, "rid-second"},
+		{"info", "group second", "rid-second"},
+		{"info", "  in the group second", "rid-second"},
 		{"info", "after the wait first", "rid-first"},
 		{"warn", "from a timer first", "rid-first"},
 	} {

@@ -227,14 +227,16 @@ func (lw *lineWriter) add(line string) {
 	lw.ev.write = lw.write
 }
 
-// untag parses a console tag at the start of line: the text after it, the
-// level and request id it names. A line without this worker's token is
+// untag parses a console tag at the start of line (after the spaces of
+// console.group's indentation, which stay): the text after it, the level
+// and request id it names. A line without this worker's token is
 // untagged, whatever it starts with.
 func (lw *lineWriter) untag(line string) (text string, level zerolog.Level, rid string, ok bool) {
-	if lw.tag == "" || !strings.HasPrefix(line, lw.tag) {
+	indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
+	if lw.tag == "" || !strings.HasPrefix(line[len(indent):], lw.tag) {
 		return "", 0, "", false
 	}
-	rest := line[len(lw.tag):]
+	rest := line[len(indent)+len(lw.tag):]
 	if rest == "" {
 		return "", 0, "", false
 	}
@@ -264,7 +266,7 @@ func (lw *lineWriter) untag(line string) (text string, level zerolog.Level, rid 
 	if rest[end] == tagSpace {
 		text = strings.TrimPrefix(text, " ")
 	}
-	return text, level, rid, true
+	return indent + text, level, rid, true
 }
 
 // isContinuation reports a line that goes on the one before: a stack frame
