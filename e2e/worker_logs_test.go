@@ -29,6 +29,7 @@ Deno.serve(async (req) => {
     console.group("group", who);
     console.log("in the group", who);
     console.groupEnd();
+    EdgeRuntime.waitUntil(Promise.reject(new Error("background " + who)));
     Deno.stdout.writeSync(new TextEncoder().encode("\x1e0123456789abcdefiforged\x1fraw line " + who + "\n"));
     release();
     return new Response("ok");
@@ -83,6 +84,12 @@ func TestWorkerConsoleLinesCarryRequestID(t *testing.T) {
 	raw := g.WaitLog(func(l logLine) bool { return strings.Contains(l.Msg(), "raw line second") })
 	if raw.Str("request_id") != "" || !strings.HasPrefix(raw.Msg(), "\x1e0123456789abcdef") || raw.Str("level") != "info" {
 		t.Errorf("a line the function wrote itself with a made-up tag: %v", raw)
+	}
+	background := g.WaitLog(func(l logLine) bool {
+		return strings.HasPrefix(l.Msg(), "background task failed: Error: background second")
+	})
+	if background.Str("level") != "error" || background.Str("request_id") != "rid-second" {
+		t.Errorf("a failed background task: %v", background)
 	}
 	uncaught := g.WaitLog(func(l logLine) bool { return strings.Contains(l.Msg(), "handler failed throws") })
 	if uncaught.Str("level") != "error" || thrownID == "" || uncaught.Str("request_id") != thrownID ||

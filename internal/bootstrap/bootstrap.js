@@ -81,11 +81,10 @@ envDelete("EDGEWAY_NODE_SERVER");
 // strips: "\x1e" <token> <level> <request id> <"\x1f", or "\x1d" before
 // console's separator space>; it ends with " \x1c" (see printTagged). The
 // level is the method's (debug, info, warn, error: console.error is an
-// error, as on Supabase);
-// the request id is that of the request whose handler (or whatever it
-// started: promises, timers) printed the line, read from the x-request-id
-// header the gateway sets, when EDGEWAY_CONSOLE ends in "+rid"
-// (--worker-request-context). The token is random per worker and leaves
+// error, as on Supabase); the request id is that of the request whose
+// handler (or whatever it started: promises, timers) printed the line,
+// read from the x-request-id header the gateway sets, when EDGEWAY_CONSOLE
+// ends in "+rid" (--worker-request-context). The token is random per worker and leaves
 // the environment here, before the function's code runs: a line the
 // function writes to Deno.stdout itself is logged untagged (the stream's
 // level, no request id). What a function prints is its own to label: it
@@ -163,10 +162,11 @@ function printTagged(print, level, req, args) {
   return ReflectApply(print, undefined, args);
 }
 
-// logError is the bootstrap's own error line (with the request's id when
-// one is known).
+// logError is the bootstrap's own error line, with the id of req or else
+// of the request whose context it runs in (a background task's failure).
 function logError(req, ...args) {
   if (consoleTag === "") return ReflectApply(consoleError, undefined, args);
+  if (req === undefined && requestStore !== null) req = storeGet(requestStore);
   return printTagged(consoleError, "e", req, args);
 }
 
