@@ -30,6 +30,8 @@ Deno.serve(async (req) => {
     console.log("in the group", who);
     console.groupEnd();
     EdgeRuntime.waitUntil(Promise.reject(new Error("background " + who)));
+    // larger than a pipe read (32 KiB) and than an event (8 KiB)
+    console.log("big", who, "\n" + "a line of the big output, 50 bytes with newline.\n".repeat(1500) + "end of big");
     Deno.stdout.writeSync(new TextEncoder().encode("\x1e0123456789abcdefiforged\x1fraw line " + who + "\n"));
     release();
     return new Response("ok");
@@ -84,6 +86,15 @@ func TestWorkerConsoleLinesCarryRequestID(t *testing.T) {
 	raw := g.WaitLog(func(l logLine) bool { return strings.Contains(l.Msg(), "raw line second") })
 	if raw.Str("request_id") != "" || !strings.HasPrefix(raw.Msg(), "\x1e0123456789abcdef") || raw.Str("level") != "info" {
 		t.Errorf("a line the function wrote itself with a made-up tag: %v", raw)
+	}
+	g.WaitLog(func(l logLine) bool { return strings.HasSuffix(l.Msg(), "end of big") })
+	if n := g.logs.count(func(l logLine) bool {
+		return strings.Contains(l.Msg(), "a line of the big output") && (l.Str("request_id") != "rid-second" || l.Str("level") != "info")
+	}); n != 0 {
+		t.Errorf("%d parts of a big console.log without its request id or level", n)
+	}
+	if n := g.logs.count(func(l logLine) bool { return strings.Contains(l.Msg(), "a line of the big output") }); n < 75000/8192 {
+		t.Errorf("a 75 KB console.log in %d events of at most --worker-log-line bytes", n)
 	}
 	background := g.WaitLog(func(l logLine) bool {
 		return strings.HasPrefix(l.Msg(), "background task failed: Error: background second")

@@ -145,18 +145,22 @@ function tagFor(level, req) {
 
 // printTagged prints args through console method print with the tag and,
 // as a last argument, the end mark "\x1c" (which console prints after a
-// space): the log writer takes the lines up to it as one event. A format
+// space), announced by the level's upper-case letter: the log writer takes
+// the lines up to it as one event, however the pipe splits them. A format
 // string as first argument could take that argument for one of its
 // directives: then there is no end mark (the event is the lines of the
 // write).
+const withEndMark = Object.freeze({ __proto__: null, d: "D", i: "I", w: "W", e: "E" });
 function printTagged(print, level, req, args) {
-  const tag = tagFor(level, req);
   if (args.length > 0 && typeof args[0] === "string") {
-    const format = StringPrototypeIncludes(args[0], "%");
-    args[0] = tag + "\x1f" + args[0];
-    if (!format) ArrayPrototypePush(args, "\x1c");
+    if (StringPrototypeIncludes(args[0], "%")) {
+      args[0] = tagFor(level, req) + "\x1f" + args[0];
+    } else {
+      args[0] = tagFor(withEndMark[level], req) + "\x1f" + args[0];
+      ArrayPrototypePush(args, "\x1c");
+    }
   } else {
-    ArrayPrototypeUnshift(args, tag + "\x1d");
+    ArrayPrototypeUnshift(args, tagFor(withEndMark[level], req) + "\x1d");
     ArrayPrototypePush(args, "\x1c");
   }
   return ReflectApply(print, undefined, args);

@@ -20,13 +20,13 @@ const bootTailLines = 20
 //
 //	"\x1e" <the worker's log token> <level byte> <request id> <terminator>
 //
-// level byte: d, i, w or e; request id: empty outside a request, else
-// printable ASCII without '%' (at most maxTaggedRequestID bytes);
-// terminator: tagText (the text follows) or tagSpace (one space follows,
-// which is dropped: console's separator after a non-string first
-// argument). The call's output ends with " " tagEnd (a last argument,
-// dropped), unless its first argument is a format string, which might
-// take that argument: then the output ends with its write. The token is
+// level byte: d, i, w or e, upper case when the output ends with " "
+// tagEnd (a last argument, dropped; not after a format string, which
+// might take that argument: such output ends with its write); request id:
+// empty outside a request, else printable ASCII without '%' (at most
+// maxTaggedRequestID bytes); terminator: tagText (the text follows) or
+// tagSpace (one space follows, which is dropped: console's separator
+// after a non-string first argument). The token is
 // random per worker and reaches the bootstrap in the environment (deleted
 // before the function's code runs), so a line the function writes to
 // stdout itself cannot pass for a console line. See README, "Worker
@@ -44,11 +44,12 @@ const (
 // is always drained (an undrained pipe freezes Deno after 64 KiB).
 //
 // An event is one line, or several gathered:
-//   - a console call's output (tagged): its lines up to the end mark (a
-//     multi-line object, an error's stack), at most those of its write;
+//   - a console call's output (tagged): its lines up to its end mark (a
+//     multi-line object, an error's stack; a pipe read may split it), or,
+//     without one, the lines of its write;
 //   - continuation lines (starting with a space or a tab: stack frames,
 //     the caret under a source line) join the event before them when they
-//     come in the same write or, with a window, within window of it;
+//     come in the same write or within window of it;
 //   - Deno's own "error: ..." block (an uncaught error: headline, source
 //     line, caret, frames, written in several writes) gathers every line
 //     that comes within window.
@@ -78,7 +79,8 @@ type pendingEvent struct {
 	size      int
 	level     zerolog.Level
 	requestID string
-	console   bool   // a console call's output, its end mark not yet seen
+	console   bool   // a console call's output, not yet ended
+	endMark   bool   // ... which ends with its end mark
 	denoError bool   // Deno's "error: ..." block
 	write     uint64 // the write its last line came in
 }
@@ -169,18 +171,18 @@ func (lw *lineWriter) line() {
 	if lw.mask != nil {
 		line = lw.mask(line)
 	}
-	if text, level, rid, ok := lw.untag(line); ok {
+	if text, level, rid, endMark, ok := lw.untag(line); ok {
 		lw.emit()
-		lw.ev = pendingEvent{level: level, requestID: rid, console: true}
+		lw.ev = pendingEvent{level: level, requestID: rid, console: true, endMark: endMark}
 		lw.consoleLine(text)
 		return
 	}
 	ev := &lw.ev
-	if ev.console && ev.write == lw.write {
+	if ev.console && (ev.endMark || ev.write == lw.write) {
 		if ev.size+1+len(line) > lw.maxLine { // too long: it goes on in the next event
-			level, rid := ev.level, ev.requestID
+			next := pendingEvent{level: ev.level, requestID: ev.requestID, console: true, endMark: ev.endMark}
 			lw.emit()
-			lw.ev = pendingEvent{level: level, requestID: rid, console: true}
+			lw.ev = next
 		}
 		lw.consoleLine(line)
 		return
@@ -210,10 +212,12 @@ func (lw *lineWriter) line() {
 // the event.
 func (lw *lineWriter) consoleLine(text string) {
 	end := false
-	if text == tagEnd {
-		text, end = "", true
-	} else if t, ok := strings.CutSuffix(text, " "+tagEnd); ok {
-		text, end = t, true
+	if lw.ev.endMark {
+		if text == tagEnd {
+			text, end = "", true
+		} else if t, ok := strings.CutSuffix(text, " "+tagEnd); ok {
+			text, end = t, true
+		}
 	}
 	lw.add(text)
 	if end {
@@ -231,16 +235,20 @@ func (lw *lineWriter) add(line string) {
 // console.group's indentation, which stay): the text after it, the level
 // and request id it names. A line without this worker's token is
 // untagged, whatever it starts with.
-func (lw *lineWriter) untag(line string) (text string, level zerolog.Level, rid string, ok bool) {
+func (lw *lineWriter) untag(line string) (text string, level zerolog.Level, rid string, endMark, ok bool) {
 	indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
 	if lw.tag == "" || !strings.HasPrefix(line[len(indent):], lw.tag) {
-		return "", 0, "", false
+		return "", 0, "", false, false
 	}
 	rest := line[len(indent)+len(lw.tag):]
 	if rest == "" {
-		return "", 0, "", false
+		return "", 0, "", false, false
 	}
-	switch rest[0] {
+	l := rest[0]
+	if endMark = 'A' <= l && l <= 'Z'; endMark {
+		l += 'a' - 'A'
+	}
+	switch l {
 	case 'd':
 		level = zerolog.DebugLevel
 	case 'i':
@@ -250,23 +258,23 @@ func (lw *lineWriter) untag(line string) (text string, level zerolog.Level, rid 
 	case 'e':
 		level = zerolog.ErrorLevel
 	default:
-		return "", 0, "", false
+		return "", 0, "", false, false
 	}
 	rest = rest[1:]
 	end := strings.IndexAny(rest, string([]byte{tagText, tagSpace}))
 	if end < 0 || end > maxTaggedRequestID {
-		return "", 0, "", false
+		return "", 0, "", false, false
 	}
 	for i := 0; i < end; i++ {
 		if c := rest[i]; c < 0x21 || c > 0x7e || c == '%' {
-			return "", 0, "", false
+			return "", 0, "", false, false
 		}
 	}
 	rid, text = rest[:end], rest[end+1:]
 	if rest[end] == tagSpace {
 		text = strings.TrimPrefix(text, " ")
 	}
-	return indent + text, level, rid, true
+	return indent + text, level, rid, endMark, true
 }
 
 // isContinuation reports a line that goes on the one before: a stack frame

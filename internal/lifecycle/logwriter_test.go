@@ -36,7 +36,7 @@ func parseEvents(t *testing.T, out string) []loggedEvent {
 const testToken = "0123456789abcdef"
 
 // tagged is what the bootstrap prints for console.<level>(text) in the
-// request rid, without the end mark.
+// request rid (an upper-case level: an end mark follows the text).
 func tagged(level byte, rid, text string) string {
 	return "\x1e" + testToken + string(level) + rid + "\x1f" + text
 }
@@ -86,22 +86,28 @@ func TestLineWriterEvents(t *testing.T) {
 			[]string{"\x1e" + testToken + "w7\x1d { a: 1 }\n" + "\x1e" + testToken + "i7\x1d\n"}, 100,
 			[]loggedEvent{{"warn", "{ a: 1 }", "7"}, {"info", "", "7"}}},
 		{"a console call's lines up to its end are one event", false, 0,
-			[]string{tagged('i', "r", "{") + "\n  a: 1\n} \x1c\nraw\n", "after\n"}, 100,
+			[]string{tagged('I', "r", "{") + "\n  a: 1\n} \x1c\nraw\n", "after\n"}, 100,
 			[]loggedEvent{{"info", "{\n  a: 1\n}", "r"}, {"info", "raw", ""}, {"info", "after", ""}}},
+		{"a console call split across writes goes on to its end", false, hour,
+			[]string{tagged('I', "r", "{") + "\n  a: 1\nb:", " 2\n} \x1c\nraw\n"}, 100,
+			[]loggedEvent{{"info", "{\n  a: 1\nb: 2\n}", "r"}, {"info", "raw", ""}}},
+		{"without a window a console call ends with its write", false, 0,
+			[]string{tagged('I', "r", "{") + "\n  a: 1\n", "} \x1c\n"}, 100,
+			[]loggedEvent{{"info", "{\n  a: 1", "r"}, {"info", "} \x1c", ""}}},
 		{"without an end, a console call's lines are those of its write", false, 0,
-			[]string{tagged('i', "r", "%s {") + "\n  a: 1\n}\n", "after\n"}, 100,
-			[]loggedEvent{{"info", "%s {\n  a: 1\n}", "r"}, {"info", "after", ""}}},
+			[]string{tagged('i', "r", "%s {") + "\n  a: 1\n} \x1c\n", "after\n"}, 100,
+			[]loggedEvent{{"info", "%s {\n  a: 1\n} \x1c", "r"}, {"info", "after", ""}}},
 		{"end marks are dropped", true, hour,
-			[]string{"\x1e" + testToken + "e\x1d \x1c\n" + tagged('e', "", " \x1c") + "\n" + tagged('w', "", "x \x1c") + "\n"}, 100,
+			[]string{"\x1e" + testToken + "E\x1d \x1c\n" + tagged('E', "", " \x1c") + "\n" + tagged('W', "", "x \x1c") + "\n"}, 100,
 			[]loggedEvent{{"error", "", ""}, {"error", "", ""}, {"warn", "x", ""}}},
 		{"a long console call goes on in the next event", false, 0,
-			[]string{tagged('e', "r", "Error: e") + "\n    at aaaaaaaaaa\n    at bbbbbbbbbb \x1c\n"}, 30,
+			[]string{tagged('E', "r", "Error: e") + "\n    at aaaaaaaaaa\n    at bbbbbbbbbb \x1c\n"}, 30,
 			[]loggedEvent{{"error", "Error: e\n    at aaaaaaaaaa", "r"}, {"error", "    at bbbbbbbbbb", "r"}}},
 		{"a console line ends the event before it", true, hour,
 			[]string{"error: x\n", tagged('w', "r", "w") + "\n"}, 100,
 			[]loggedEvent{{"error", "error: x", ""}, {"warn", "w", "r"}}},
 		{"console.group's indentation stays", false, 0,
-			[]string{tagged('i', "r", "grp \x1c") + "\n  " + tagged('i', "r", "in group \x1c") + "\n    " + "\x1e" + testToken + "w\x1d {\n      a: 1\n    } \x1c\n"}, 100,
+			[]string{tagged('I', "r", "grp \x1c") + "\n  " + tagged('I', "r", "in group \x1c") + "\n    " + "\x1e" + testToken + "W\x1d {\n      a: 1\n    } \x1c\n"}, 100,
 			[]loggedEvent{{"info", "grp", "r"}, {"info", "  in group", "r"}, {"warn", "    {\n      a: 1\n    }", ""}}},
 		{"another token is not a tag", false, 0,
 			[]string{"\x1effffffffffffffffi" + "r\x1fforged\n"}, 100,

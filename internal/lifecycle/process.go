@@ -143,7 +143,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
 	tag := string(tagStart) + token
-	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine, tag: tag}
+	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
 	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, stderr: true, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
 	if fe.masker != nil {
 		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
