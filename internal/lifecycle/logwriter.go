@@ -68,8 +68,9 @@ type lineWriter struct {
 
 	buf   []byte
 	ev    pendingEvent
-	write uint64 // counts Writes: tells lines of the same write
-	gen   uint64 // counts armed timers: only the last one emits
+	write uint64      // counts Writes: tells lines of the same write
+	timer *time.Timer // logs the event at due, window after the last write
+	due   time.Time
 	tail  []string
 }
 
@@ -126,19 +127,26 @@ func (lw *lineWriter) Write(p []byte) (n int, err error) {
 		lw.emit()
 		return n, nil
 	}
-	// The event waits for continuation lines until window passes with no
-	// write; a later timer supersedes this one.
-	lw.gen++
-	gen := lw.gen
-	time.AfterFunc(lw.window, func() {
-		lw.mu.Lock()
-		defer lw.mu.Unlock()
-		defer lw.recoverWrite()
-		if lw.gen == gen {
-			lw.emit()
-		}
-	})
+	// The event waits for more of its lines until window passes with no
+	// write.
+	lw.due = time.Now().Add(lw.window)
+	if lw.timer == nil {
+		lw.timer = time.AfterFunc(lw.window, lw.timeUp)
+	} else {
+		lw.timer.Reset(lw.window)
+	}
 	return n, nil
+}
+
+// timeUp logs the gathered event once it is due (a firing that a later
+// write has pushed back does nothing: the timer fires again).
+func (lw *lineWriter) timeUp() {
+	lw.mu.Lock()
+	defer lw.mu.Unlock()
+	defer lw.recoverWrite()
+	if !time.Now().Before(lw.due) {
+		lw.emit()
+	}
 }
 
 // recoverWrite runs deferred with mu held.
@@ -159,7 +167,9 @@ func (lw *lineWriter) Flush() {
 	if len(lw.buf) > 0 {
 		lw.line()
 	}
-	lw.gen++ // no timer emits after this
+	if lw.timer != nil {
+		lw.timer.Stop()
+	}
 	lw.emit()
 }
 

@@ -189,11 +189,15 @@ func TestLineWriterBootError(t *testing.T) {
 // request id is only ever printable ASCII.
 func FuzzLineWriter(f *testing.F) {
 	f.Add([]byte(tagged('i', "r", "x")+"\n    at y\nerror: z\n"), 7)
+	f.Add([]byte(tagged('E', "r", "Error: x")+"\n    at y\n  \x1c\nz \x1c\n"), 8)
 	f.Add([]byte("\x1e"+testToken+"e\x1d\n\x1e"+testToken), 3)
 	f.Add([]byte("a\r\nb\n\n\n  c"), 1)
 	f.Fuzz(func(t *testing.T, data []byte, split int) {
 		var out bytes.Buffer
 		lw := &lineWriter{log: zerolog.New(&out), level: zerolog.WarnLevel, stderr: true, maxLine: 256, tag: "\x1e" + testToken}
+		if split%2 == 0 {
+			lw.window = time.Hour // events go on across writes until Flush
+		}
 		split = max(1, split%64+1)
 		for len(data) > 0 {
 			n := min(split, len(data))
