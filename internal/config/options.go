@@ -440,7 +440,7 @@ var specs = []spec{
 	sizeSpec("log-max-buffered", "1MiB", "most log bytes held while the output is slow or stuck (nobody reads stderr); further lines are dropped and counted in edgeway_log_dropped_total, so logging never blocks a request", func(o *Options) *int64 { return &o.LogMaxBuffered }),
 	intSpec("worker-log-line", "8192", "longest worker log event in bytes (a stdout/stderr line, or the lines gathered into one event: a console call's output, a stack trace); a longer line is cut, a longer event goes on in the next", 256, func(o *Options) *int { return &o.WorkerLogLine }),
 	durationSpec("worker-log-coalesce", "50ms", "how long a worker's log event waits for more of its lines after a write (Deno writes an uncaught error's headline, source line and stack in several writes; a pipe read may split a console call's output); 0 = an event ends with its write", func(o *Options) *time.Duration { return &o.WorkerLogCoalesce }),
-	boolSpec("worker-request-context", "true", "lines a function prints through console while handling a request carry its request_id (AsyncLocalStorage in every worker: 5-7 ms more CPU per boot, 0.3-1 µs per request for handlers that take the request, measured on a shared 2-core VM)", func(o *Options) *bool { return &o.WorkerRequestContext }),
+	boolSpec("worker-request-context", "true", "lines a function prints through console while handling a request carry its request_id (AsyncLocalStorage in every worker: about 7 ms more CPU per boot and 1 µs per request for handlers that take the request, measured on a shared 2-core VM; none on the zero-parameter fast path)", func(o *Options) *bool { return &o.WorkerRequestContext }),
 }
 
 // EnvName is the environment variable that sets a flag: EDGEWAY_<UPPER_SNAKE>.
