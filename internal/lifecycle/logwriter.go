@@ -67,6 +67,8 @@ type lineWriter struct {
 	mask    func(string) string // secret masking; identity when nil
 
 	buf   []byte
+	cut   bool    // the line in buf was longer than maxLine
+	last2 [2]byte // the line's last two bytes, cut or not
 	ev    pendingEvent
 	write uint64      // counts Writes: tells lines of the same write
 	timer *time.Timer // logs the event at due, window after the last write
@@ -107,16 +109,10 @@ func (lw *lineWriter) Write(p []byte) (n int, err error) {
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			room := lw.maxLine - len(lw.buf)
-			if room > 0 {
-				lw.buf = append(lw.buf, p[:min(room, len(p))]...)
-			}
+			lw.take(p)
 			break
 		}
-		room := lw.maxLine - len(lw.buf)
-		if room > 0 {
-			lw.buf = append(lw.buf, p[:min(room, i)]...)
-		}
+		lw.take(p[:i])
 		lw.line()
 		p = p[i+1:]
 	}
@@ -149,6 +145,22 @@ func (lw *lineWriter) timeUp() {
 	}
 }
 
+// take adds part of a line to buf, up to maxLine bytes, and remembers
+// whether the line was cut and its last two bytes (an end mark the cut
+// dropped still ends its console call).
+func (lw *lineWriter) take(part []byte) {
+	room := lw.maxLine - len(lw.buf)
+	if len(part) > room {
+		lw.cut = true
+	}
+	if room > 0 {
+		lw.buf = append(lw.buf, part[:min(room, len(part))]...)
+	}
+	for _, c := range part[max(0, len(part)-2):] {
+		lw.last2[0], lw.last2[1] = lw.last2[1], c
+	}
+}
+
 // recoverWrite runs deferred with mu held.
 func (lw *lineWriter) recoverWrite() {
 	if v := recover(); v != nil {
@@ -177,14 +189,15 @@ func (lw *lineWriter) Flush() {
 // new one.
 func (lw *lineWriter) line() {
 	line := strings.TrimRight(string(lw.buf), "\r")
-	lw.buf = lw.buf[:0]
+	cutEnd := lw.cut && lw.last2 == [2]byte{' ', tagEnd[0]}
+	lw.buf, lw.cut, lw.last2 = lw.buf[:0], false, [2]byte{}
 	if lw.mask != nil {
 		line = lw.mask(line)
 	}
 	if text, level, rid, endMark, ok := lw.untag(line); ok {
 		lw.emit()
 		lw.ev = pendingEvent{level: level, requestID: rid, console: true, endMark: endMark}
-		lw.consoleLine(text)
+		lw.consoleLine(text, cutEnd)
 		return
 	}
 	ev := &lw.ev
@@ -194,7 +207,7 @@ func (lw *lineWriter) line() {
 			lw.emit()
 			lw.ev = next
 		}
-		lw.consoleLine(line)
+		lw.consoleLine(line, cutEnd)
 		return
 	}
 	joins := len(ev.lines) > 0 &&
@@ -218,12 +231,14 @@ func (lw *lineWriter) line() {
 	lw.add(line)
 }
 
-// consoleLine adds a line of a console call's output; its end mark logs
-// the event.
-func (lw *lineWriter) consoleLine(text string) {
+// consoleLine adds a line of a console call's output; its end mark (or
+// cutEnd: the one cut off a long line) logs the event.
+func (lw *lineWriter) consoleLine(text string, cutEnd bool) {
 	end := false
 	if lw.ev.endMark {
-		if text == tagEnd {
+		if cutEnd {
+			end = true
+		} else if text == tagEnd {
 			text, end = "", true
 		} else if t, ok := strings.CutSuffix(text, " "+tagEnd); ok {
 			text, end = t, true
