@@ -19,15 +19,32 @@ import (
 const edgewayTypes = `declare const EdgeRuntime: { waitUntil<T>(promise: Promise<T>): Promise<T> };
 `
 
-// check validates a functions folder for CI before deploy: discovery,
-// every function.json, .env and config.toml, permission profiles, and a
+// check validates a functions folder for CI before deploy: every
+// function.json against its JSON Schema (each problem with its file and
+// field), discovery, .env and config.toml, permission profiles, and a
 // `deno check` type-check of each entrypoint with the config, import map
 // and lock its workers run with. It prints a table and returns non-zero on
 // any error.
 func check(args []string, stdout, stderr io.Writer) int {
-	opts, deno, layout, code := loadFolder("check", args, stdout, stderr)
-	if layout == nil {
+	opts, deno, code, ok := folderArgs("check", args, stdout, stderr)
+	if !ok {
 		return code
+	}
+	// Every function.json against the schema first: all problems of all
+	// files at once, where loading stops at the first.
+	problems, err := config.CheckFunctionFiles(opts.Functions)
+	if err != nil {
+		return fail(stderr, err)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(stderr, p)
+	}
+	if len(problems) > 0 {
+		return fail(stderr, fmt.Errorf("%d problem(s) in function.json files", len(problems)))
+	}
+	layout, err := config.Discover(opts.Functions, opts)
+	if err != nil {
+		return fail(stderr, err)
 	}
 	if err := lifecycle.Validate(opts, layout); err != nil {
 		return fail(stderr, err)
@@ -86,25 +103,35 @@ func check(args []string, stdout, stderr io.Writer) int {
 // an error it prints one line and returns a nil layout and the exit code
 // (0 after --help, which prints the command's usage to stdout).
 func loadFolder(command string, args []string, stdout, stderr io.Writer) (config.Options, string, *config.Layout, int) {
-	opts, err := config.Parse(args, os.Getenv)
-	if errors.Is(err, config.ErrHelp) {
-		commandUsage(stdout, command)
-		return opts, "", nil, 0
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "edgeway %s: %v\n", command, err)
-		return opts, "", nil, 2
-	}
-	deno, err := exec.LookPath(opts.Deno)
-	if err == nil {
-		deno, err = filepath.Abs(deno)
-	}
-	if err != nil {
-		return opts, "", nil, fail(stderr, denoNotFound(opts.Deno, err))
+	opts, deno, code, ok := folderArgs(command, args, stdout, stderr)
+	if !ok {
+		return opts, "", nil, code
 	}
 	layout, err := config.Discover(opts.Functions, opts)
 	if err != nil {
 		return opts, "", nil, fail(stderr, err)
 	}
 	return opts, deno, layout, 0
+}
+
+// folderArgs parses a folder command's flags and finds Deno. When it
+// returns !ok it has printed why (or the usage) and code is the exit code.
+func folderArgs(command string, args []string, stdout, stderr io.Writer) (config.Options, string, int, bool) {
+	opts, err := config.Parse(args, os.Getenv)
+	if errors.Is(err, config.ErrHelp) {
+		commandUsage(stdout, command)
+		return opts, "", 0, false
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "edgeway %s: %v\n", command, err)
+		return opts, "", 2, false
+	}
+	deno, err := exec.LookPath(opts.Deno)
+	if err == nil {
+		deno, err = filepath.Abs(deno)
+	}
+	if err != nil {
+		return opts, "", fail(stderr, denoNotFound(opts.Deno, err)), false
+	}
+	return opts, deno, 0, true
 }

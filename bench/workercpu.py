@@ -26,7 +26,8 @@ HELLO = "Hello, World!\n"
 
 # Variants that remove one suspect from the bootstrap (text replacements; a
 # replacement that no longer matches the bootstrap fails loudly).
-WRAP = "const wrapped = trackAborts((req, info) => handler(req, new ConnInfo(req, info)));"
+WRAP = "const tracked = trackAborts((req, info) => handler(req, new ConnInfo(req, info)));"
+CONSOLE = 'const consoleSpec = envGet("EDGEWAY_CONSOLE") ?? "";'
 
 
 def rep(s, a, b):
@@ -38,8 +39,12 @@ def rep(s, a, b):
 SUSPECTS = {
     "nourl": lambda s: rep(s, 'Object.defineProperty(Request.prototype, "url", ', "void (0, "),
     "nosignal": lambda s: rep(s, 'Object.defineProperty(Request.prototype, "signal", ', "void (0, "),
-    "noconninfo": lambda s: rep(s, WRAP, "const wrapped = trackAborts(handler);"),
-    "notrack": lambda s: rep(s, WRAP, "const wrapped = (req, info) => handler(req, new ConnInfo(req, info));"),
+    "noconninfo": lambda s: rep(s, WRAP, "const tracked = trackAborts(handler);"),
+    "notrack": lambda s: rep(s, WRAP, "const tracked = (req, info) => handler(req, new ConnInfo(req, info));"),
+    # the worker as the gateway starts it: console tags, with and without
+    # the request context (--worker-request-context, AsyncLocalStorage)
+    "tags": lambda s: rep(s, CONSOLE, 'const consoleSpec = "0123456789abcdef";'),
+    "rid": lambda s: rep(s, CONSOLE, 'const consoleSpec = "0123456789abcdef+rid";'),
     "nowrap": lambda s: rep(s, "function wrapHandler(handler) {", "function wrapHandler(handler) {\n  return handler;"),
     "noonerror": lambda s: rep(s, 'onError: typeof options.onError === "function" ? options.onError : defaultOnError,',
                                "onError: options.onError,"),
@@ -145,7 +150,7 @@ class Worker:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--bootstrap", default=os.path.join(ROOT, "bootstrap", "bootstrap.js"))
+    ap.add_argument("--bootstrap", default=os.path.join(ROOT, "internal", "bootstrap", "bootstrap.js"))
     ap.add_argument("--compare", default="", help="name=path,...: further bootstrap files, run as they are")
     ap.add_argument("--only", default="", help="variants to run, comma-separated, the first is the baseline")
     ap.add_argument("--handler", choices=["zero", "req"], default="zero",

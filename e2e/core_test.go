@@ -286,7 +286,7 @@ func TestBootErrorWhileOthersServe(t *testing.T) {
 	}
 	expectError(t, g.Get("/noserve"), 503, "BOOT_ERROR")
 	g.WaitLog(func(l logLine) bool {
-		return l.Msg() == "worker failed to boot" && l.Str("function") == "broken" && strings.Contains(l.Str("deno_output"), "error")
+		return l.Msg() == "worker failed to boot" && l.Str("function") == "broken" && strings.Contains(l.Str("error"), "Expected")
 	})
 	// The reason says what happened to the worker, not the control
 	// channel's internals ("control connection: EOF").

@@ -75,6 +75,115 @@ const sockPath = serveAddress.slice(5);
 const nodeServer = envGet("EDGEWAY_NODE_SERVER") === "1";
 envDelete("EDGEWAY_NODE_SERVER");
 
+// ---- console: levels and request ids ----
+// What a function prints through console.log/info/debug/warn/error starts
+// with a tag the gateway's log writer (lifecycle/logwriter.go) parses and
+// strips: "\x1e" <token> <level> <request id> <"\x1f", or "\x1d" before
+// console's separator space>; it ends with " \x1c" (see printTagged). The
+// level is the method's (debug, info, warn, error: console.error is an
+// error, as on Supabase); the request id is that of the request whose
+// handler (or whatever it started: promises, timers) printed the line,
+// read from the x-request-id header the gateway sets, when EDGEWAY_CONSOLE
+// ends in "+rid" (--worker-request-context). The token is random per worker and leaves
+// the environment here, before the function's code runs: a line the
+// function writes to Deno.stdout itself is logged untagged (the stream's
+// level, no request id). What a function prints is its own to label: it
+// can print under any of its own requests' ids (it sees them), never under
+// another function's or worker's (those fields are the gateway's).
+const consoleSpec = envGet("EDGEWAY_CONSOLE") ?? "";
+envDelete("EDGEWAY_CONSOLE");
+const consoleTag = consoleSpec.length >= 16 ? "\x1e" + consoleSpec.slice(0, 16) : "";
+let requestStore = null;
+let storeRun = null;
+let storeGet = null;
+if (consoleTag !== "" && consoleSpec.slice(16) === "+rid") {
+  const { AsyncLocalStorage } = await import("node:async_hooks");
+  requestStore = new AsyncLocalStorage();
+  storeRun = uncurry(AsyncLocalStorage.prototype.run);
+  storeGet = uncurry(AsyncLocalStorage.prototype.getStore);
+}
+const ReflectApply = Reflect.apply;
+const ArrayPrototypeUnshift = uncurry(Array.prototype.unshift);
+const StringPrototypeCharCodeAt = uncurry(String.prototype.charCodeAt);
+const StringPrototypeIncludes = uncurry(String.prototype.includes);
+const RequestPrototypeHeaders = uncurry(Object.getOwnPropertyDescriptor(Request.prototype, "headers").get);
+const HeadersGet = uncurry(Headers.prototype.get);
+const WeakMapGet = uncurry(WeakMap.prototype.get);
+const WeakMapSet = uncurry(WeakMap.prototype.set);
+
+// requestIDOf is the request's x-request-id when the tag may carry it
+// (1-128 printable ASCII bytes, no '%', which console would read as a
+// format), else "".
+function requestIDOf(req) {
+  let id;
+  try {
+    id = HeadersGet(RequestPrototypeHeaders(req), "x-request-id");
+  } catch {
+    return "";
+  }
+  if (typeof id !== "string" || id.length === 0 || id.length > 128) return "";
+  for (let i = 0; i < id.length; i++) {
+    const c = StringPrototypeCharCodeAt(id, i);
+    if (c < 0x21 || c > 0x7e || c === 0x25) return "";
+  }
+  return id;
+}
+
+// failedRequests maps an error a handler threw (or rejected with) to its
+// request, for the "uncaught error" line Deno's onError prints outside the
+// request's context.
+const failedRequests = new WeakMap();
+function noteFailure(err, req) {
+  if (requestStore !== null && err !== null && (typeof err === "object" || typeof err === "function")) {
+    WeakMapSet(failedRequests, err, req);
+  }
+}
+
+function tagFor(level, req) {
+  return consoleTag + level + (req === undefined ? "" : requestIDOf(req));
+}
+
+// printTagged prints args through console method print with the tag and,
+// as a last argument, the end mark "\x1c" (which console prints after a
+// space), announced by the level's upper-case letter: the log writer takes
+// the lines up to it as one event, however the pipe splits them. A format
+// string as first argument could take that argument for one of its
+// directives: then there is no end mark (the event is the lines of the
+// write).
+const withEndMark = Object.freeze({ __proto__: null, d: "D", i: "I", w: "W", e: "E" });
+function printTagged(print, level, req, args) {
+  if (args.length > 0 && typeof args[0] === "string") {
+    if (StringPrototypeIncludes(args[0], "%")) {
+      args[0] = tagFor(level, req) + "\x1f" + args[0];
+    } else {
+      args[0] = tagFor(withEndMark[level], req) + "\x1f" + args[0];
+      ArrayPrototypePush(args, "\x1c");
+    }
+  } else {
+    ArrayPrototypeUnshift(args, tagFor(withEndMark[level], req) + "\x1d");
+    ArrayPrototypePush(args, "\x1c");
+  }
+  return ReflectApply(print, undefined, args);
+}
+
+// logError is the bootstrap's own error line, with the id of req or else
+// of the request whose context it runs in (a background task's failure).
+function logError(req, ...args) {
+  if (consoleTag === "") return ReflectApply(consoleError, undefined, args);
+  if (req === undefined && requestStore !== null) req = storeGet(requestStore);
+  return printTagged(consoleError, "e", req, args);
+}
+
+if (consoleTag !== "") {
+  for (const [name, level] of [["log", "i"], ["info", "i"], ["debug", "d"], ["warn", "w"], ["error", "e"]]) {
+    const print = FunctionPrototypeBind(console[name], console);
+    console[name] = function (...args) {
+      return printTagged(print, level, requestStore === null ? undefined : storeGet(requestStore), args);
+    };
+  }
+}
+// ---- end console ----
+
 // Deno runs a preload's event loop until nothing keeps it alive before it
 // evaluates the entry, so the control connection is unref'd: it never
 // holds up the entry. The function's server is what keeps the worker
@@ -130,7 +239,7 @@ globalThis.EdgeRuntime = Object.freeze({
       send("bg " + pendingTasks);
     };
     PromisePrototypeThen(PromiseResolve(promise), done, (err) => {
-      consoleError("background task failed:", err);
+      logError(undefined, "background task failed:", err);
       done();
     });
     return promise;
@@ -230,13 +339,18 @@ function trackAborts(handler) {
       out = handler(req, info);
     } catch (err) {
       SetPrototypeDelete(abortsInFlight, req);
+      noteFailure(err, req);
       throw err;
     }
     if (out instanceof PromiseCtor) {
       const done = () => {
         SetPrototypeDelete(abortsInFlight, req);
       };
-      PromisePrototypeThen(out, done, done);
+      const failed = requestStore === null ? done : (err) => {
+        done();
+        noteFailure(err, req);
+      };
+      PromisePrototypeThen(out, done, failed);
     } else {
       SetPrototypeDelete(abortsInFlight, req);
     }
@@ -260,7 +374,7 @@ function abortRequest(seq) {
   try {
     AbortControllerPrototypeAbort(abortState(found).controller);
   } catch (err) {
-    consoleError("abort listener failed:", err);
+    logError(undefined, "abort listener failed:", err);
   }
 }
 
@@ -279,8 +393,13 @@ function abortRequest(seq) {
 // (bench/workercpu.py, paired interleaved rounds, Deno CPU per request):
 // 9.80 -> 9.65 µs at ~50,000 req/s (paired median -0.43 µs; Deno direct
 // 9.36), 26.4 -> 24.6 µs at 6,500 req/s (-1.5 µs; direct 23.7).
+//
+// With --worker-request-context the handler runs in its request's
+// AsyncLocalStorage context (console lines carry the request id); the
+// zero-parameter fast path has no request, so its lines carry none.
 function wrapHandler(handler) {
-  const wrapped = trackAborts((req, info) => handler(req, new ConnInfo(req, info)));
+  const tracked = trackAborts((req, info) => handler(req, new ConnInfo(req, info)));
+  const wrapped = requestStore === null ? tracked : (req, info) => storeRun(requestStore, req, tracked, req, info);
   if (handler.length !== 0) return wrapped;
   return function () {
     return arguments.length === 0 ? handler() : wrapped(arguments[0], arguments[1]);
@@ -289,7 +408,9 @@ function wrapHandler(handler) {
 
 // Deno's and Supabase's answer to an uncaught handler error.
 function defaultOnError(err) {
-  consoleError("uncaught error in function handler:", err);
+  let req;
+  if (err !== null && (typeof err === "object" || typeof err === "function")) req = WeakMapGet(failedRequests, err);
+  logError(req, "uncaught error in function handler:", err);
   return new Response("Internal Server Error", { status: 500 });
 }
 
@@ -402,7 +523,7 @@ function dispatchLifecycle(event) {
   try {
     dispatchEvent(event);
   } catch (err) {
-    consoleError("lifecycle event listener failed:", err);
+    logError(undefined, "lifecycle event listener failed:", err);
   }
 }
 

@@ -192,5 +192,5 @@ func (g *Gateway) writeDispatchError(ctx *fasthttp.RequestCtx, fn *routable.Func
 		e.write(ctx)
 	}
 	fn.Metrics.Refuse(string(e.code))
-	g.log.Warn().Str("function", fn.Name).Err(err).Msg("request failed")
+	g.log.Warn().Bytes("request_id", ctx.Request.Header.PeekBytes(hdrRequestID)).Str("function", fn.Name).Err(err).Msg("request failed")
 }

@@ -379,7 +379,13 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		}
 		var be *errBoot
 		if errors.As(ev.err, &be) {
-			m.log.Error().Str("reason", be.reason).Str("deno_output", be.tail).Msg("worker failed to boot")
+			// One line: Deno's output was logged as it came (see
+			// lineWriter), its error's headline is repeated here.
+			e := m.log.Error().Str("reason", be.reason)
+			if be.headline != "" {
+				e = e.Str("error", be.headline)
+			}
+			e.Msg("worker failed to boot")
 		} else {
 			m.log.Error().Err(ev.err).Msg("worker failed to start")
 		}

@@ -77,8 +77,9 @@ type process struct {
 
 // errBoot carries the reason a worker failed to become ready.
 type errBoot struct {
-	reason string
-	tail   string
+	reason   string
+	tail     string // the worker's last stderr events, already logged as they came
+	headline string // of Deno's last "error: ..." among them, or ""
 }
 
 func (e *errBoot) Error() string {
@@ -136,12 +137,14 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	cmd := exec.Command(s.opts.Deno, denoArgs(s, spec, importMapPath, sock, ctlPath, w)...)
 	cmd.Dir = fn.Dir
 	fe := spec.env
-	cmd.Env = slices.Concat(workerEnv(fe.vars, sock, ctlPath, spec.nodeServer), w.env())
+	token := consoleToken()
+	cmd.Env = slices.Concat(workerEnv(fe.vars, sock, ctlPath, spec.nodeServer), w.env(), []string{consoleEnv(token, s.opts.WorkerRequestContext)})
 	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
-	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine}
-	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, maxLine: s.opts.WorkerLogLine}
+	tag := string(tagStart) + token
+	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
+	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, stderr: true, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
 	if fe.masker != nil {
 		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
 	}
@@ -189,7 +192,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 			// (Deno's own message is in the tail), not "control connection: EOF".
 			reason = fmt.Sprintf("the worker exited during boot (%s)", exitString(p.exitErr))
 		}
-		return nil, &errBoot{reason: reason, tail: p.stderr.Tail()}
+		return nil, &errBoot{reason: reason, tail: p.stderr.Tail(), headline: p.stderr.BootError()}
 	}
 	p.worker = upstream.NewWorker(pool, id, p.pid, p.sock, upstream.WorkerOptions{
 		MaxIdleConns: s.opts.UpstreamMaxIdleConns,

@@ -15,7 +15,8 @@ import "strings"
 //     entry through Deno.serve, which the bootstrap has replaced;
 //   - EDGEWAY_NODE_SERVER=1, only for functions that may start a node:http
 //     server (see nodeserver.go): the bootstrap makes server.address()
-//     answer for a server moved onto the socket.
+//     answer for a server moved onto the socket;
+//   - EDGEWAY_CONSOLE: the console tag's token (consoletag.go).
 const (
 	envControl      = "EDGEWAY_CONTROL"
 	envServeAddress = "DENO_SERVE_ADDRESS"
@@ -26,7 +27,7 @@ const (
 // bootstrapEnvVars are what the bootstrap reads and deletes: the worker
 // needs env permission for these names (and only these, when its profile
 // grants no other).
-var bootstrapEnvVars = []string{envControl, envServeAddress, envAutoServe, envNodeServer}
+var bootstrapEnvVars = []string{envControl, envServeAddress, envAutoServe, envNodeServer, envConsole}
 
 // listenWildcards are denied to every worker: a function's own TCP
 // listener on all interfaces (a second node:http server, Deno.listen({port}))
