@@ -28,8 +28,13 @@ type lineWriter struct {
 	event   []string            // the lines of the event being gathered
 	size    int                 // their bytes
 
+	// onLine, when set, hears every event after it is logged (the host's
+	// Log hook, lifecycle/hooks.go); pid is 0 before setPID.
+	onLine func(pid int, line string)
+
 	mu   sync.Mutex
 	tail []string // last lines, for boot errors
+	pid  int
 }
 
 // setPID tags the writer's events with the worker's pid. os/exec's copying
@@ -38,6 +43,7 @@ type lineWriter struct {
 func (lw *lineWriter) setPID(pid int) {
 	lw.mu.Lock()
 	lw.log = lw.log.With().Int("pid", pid).Logger()
+	lw.pid = pid
 	lw.mu.Unlock()
 }
 
@@ -125,13 +131,16 @@ func (lw *lineWriter) emit() {
 		lw.tail = lw.tail[:bootTailLines-1]
 	}
 	lw.tail = append(lw.tail, msg)
-	log := lw.log
+	log, pid := lw.log, lw.pid
 	lw.mu.Unlock()
 	level := lw.level
 	if level == zerolog.WarnLevel && strings.HasPrefix(msg, "Download ") {
 		level = zerolog.InfoLevel // Deno's module download progress, not a problem
 	}
 	log.WithLevel(level).Msg(msg)
+	if lw.onLine != nil {
+		observe.Guard(log, observe.PanicHook, func() { lw.onLine(pid, msg) })
+	}
 }
 
 // Tail returns the last lines written, oldest first.
