@@ -64,6 +64,9 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *routable.Function,
 	respBytes := ctx.Response.Header.ContentLength()
 	fn.Metrics.ObserveRequest(status, elapsed, reqBytes, respBytes)
 	if g.hooks.RequestStats != nil {
+		if !ctx.Response.IsBodyStream() {
+			respBytes = len(ctx.Response.Body()) // the gateway's own answers declare none yet
+		}
 		g.requestStats(fn.Name, status, elapsed, max(reqBytes, -1), max(respBytes, -1))
 	}
 	if logged {
