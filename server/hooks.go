@@ -63,16 +63,16 @@ type Hooks struct {
 
 // LogLine is one line a worker wrote.
 type LogLine struct {
-	Function string
-	PID      int
+	Function string // the function's name
+	PID      int    // the worker's process id
 	Stream   string // "stdout" or "stderr"
-	Line     string
+	Line     string // the line, with the stack frames that followed it
 }
 
 // RequestStats describes one answered request.
 type RequestStats struct {
-	Function string
-	Status   int
+	Function string // the function's name
+	Status   int    // the response's status, the gateway's own refusals included
 	// Duration is from the request's arrival to its response head; a
 	// streamed body is still being sent.
 	Duration time.Duration
@@ -83,8 +83,8 @@ type RequestStats struct {
 
 // WebSocketClose describes a finished WebSocket session.
 type WebSocketClose struct {
-	Function  string
-	RequestID string
+	Function  string // the function's name
+	RequestID string // the upgrade request's X-Request-Id
 	Code      int    // the first close code either side sent; 1006 when none did
 	ClosedBy  string // "client", "worker", "gateway", or "" when nobody sent a close frame
 	Duration  time.Duration

@@ -52,7 +52,8 @@ type Server struct {
 	stopWatch chan struct{}
 }
 
-// ErrServerClosed is returned by Serve and Start after Shutdown.
+// ErrServerClosed is returned by Start, and so by Serve, when called
+// after Shutdown.
 var ErrServerClosed = errors.New("edgeway server: closed")
 
 // New validates cfg, resolves Deno, reads the functions folder and

@@ -9,7 +9,7 @@ import (
 // FunctionStats is a function's state and counters, as /health reports
 // them.
 type FunctionStats struct {
-	Name string
+	Name string // the function's name
 	// Workers by state.
 	Running, Starting, Draining int
 	// InFlight is the requests in flight over every worker.
@@ -26,7 +26,7 @@ type FunctionStats struct {
 	// while the function had none ready.
 	Requests   uint64
 	ColdStarts uint64
-	Workers    []WorkerStats
+	Workers    []WorkerStats // the ready and draining workers
 }
 
 // WorkerStats is one worker process.
@@ -34,10 +34,10 @@ type WorkerStats struct {
 	PID             int
 	State           string // "running" or "draining"
 	Uptime          time.Duration
-	InFlight        int
-	WebSockets      int
-	Served          uint64
-	BackgroundTasks int
+	InFlight        int    // requests in flight
+	WebSockets      int    // open sessions
+	Served          uint64 // requests answered
+	BackgroundTasks int    // EdgeRuntime.waitUntil tasks pending
 }
 
 // Stats returns the named function's stats; ok is false when the Server
