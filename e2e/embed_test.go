@@ -276,6 +276,26 @@ func TestServerPackageMountedInNetHTTP(t *testing.T) {
 	}
 	resp.Body.Close()
 
+	// Handler serves the same in a host's own fasthttp server, a POST body
+	// included.
+	fln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fhost := &fasthttp.Server{Handler: srv.Handler(), StreamRequestBody: true}
+	go fhost.Serve(fln)
+	defer fhost.Shutdown()
+	req, _ = http.NewRequest("POST", "http://"+fln.Addr().String()+"/echo", strings.NewReader(payload))
+	req.Header.Set("x-user", "ann")
+	if resp, err = client.Do(req); err != nil {
+		t.Fatalf("fasthttp host: %v", err)
+	}
+	echoed, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(echoed) != payload {
+		t.Fatalf("fasthttp host echo: %d, %d bytes back", resp.StatusCode, len(echoed))
+	}
+
 	host.Close()
 	stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
