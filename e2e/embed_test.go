@@ -187,6 +187,14 @@ func TestServerPackageMountedInNetHTTP(t *testing.T) {
 	if hookPanics.Get() != panicsBefore+1 {
 		t.Fatalf("edgeway_panics_total{where=hook} %d -> %d, want +1", panicsBefore, hookPanics.Get())
 	}
+	// HEAD keeps the length a GET would have.
+	req, _ := http.NewRequest("HEAD", host.URL+"/fn/whoami", nil)
+	req.Header.Set("x-user", "ann")
+	if resp, err := client.Do(req); err != nil || resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("HEAD: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// OnAuthFailure writes its own refusal.
 	if st, body := get("/fn/whoami", map[string]string{"x-user": "bob"}); st != 403 || body != "no entry to whoami: unknown user" {
 		t.Fatalf("refusal: %d %q", st, body)
@@ -209,7 +217,7 @@ func TestServerPackageMountedInNetHTTP(t *testing.T) {
 
 	// A chunked request body streams to the worker and back.
 	payload := strings.Repeat("0123456789abcdef", 8<<10)
-	req, _ := http.NewRequest("POST", host.URL+"/fn/echo", io.MultiReader(strings.NewReader(payload)))
+	req, _ = http.NewRequest("POST", host.URL+"/fn/echo", io.MultiReader(strings.NewReader(payload)))
 	req.Header.Set("x-user", "ann")
 	resp, err := client.Do(req)
 	if err != nil {

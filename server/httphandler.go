@@ -91,6 +91,9 @@ func (a *httpAdapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.ContentLength < 0: // chunked: length unknown
 		req.SetBodyStream(r.Body, -1)
 	}
+	if r.Method == http.MethodHead {
+		ctx.Response.SkipBody = true
+	}
 	a.handler(ctx)
 	writeResponse(w, &ctx.Response)
 }
@@ -107,7 +110,13 @@ func writeResponse(w http.ResponseWriter, resp *fasthttp.Response) {
 	}
 	if !resp.IsBodyStream() {
 		body := resp.Body()
-		h.Set(fasthttp.HeaderContentLength, strconv.Itoa(len(body)))
+		n := len(body)
+		if resp.SkipBody { // HEAD: the length a GET would have
+			n, body = resp.Header.ContentLength(), nil
+		}
+		if n >= 0 {
+			h.Set(fasthttp.HeaderContentLength, strconv.Itoa(n))
+		}
 		w.WriteHeader(resp.StatusCode())
 		w.Write(body)
 		return
