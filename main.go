@@ -22,6 +22,7 @@ import (
 
 	"edgeway.dev/edgeway/internal/config"
 	"edgeway.dev/edgeway/internal/lifecycle"
+	"edgeway.dev/edgeway/internal/setup"
 	"edgeway.dev/edgeway/server"
 )
 
@@ -108,14 +109,15 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	setGoMaxProcs(opts.GoMaxProcs)
+	// The port first: taken, it is the only line printed.
+	ln, err := setup.Listen(opts)
+	if err != nil {
+		return fail(stderr, err)
+	}
 	srv, err := server.New(server.Config{Flags: args, Getenv: os.Getenv, LogOutput: stderr, Version: version})
 	if err != nil {
+		ln.Close()
 		return fail(stderr, err) // New has written out the log lines before the error
-	}
-	ln, err := srv.Listen()
-	if err != nil {
-		srv.Shutdown(context.Background())
-		return fail(stderr, err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -135,7 +137,7 @@ func serve(args []string, stderr io.Writer) int {
 			return 0
 		case err := <-served:
 			srv.Shutdown(context.Background())
-			return fail(stderr, fmt.Errorf("listener failed: %w", err))
+			return fail(stderr, err)
 		}
 	}
 }

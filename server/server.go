@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -45,11 +44,11 @@ type Server struct {
 	hooks    *dispatcher
 	version  string
 
-	mu        sync.Mutex
-	started   bool
-	stopped   bool
-	adminLn   net.Listener // opened by Listen with --admin-listen
-	stopWatch chan struct{}
+	mu          sync.Mutex
+	started     bool
+	stopped     bool
+	adminOpened bool // --admin-listen's listener is served
+	stopWatch   chan struct{}
 }
 
 // ErrServerClosed is returned by Start, and so by Serve, when called
@@ -123,27 +122,9 @@ func (s *Server) build(cfg Config) error {
 	return nil
 }
 
-// Listen opens the listeners the config names: the front door on
-// Host:Port, which it returns for Serve, and with --admin-listen the
-// admin endpoints' one, which Serve then serves too.
-func (s *Server) Listen() (net.Listener, error) {
-	addr := net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s, %s: cannot listen on %s: %w", s.opts.Source("host"), s.opts.Source("port"), addr, err)
-	}
-	if s.opts.AdminListen != "" {
-		adminLn, err := net.Listen("tcp", s.opts.AdminListen)
-		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("flag --admin-listen: cannot listen on %s: %w", s.opts.AdminListen, err)
-		}
-		s.mu.Lock()
-		s.adminLn = adminLn
-		s.mu.Unlock()
-	}
-	return ln, nil
-}
+// Listen opens the front door's listener on Host:Port (--host, --port)
+// for Serve.
+func (s *Server) Listen() (net.Listener, error) { return setup.Listen(s.opts) }
 
 // Start starts the functions: workers of functions with min workers or
 // eager spawn boot now, the others on their first request; with --watch
@@ -182,21 +163,29 @@ func (s *Server) Start(ctx context.Context) error {
 func (s *Server) rescan() (*config.Layout, error) { return config.Discover(s.opts.Functions, s.opts) }
 
 // Serve starts the functions if Start has not, then serves the gateway
-// on ln (and the admin listener Listen opened, if any) until Shutdown,
-// when it returns nil. A failing listener ends it with the error.
+// on ln until Shutdown, when it returns nil; with --admin-listen it also
+// opens and serves the admin endpoints' listener (once). A failing
+// listener ends it with the error.
 func (s *Server) Serve(ln net.Listener) error {
+	adminLn, err := s.listenAdmin()
+	if err != nil {
+		return err
+	}
 	if err := s.Start(context.Background()); err != nil {
 		return err
 	}
 	served := make(chan error, 2)
-	s.mu.Lock()
-	adminLn := s.adminLn
-	s.mu.Unlock()
 	if adminLn != nil {
 		go func() { served <- s.gw.ServeAdmin(gateway.RetryAccept(adminLn, s.log)) }()
 		s.log.Info().Str("addr", adminLn.Addr().String()).Msg("admin endpoints listening")
 	}
-	go func() { served <- s.gw.Serve(ln) }()
+	go func() {
+		if err := s.gw.Serve(ln); err != nil {
+			served <- fmt.Errorf("serving %s: %w", ln.Addr(), err)
+			return
+		}
+		served <- nil
+	}()
 	names := make([]string, 0, len(s.layout.Functions))
 	for _, f := range s.layout.Functions {
 		names = append(names, f.Name)
@@ -208,6 +197,25 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	ev.Msg("edgeway listening")
 	return <-served
+}
+
+// listenAdmin opens the --admin-listen listener the first time; nil
+// without the flag.
+func (s *Server) listenAdmin() (net.Listener, error) {
+	if s.opts.AdminListen == "" {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.adminOpened {
+		return nil, nil // served by the first Serve
+	}
+	ln, err := setup.ListenAdmin(s.opts)
+	if err != nil {
+		return nil, err
+	}
+	s.adminOpened = true
+	return ln, nil
 }
 
 // ListenAndServe is Listen, then Serve.
