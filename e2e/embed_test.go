@@ -71,9 +71,9 @@ func (a userAuth) Verify(user []byte, _ time.Time) (*server.Claims, error) {
 
 // hookLog collects hook calls on channels (never blocking the hook).
 type hookLog struct {
-	ready, cold, logs, wsOpen, wsClose chan string
-	stats                              chan server.RequestStats
-	statsCalls                         atomic.Int32
+	ready, cold, logs, wsOpen, wsClose, wsErr chan string
+	stats                                     chan server.RequestStats
+	statsCalls                                atomic.Int32
 }
 
 func send[T any](c chan T, v T) {
@@ -111,7 +111,7 @@ func TestServerPackageMountedInNetHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &hookLog{ready: make(chan string, 16), cold: make(chan string, 16), logs: make(chan string, 64),
-		wsOpen: make(chan string, 4), wsClose: make(chan string, 4), stats: make(chan server.RequestStats, 64)}
+		wsOpen: make(chan string, 4), wsClose: make(chan string, 4), wsErr: make(chan string, 4), stats: make(chan server.RequestStats, 64)}
 	hookPanics := metrics.GetOrCreateCounter(`edgeway_panics_total{where="hook"}`)
 	panicsBefore := hookPanics.Get()
 	srv, err := server.New(server.Config{
@@ -137,6 +137,7 @@ func TestServerPackageMountedInNetHTTP(t *testing.T) {
 			},
 			OnWebSocketConnect: func(fn, _ string) { send(h.wsOpen, fn) },
 			OnWebSocketClose:   func(c server.WebSocketClose) { send(h.wsClose, c.Function+" "+c.ClosedBy) },
+			OnWebSocketError:   func(fn, _ string, err error) { send(h.wsErr, fn+": "+err.Error()) },
 		},
 	})
 	if err != nil {
@@ -269,6 +270,15 @@ func TestServerPackageMountedInNetHTTP(t *testing.T) {
 	ws.ReadMessage() // the close reply
 	ws.Close()
 	waitFor(t, h.wsClose, "OnWebSocketClose", func(s string) bool { return s == "ws client" })
+
+	// A function that does not upgrade: the client's handshake fails and
+	// OnWebSocketError says why.
+	if _, _, err := d.Dial("ws"+strings.TrimPrefix(host.URL, "http")+"/fn/whoami", http.Header{"x-user": {"ann"}}); err == nil {
+		t.Fatal("a function answering 200 made a WebSocket")
+	}
+	waitFor(t, h.wsErr, "OnWebSocketError", func(s string) bool {
+		return s == "whoami: the function answered the upgrade with status 200"
+	})
 
 	// The gateway's own listener serves the same functions.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
