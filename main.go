@@ -21,7 +21,6 @@ import (
 	"syscall"
 
 	"edgeway.dev/edgeway/internal/config"
-	"edgeway.dev/edgeway/internal/lifecycle"
 	"edgeway.dev/edgeway/internal/setup"
 	"edgeway.dev/edgeway/server"
 )
@@ -33,14 +32,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the command line. A worker's namespace helper (a re-execution
+// of this program, see lifecycle.NamespaceHelperCommand) never gets here:
+// the server package's init runs it.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return 2
 	}
 	switch args[0] {
-	case lifecycle.NamespaceHelperCommand: // a worker being started, not a user
-		return lifecycle.RunNamespaceHelper(args[1:], stderr)
 	case "serve":
 		return serve(args[1:], stderr)
 	case "check":
