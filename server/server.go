@@ -130,8 +130,9 @@ func (s *Server) Listen() (net.Listener, error) { return setup.Listen(s.opts) }
 // eager spawn boot now, the others on their first request; with --watch
 // the functions folder is watched for changes. It does not wait for
 // workers to boot. Calling it again does nothing; after Shutdown it
-// returns ErrServerClosed. Until it has run, Handler and HTTPHandler
-// know no function (404).
+// returns ErrServerClosed. A request that Handler or HTTPHandler
+// receive before Start waits for it like one waiting for a worker (up to
+// the function's queue timeout, then 503 OVERLOADED): start first.
 func (s *Server) Start(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
