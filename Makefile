@@ -31,6 +31,7 @@ fmt:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
+	cd examples/embed && $(GO) vet ./...
 
 test: vet test-unit test-fuzz test-install test-e2e test-embed
 

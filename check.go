@@ -12,6 +12,7 @@ import (
 
 	"edgeway.dev/edgeway/internal/config"
 	"edgeway.dev/edgeway/internal/lifecycle"
+	"edgeway.dev/edgeway/internal/setup"
 )
 
 // edgewayTypes declares what the bootstrap gives every function, so
@@ -49,7 +50,7 @@ func check(args []string, stdout, stderr io.Writer) int {
 	if err := lifecycle.Validate(opts, layout); err != nil {
 		return fail(stderr, err)
 	}
-	for _, w := range startupWarnings(opts, layout) {
+	for _, w := range setup.StartupWarnings(opts, layout) {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	tmp, err := os.MkdirTemp("", "edgeway-check-")
@@ -131,7 +132,7 @@ func folderArgs(command string, args []string, stdout, stderr io.Writer) (config
 		deno, err = filepath.Abs(deno)
 	}
 	if err != nil {
-		return opts, "", fail(stderr, denoNotFound(opts.Deno, err)), false
+		return opts, "", fail(stderr, setup.DenoNotFound(opts.Deno, err)), false
 	}
 	return opts, deno, 0, true
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"edgeway.dev/edgeway/internal/config"
@@ -35,17 +34,4 @@ func unknownCommand(stderr io.Writer, arg string) int {
 	}
 	fmt.Fprintln(stderr, "Commands: serve, check, cache, list, new, version, help. `edgeway help` lists them and every flag.")
 	return 2
-}
-
-// localDeno is where `make deno` installs Deno when none is on PATH.
-const localDeno = ".tools/node_modules/.bin/deno"
-
-// denoNotFound is the error for a --deno that does not resolve, with what
-// to do about it.
-func denoNotFound(deno string, err error) error {
-	hint := "install Deno (`make deno` puts one in " + localDeno + ") and pass its path with --deno or EDGEWAY_DENO"
-	if st, statErr := os.Stat(localDeno); statErr == nil && !st.IsDir() && deno != localDeno {
-		hint = "`make deno` installed one here: pass --deno " + localDeno
-	}
-	return fmt.Errorf("flag --deno: Deno executable %q not found (%v); %s", deno, err, hint)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"edgeway.dev/edgeway/internal/config"
+	"edgeway.dev/edgeway/internal/setup"
 )
 
 func TestCommandHelpExitsZero(t *testing.T) {
@@ -66,8 +67,8 @@ func TestDenoNotFoundGivesHint(t *testing.T) {
 		}
 	}
 	// After `make deno`, the hint names the file.
-	os.MkdirAll(filepath.Dir(localDeno), 0o755)
-	os.WriteFile(localDeno, []byte("#!/bin/sh\n"), 0o644)
+	os.MkdirAll(filepath.Dir(setup.LocalDeno), 0o755)
+	os.WriteFile(setup.LocalDeno, []byte("#!/bin/sh\n"), 0o644)
 	var out, errOut bytes.Buffer
 	if code := run([]string{"check", "--deno", "no-such-deno"}, &out, &errOut); code == 0 || !strings.Contains(errOut.String(), "pass --deno .tools/node_modules/.bin/deno") {
 		t.Errorf("with .tools: exit %d, %q", code, errOut.String())
@@ -99,7 +100,7 @@ func TestConsoleLogWithoutTerminalHasNoColour(t *testing.T) {
 	}
 	defer f.Close()
 	opts, _ := config.Parse([]string{"--dev"}, func(string) string { return "" })
-	log := newLogger(opts, f, f)
+	log := setup.NewLogger(opts, f, f)
 	log.Warn().Str("k", "v").Msg("hello")
 	b, _ := os.ReadFile(f.Name())
 	if !strings.Contains(string(b), "hello") || strings.Contains(string(b), "\x1b[") {

@@ -61,7 +61,14 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *routable.Function,
 	}
 	elapsed := end.Sub(start)
 	fn.Latency.Record(elapsed)
-	fn.Metrics.ObserveRequest(status, elapsed, reqBytes, ctx.Response.Header.ContentLength())
+	respBytes := ctx.Response.Header.ContentLength()
+	fn.Metrics.ObserveRequest(status, elapsed, reqBytes, respBytes)
+	if g.hooks.RequestStats != nil {
+		if !ctx.Response.IsBodyStream() {
+			respBytes = len(ctx.Response.Body()) // the gateway's own answers declare none yet
+		}
+		g.requestStats(fn.Name, status, elapsed, max(reqBytes, -1), max(respBytes, -1))
+	}
 	if logged {
 		g.accessLog(ctx, fn, rid, path, status, start, pid, client)
 	}

@@ -38,6 +38,7 @@ type Gateway struct {
 	trusted  []netip.Prefix
 	sessions *upstream.Sessions // open WebSocket sessions
 	conns    connSettings       // for every client connection
+	hooks    Hooks              // the host program's, set before Serve (hooks.go)
 }
 
 // Security is what New needs beyond the options: the authenticator, CORS

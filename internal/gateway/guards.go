@@ -261,6 +261,9 @@ func (g *Gateway) refuse(ctx *fasthttp.RequestCtx, fn *routable.Function, e gate
 func (g *Gateway) refuseAuth(ctx *fasthttp.RequestCtx, fn *routable.Function, err error) {
 	g.refuse(ctx, fn, unauthorizedError(err))
 	g.log.Info().Bytes("request_id", ctx.Request.Header.PeekBytes(hdrRequestID)).Str("function", fn.Name).Str("reason", err.Error()).Msg("request refused: unauthorized")
+	if g.hooks.AuthFailure != nil {
+		g.authFailure(ctx, fn.Name, err)
+	}
 }
 
 // breakerFailure reports whether a finished request counts against the

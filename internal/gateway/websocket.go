@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"time"
 
 	"edgeway.dev/edgeway/internal/observe"
@@ -24,12 +25,15 @@ func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, fn *routable.Function
 			function:  fn.Name,
 			metrics:   fn.Metrics,
 			requestID: string(ctx.Request.Header.PeekBytes(hdrRequestID)),
+			g:         g,
 		},
 	}
+	reqID := opts.Observer.(*sessionLog).requestID
 	var failed *upstream.Worker
 	for {
 		if !g.sessions.Reserve() {
 			g.writeDispatchError(ctx, fn, upstream.ErrOverloaded)
+			g.webSocketError(fn.Name, reqID, upstream.ErrOverloaded)
 			return 0
 		}
 		var w *upstream.Worker
@@ -42,6 +46,7 @@ func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, fn *routable.Function
 		if err != nil {
 			g.sessions.Unreserve()
 			g.writeDispatchError(ctx, fn, err)
+			g.webSocketError(fn.Name, reqID, err)
 			return 0
 		}
 		err = w.Upgrade(ctx, deadline, g.sessions, opts)
@@ -51,10 +56,14 @@ func (g *Gateway) proxyWebSocket(ctx *fasthttp.RequestCtx, fn *routable.Function
 		}
 		if err != nil {
 			g.writeDispatchError(ctx, fn, err)
+			g.webSocketError(fn.Name, reqID, err)
 			return 0
 		}
-		if ctx.Response.StatusCode() != fasthttp.StatusSwitchingProtocols {
+		if st := ctx.Response.StatusCode(); st != fasthttp.StatusSwitchingProtocols {
 			sanitizeResponse(&ctx.Response.Header)
+			if g.hooks.WebSocketError != nil {
+				g.webSocketError(fn.Name, reqID, fmt.Errorf("the function answered the upgrade with status %d", st))
+			}
 		}
 		return w.PID
 	}
@@ -67,9 +76,16 @@ type sessionLog struct {
 	function  string
 	metrics   *observe.FunctionMetrics
 	requestID string
+	g         *Gateway // for its hooks
 }
 
-func (l *sessionLog) Opened() { l.metrics.WebSocketOpened() }
+func (l *sessionLog) Opened() {
+	l.metrics.WebSocketOpened()
+	if h := l.g.hooks.WebSocketOpen; h != nil {
+		defer l.g.recoverHook()
+		h(l.function, l.requestID)
+	}
+}
 
 func (l *sessionLog) Transferred(in, out int) {
 	if in > 0 {
@@ -96,4 +112,8 @@ func (l *sessionLog) Closed(e upstream.SessionEnd) {
 		Int64("bytes_out", e.Out).
 		Int("worker_pid", e.PID).
 		Msg("websocket closed")
+	if h := l.g.hooks.WebSocketClose; h != nil {
+		defer l.g.recoverHook()
+		h(l.function, l.requestID, e)
+	}
 }

@@ -74,6 +74,13 @@ type lineWriter struct {
 	timer *time.Timer // logs the event at due, window after the last write
 	due   time.Time
 	tail  []string
+
+	// onLine, when set, hears every event after it is logged (the host's
+	// Log hook, lifecycle/hooks.go); pid is 0 before setPID. It is called
+	// with mu held, so it must not block (the server's hook dispatcher
+	// only queues).
+	onLine func(pid int, line string)
+	pid    int
 }
 
 // pendingEvent is the event being gathered.
@@ -94,6 +101,7 @@ type pendingEvent struct {
 func (lw *lineWriter) setPID(pid int) {
 	lw.mu.Lock()
 	lw.log = lw.log.With().Int("pid", pid).Logger()
+	lw.pid = pid
 	lw.mu.Unlock()
 }
 
@@ -342,6 +350,9 @@ func (lw *lineWriter) emit() {
 	}
 	*ev = pendingEvent{lines: ev.lines[:0]}
 	e.Msg(msg)
+	if lw.onLine != nil {
+		observe.Guard(lw.log, observe.PanicHook, func() { lw.onLine(lw.pid, msg) })
+	}
 }
 
 // Tail returns the last events logged, oldest first.

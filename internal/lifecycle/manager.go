@@ -77,6 +77,9 @@ type Manager struct {
 	panics int       // recovered so far
 	fault  func(any) // test hook: called with every event before it is handled
 
+	wasReady bool // had a ready worker at the last publish (hooks.go)
+	retired  bool // stopped for a reload: going cold is no event
+
 	budgetWait bool // asked the gateway's budget for a slot; told by evBudget
 	// budgetBlocked: the budget's last answer was no slot and no idle
 	// worker to evict; published as Snapshot.NoWorkerSlot.
@@ -617,6 +620,7 @@ func (m *Manager) killAfterGrace(p *process) {
 
 func (m *Manager) beginShutdown(reply chan struct{}, reason string) {
 	m.closed = true
+	m.retired = m.retired || reason == ReasonReload
 	m.stopReplies = append(m.stopReplies, reply)
 	for _, p := range append([]*process(nil), m.ready...) {
 		m.stopProcess(p, reason, false)
@@ -680,4 +684,5 @@ func (m *Manager) publish() {
 		})
 	}
 	m.status.Store(m.snapshotStatus())
+	m.readyEdge()
 }

@@ -148,6 +148,10 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	if fe.masker != nil {
 		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
 	}
+	if h := s.hooks.Log; h != nil {
+		p.stdout.onLine = func(pid int, line string) { h(fn.Name, pid, "stdout", line) }
+		p.stderr.onLine = func(pid int, line string) { h(fn.Name, pid, "stderr", line) }
+	}
 	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
 	if err := s.spawner.start(cmd); err != nil {

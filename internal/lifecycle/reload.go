@@ -299,10 +299,12 @@ func (s *Supervisor) retire(f *function) {
 func (s *Supervisor) stop(req supStopRequest, current, pending *reloadRun) {
 	close(s.done)
 	var wait []*function
-	for _, f := range s.functions.Load().byName {
-		wait = append(wait, f)
+	if s.started { // a manager never started has no goroutine to answer its stop
+		for _, f := range s.functions.Load().byName {
+			wait = append(wait, f)
+		}
+		wait = append(wait, s.retiring...)
 	}
-	wait = append(wait, s.retiring...)
 	for _, run := range []*reloadRun{current, pending} {
 		if run == nil {
 			continue

@@ -55,6 +55,7 @@ type Supervisor struct {
 	budget        *Budget    // --max-workers-total, shared by every Manager
 	sandbox       *sandbox   // what default-profile workers may touch
 	inspect       *inspector // nil unless --inspect
+	hooks         Hooks      // the host program's, set before Start (hooks.go)
 
 	functions atomic.Pointer[table]
 	layout    atomic.Pointer[config.Layout] // the layout last applied

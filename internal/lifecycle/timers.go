@@ -48,6 +48,9 @@ func (m *Manager) checkHealth(p *process, now time.Time) bool {
 			p.healthFails++
 			m.log.Warn().Int("pid", p.pid).Uint64("worker", p.id).Int("failures", p.healthFails).Msg("health check timed out")
 			if p.healthFails >= m.cfg.HealthCheckMaxFailures {
+				if h := m.s.hooks.WorkerUnhealthy; h != nil {
+					m.s.callHook(func() { h(m.fn.Name, p.pid, p.healthFails) })
+				}
 				m.lastStop = ReasonHealth
 				m.stopProcess(p, ReasonHealth, true)
 				return true

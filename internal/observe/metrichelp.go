@@ -35,6 +35,7 @@ var metricHelp = map[string]string{
 	"edgeway_worker_budget_refusals_total":       "Requests refused at once with 503 OVERLOADED because --max-workers-total was spent and every worker busy.",
 	"edgeway_panics_total":                       "Panics recovered, by where they happened.",
 	"edgeway_log_dropped_total":                  "Log lines dropped because the log output did not keep up.",
+	"edgeway_hook_events_dropped_total":          "Events dropped because a Go host's hooks did not keep up (server package).",
 	"edgeway_accept_fd_exhausted_total":          "Accepts that found no free file descriptor.",
 	"edgeway_accept_shed_total":                  "Connections shed while out of file descriptors.",
 	"edgeway_client_write_timeouts_total":        "Client connections closed because a write made no progress (--client-write-timeout).",

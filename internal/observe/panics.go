@@ -28,6 +28,7 @@ const (
 	PanicProcess    = "process"     // a worker process's wait and output goroutines
 	PanicClientConn = "client_conn" // a client connection's read, write or close, called by fasthttp outside any handler
 	PanicAbortWatch = "abort_watch" // a worker's watcher of hung-up clients on pipelined connections
+	PanicHook       = "hook"        // a host program's hook or Authenticator (the server package)
 )
 
 // panicRepeatEvery is how often a panic site that keeps panicking is

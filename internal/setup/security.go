@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"fmt"
@@ -12,11 +12,11 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// buildSecurity applies the --dev / production rules and builds the token
+// BuildSecurity applies the --dev / production rules and builds the token
 // verifier, CORS policy and trusted proxies. Production (no --dev) refuses
 // to start with a well-known or short JWT secret, or with no key at all
 // unless --auth none says so.
-func buildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, error) {
+func BuildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, error) {
 	var sec gateway.Security
 	noKey := opts.JWTSecret == "" && opts.JWTPublicKey == "" && opts.JWKSURL == ""
 	if opts.Dev {

@@ -1,11 +1,30 @@
-package main
+package setup
 
 import (
 	"fmt"
 	"syscall"
 
 	"edgeway.dev/edgeway/internal/config"
+
+	"github.com/rs/zerolog"
 )
+
+// CheckFDLimit raises the soft file descriptor limit to the hard one and
+// warns when the limits configured may not fit in it: running out does not
+// stop the gateway (accept sheds and retries), but connections are refused
+// and workers fail to start meanwhile.
+func CheckFDLimit(opts config.Options, layout *config.Layout, log zerolog.Logger) {
+	limit, err := raiseFDLimit()
+	if err != nil {
+		log.Warn().Err(err).Msg("cannot raise the file descriptor limit")
+	}
+	need, workers := fdNeed(opts, layout)
+	if limit > 0 && uint64(need) > limit {
+		log.Warn().Uint64("limit", limit).Int("need", need).Int("max_client_conns", opts.MaxClientConns).
+			Int("max_workers_total", workers).Int("max_websockets", opts.MaxWebSockets).
+			Msg("the file descriptor limit (ulimit -n) may not fit --max-client-conns plus the workers' sockets: raise it or lower the limits")
+	}
+}
 
 // fdBaseline covers the descriptors the gateway holds whatever the load:
 // listeners, the runtime folder, epoll, log pipes, the watcher.

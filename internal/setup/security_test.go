@@ -1,4 +1,4 @@
-package main
+package setup
 
 import (
 	"os"
@@ -41,7 +41,7 @@ func TestBuildSecurityAPIKeys(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			opts := config.Defaults()
 			opts.Auth, opts.APIKeysFile, opts.Dev = c.auth, c.file, c.dev
-			sec, err := buildSecurity(&opts, zerolog.Nop())
+			sec, err := BuildSecurity(&opts, zerolog.Nop())
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want %q", err, c.err)
@@ -58,7 +58,7 @@ func TestBuildSecurityAPIKeys(t *testing.T) {
 	}
 	opts := config.Defaults()
 	opts.Auth = "none"
-	if sec, err := buildSecurity(&opts, zerolog.Nop()); err != nil || sec.Auth != (gateway.NoAuth{}) {
+	if sec, err := BuildSecurity(&opts, zerolog.Nop()); err != nil || sec.Auth != (gateway.NoAuth{}) {
 		t.Fatalf("--auth none: %T, %v", sec.Auth, err)
 	}
 }
