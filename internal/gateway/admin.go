@@ -102,6 +102,8 @@ func (g *Gateway) handleReady(ctx *fasthttp.RequestCtx) {
 type healthDoc struct {
 	Status    string                    `json:"status"`
 	Functions map[string]functionHealth `json:"functions"`
+	// RateLimitStore is the shared store (--rate-limit-store), if any.
+	RateLimitStore *rateStoreHealth `json:"rateLimitStore,omitempty"`
 }
 
 type functionHealth struct {
@@ -140,7 +142,7 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	doc := healthDoc{Status: status, Functions: map[string]functionHealth{}}
+	doc := healthDoc{Status: status, Functions: map[string]functionHealth{}, RateLimitStore: g.rateStoreHealth()}
 	if lister, ok := g.sup.(interface{ Functions() []*routable.Function }); ok {
 		for _, fn := range lister.Functions() {
 			piped, excl := fn.Pool.Exchanges()

@@ -11,6 +11,7 @@ import (
 	"edgeway.dev/edgeway/internal/config"
 	"edgeway.dev/edgeway/internal/guard"
 	"edgeway.dev/edgeway/internal/observe"
+	"edgeway.dev/edgeway/internal/ratestore"
 	"edgeway.dev/edgeway/internal/routable"
 	"edgeway.dev/edgeway/internal/upstream"
 
@@ -38,6 +39,9 @@ type Gateway struct {
 	trusted  []netip.Prefix
 	sessions *upstream.Sessions // open WebSocket sessions
 	conns    connSettings       // for every client connection
+	// rateStore shares rate limits between instances (--rate-limit-store);
+	// nil: each function's local limiter.
+	rateStore *ratestore.Store
 }
 
 // Security is what New needs beyond the options: the authenticator, CORS
@@ -77,6 +81,7 @@ func New(opts config.Options, sup routable.Table, sec Security, log zerolog.Logg
 		writeResolution: int64(opts.ClientWriteTimeout / 8), lingeringTimeout: opts.LingeringTimeout,
 		lingeringTime: opts.LingeringTime, readBuffer: opts.MaxHeaderBytes,
 		maxChunkFraming: 4 * int64(opts.MaxHeaderBytes), log: log}
+	g.rateStore = newRateStore(opts, log)
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
 		Handler:                      g.serve,
@@ -121,6 +126,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.sessions.GoAway(upstream.CloseGoingAway, g.opts.WebSocketCloseTimeout)
 	if g.adminSrv != nil {
 		defer g.adminSrv.ShutdownWithContext(ctx)
+	}
+	if g.rateStore != nil {
+		defer g.rateStore.Close() // after the last request's check
 	}
 	return g.srv.ShutdownWithContext(ctx)
 }
