@@ -28,7 +28,7 @@ type redisServer struct {
 
 // startRedis starts redis-server (skipping the test when it is not
 // installed) and stops it when the test ends.
-func startRedis(t *testing.T, extra ...string) *redisServer {
+func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Skip("redis-server not installed (.ci/run installs it from apt)")
@@ -145,7 +145,7 @@ func (r *redisServer) restart(t *testing.T) {
 }
 
 // client is a plain go-redis client to the server, for inspecting keys.
-func (r *redisServer) client(t *testing.T) *redis.Client {
+func (r *redisServer) client(t testing.TB) *redis.Client {
 	c := redis.NewClient(&redis.Options{Addr: r.addr(), DisableIdentity: true, Password: r.password()})
 	t.Cleanup(func() { c.Close() })
 	return c

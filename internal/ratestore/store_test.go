@@ -33,7 +33,7 @@ func (s *syncBuffer) String() string {
 
 func (s *syncBuffer) count(sub string) int { return strings.Count(s.String(), sub) }
 
-func newStore(t *testing.T, url string, o Options) (*Store, *syncBuffer) {
+func newStore(t testing.TB, url string, o Options) (*Store, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	o.URL = url
