@@ -108,6 +108,10 @@ type Options struct {
 	RateLimitStorePrefix  string
 	RateLimitStoreRetry   time.Duration
 
+	// ShutdownDelay keeps serving after SIGTERM with /health/ready 503,
+	// before the listener closes (gateway.Shutdown).
+	ShutdownDelay time.Duration
+
 	// Modes, auth and secrets.
 	Watch               string // "true", "false" or "auto" (= on with --dev)
 	WatchDebounce       time.Duration
@@ -317,6 +321,7 @@ var specs = []spec{
 	durationSpec("timeout", "150s", "wall-clock limit per request", func(o *Options) *time.Duration { return &o.Timeout }),
 	durationSpec("boot-timeout", "15s", "limit from spawning a worker to it being ready", func(o *Options) *time.Duration { return &o.BootTimeout }),
 	durationSpec("shutdown-grace", "10s", "time in-flight requests get to finish on SIGTERM/SIGINT", func(o *Options) *time.Duration { return &o.ShutdownGrace }),
+	durationSpec("shutdown-delay", "0s", "on SIGTERM/SIGINT, keep accepting and serving this long with /health/ready answering 503, so load balancers that poll it stop sending first; then stop accepting and drain. Counts within --shutdown-grace (0 = close the listener at once)", func(o *Options) *time.Duration { return &o.ShutdownDelay }),
 	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
 	intSpec("gomaxprocs", "0", "OS threads running Go code; 0 = auto: GOMAXPROCS if set, else half the CPUs (at least 1), leaving the rest to Deno workers", 0, func(o *Options) *int { return &o.GoMaxProcs }),
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
@@ -542,6 +547,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	if o.Pprof && o.AdminListen == "" {
 		return o, fmt.Errorf("flag --pprof needs --admin-listen: profiles are never served on the public listener")
+	}
+	if o.ShutdownDelay > 0 && o.ShutdownDelay >= o.ShutdownGrace {
+		return o, fmt.Errorf("%s (%v) must be below %s (%v): the delay counts within the grace", o.Source("shutdown-delay"), o.ShutdownDelay, o.Source("shutdown-grace"), o.ShutdownGrace)
 	}
 	if err := checkRateLimitStore(&o); err != nil {
 		return o, err

@@ -117,10 +117,21 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	return g.srv.Serve(clientListener{Listener: ln, set: &g.conns})
 }
 
-// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// and closes idle connections.
+// Shutdown marks the gateway not ready, keeps serving for
+// --shutdown-delay (within ctx), then stops accepting, lets in-flight
+// requests finish until ctx ends, and closes idle connections.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopping.Store(true)
+	// --shutdown-delay: keep serving while load balancers polling
+	// /health/ready (503 from now on) stop sending, then close.
+	if d := g.opts.ShutdownDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	// Open WebSockets would outlive any grace: close them now with 1001
 	// (going away) so clients reconnect elsewhere.
 	g.sessions.GoAway(upstream.CloseGoingAway, g.opts.WebSocketCloseTimeout)
