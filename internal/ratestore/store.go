@@ -33,6 +33,12 @@ const (
 
 	// minIdleConns keeps a few connections open so a request seldom dials.
 	minIdleConns = 2
+
+	// probeFunction and probeRPM name the probe's own bucket, which no
+	// function can share (function names never start with _) and which
+	// never fills.
+	probeFunction = "_probe"
+	probeRPM      = 1 << 40
 )
 
 // Options configures a Store.
@@ -239,11 +245,14 @@ func (s *Store) probe() {
 	}
 }
 
-// ping checks the store answers and still has (or now has) the script.
+// ping runs the script as a request would, on a key of its own: a Redis
+// that answers but refuses it (a read-only replica, a wrong password) is
+// still down, rather than flapping up and down with every request.
 func (s *Store) ping() bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.probeTimeout())
 	defer cancel()
-	return s.client.ScriptLoad(ctx, gcraScript).Err() == nil
+	_, err := s.eval(ctx, probeFunction, probeRPM, nil)
+	return err == nil
 }
 
 // probeTimeout bounds one probe: the retry interval, but never less than
