@@ -8,7 +8,7 @@ BIN := $(CURDIR)/bin/edgeway
 # Deno from PATH when present, else a project-local copy from the npm registry.
 DENO ?= $(shell command -v deno 2>/dev/null || echo $(TOOLS)/node_modules/.bin/deno)
 
-.PHONY: all build deno run test test-unit test-fuzz test-e2e test-embed vet fmt bench-go bench loadtest clean install test-install
+.PHONY: all build deno run test test-unit test-fuzz test-e2e test-embed test-k8s vet fmt bench-go bench loadtest clean install test-install
 
 all: build
 
@@ -33,7 +33,7 @@ vet:
 	$(GO) vet ./...
 	cd examples/embed && $(GO) vet ./...
 
-test: vet test-unit test-fuzz test-install test-e2e test-embed
+test: vet test-unit test-fuzz test-install test-k8s test-e2e test-embed
 
 # The worker package's tests run real Deno: the project-local copy when
 # that is the one there is (they skip without any).
@@ -54,6 +54,13 @@ test-fuzz:
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) "$$pkg" 2>&1 | grep -v '^fuzz: elapsed'; \
 	done
+
+# examples/kubernetes: every manifest decoded strictly into the Kubernetes
+# API types and its cross-references checked (ports, probes, volumes, the
+# Redis Service, flags against `edgeway help`). A module of its own, so the
+# binary does not depend on k8s.io/api.
+test-k8s: build
+	cd examples/kubernetes/check && $(GO) vet ./... && EDGEWAY_BIN=$(BIN) $(GO) test -count=1 ./...
 
 test-e2e: build deno
 	EDGEWAY_BIN=$(BIN) EDGEWAY_TEST_DENO=$(DENO) $(GO) test -count=1 -timeout 15m ./e2e/...

@@ -26,6 +26,12 @@ ALL_STACKS = ["direct", "nginx", "edgeway"]
 # edgeway-off: a second edgeway with --upstream-pipelining off, for the
 # scenarios that compare the two upstream modes (hello, mixed).
 PIPE_OFF = "edgeway-off"
+# hello-redis: two more edgeways with a rate limit on (an rpm no load reaches,
+# so nothing is refused): one with the local limiter, one with the shared
+# Redis store (a redis-server on this box), run in the same rounds.
+RL_LOCAL = "edgeway-rl-local"
+RL_REDIS = "edgeway-rl-redis"
+RL_RPM = "100000000"
 FN50 = [f"/f{i:02d}" for i in range(50)]
 # mixed: 9 fast requests for 1 slow one (200 ms) to the same function
 MIXED = ["/mixed/fast"] * 9 + ["/mixed/slow"]
@@ -51,6 +57,9 @@ SCENARIOS = {
     # BENCH_CONNS connections, round-trip latency on one, and connections opened+closed per second.
     "ws": dict(method="GET", paths=["/ws"], body=0, stacks=ALL_STACKS, ws=True,
                what="WebSocket echo of binary messages (wsbench)"),
+    "hello-redis": dict(method="GET", paths=["/hello"], body=0, rate=2000, stacks=[RL_LOCAL, RL_REDIS],
+                        what="GET /hello rate-limited: local limiter vs the Redis store (local redis-server)",
+                        one_conn=[RL_LOCAL, RL_REDIS]),
     "coldstart": dict(what="first request to a cold function"),
 }
 # mixed runs first, while both gateways are fresh: its auto/off comparison
@@ -157,8 +166,32 @@ class Bench:
                 self.stacks[PIPE_OFF] = st
             else:
                 self.notes.append("this build has no --upstream-pipelining: edgeway-off not run")
+        if any(RL_REDIS in SCENARIOS[s].get("stacks", []) for s in self.scenarios):
+            self.start_rate_limit_stacks(fdir)
         for s in self.stacks.values():
             log(f"  {s.name:8s} http://127.0.0.1:{s.port}  pid {s.main.pid}")
+
+    def start_rate_limit_stacks(self, fdir):
+        """hello-redis: redis-server on a free loopback port, then an edgeway
+        with the local limiter and one with --rate-limit-store."""
+        redis = shutil.which("redis-server")
+        if not redis:
+            self.notes.append("redis-server not installed: hello-redis not run (apt-get install redis-server)")
+            return
+        if "--rate-limit-store" not in bl.sh([self.edgeway, "help"]):
+            self.notes.append("this build has no --rate-limit-store: hello-redis not run")
+            return
+        port = bl.free_port()
+        log(f"starting redis-server on 127.0.0.1:{port}")
+        self.procs.start("redis", [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                   "--appendonly", "no", "--dir", str(self.workdir)])
+        bl.wait_tcp(port, 30)
+        rl = self.edgeway_flags + ["--rate-limit", RL_RPM]
+        for name, flags in ((RL_LOCAL, rl), (RL_REDIS, rl + ["--rate-limit-store", f"redis://127.0.0.1:{port}/0"])):
+            log(f"starting {name}")
+            st = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir, flags, name=name)
+            st.name = name
+            self.stacks[name] = st
 
     # ------------------------------------------------------------ checks
     def validate(self, scen: str, spec: dict, stack: bl.Stack, body: bytes):
@@ -383,7 +416,7 @@ class Bench:
                                 "body": got[:200].decode("latin-1") if st != 200 else f"{len(got)} bytes"}
             except OSError as e:
                 out["probe"] = {"error": str(e)}
-        name = {"direct": "direct-deno", "nginx": "nginx", "edgeway": "edgeway", PIPE_OFF: PIPE_OFF}[stack.name]
+        name = {"direct": "direct-deno"}.get(stack.name, stack.name)
         logf = self.workdir / f"{name}.log"
         if stack.name == "nginx":
             logf = self.workdir / "nginx" / "error.log"

@@ -355,6 +355,19 @@ def _dechunk(b: bytes) -> bytes:
     return bytes(out)
 
 
+def wait_tcp(port: int, timeout: float) -> None:
+    """Poll until 127.0.0.1:port accepts a connection (redis-server)."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+            time.sleep(0.01)
+
+
 def wait_http_ok(port: int, path: str, timeout: float, proc: subprocess.Popen | None = None) -> float:
     """Poll GET path until 200 (1 ms between tries). Returns seconds waited."""
     t0 = time.monotonic()

@@ -11,8 +11,10 @@ import benchlib as bl
 from benchlib import median
 
 STACK_LABEL = {"direct": "Deno direct", "nginx": "nginx → Deno", "edgeway": "edgeway → Deno",
-               "edgeway-off": "edgeway --upstream-pipelining off → Deno"}
-STACK_ORDER = ("direct", "nginx", "edgeway", "edgeway-off")
+               "edgeway-off": "edgeway --upstream-pipelining off → Deno",
+               "edgeway-rl-local": "edgeway, rate limit on, local limiter → Deno",
+               "edgeway-rl-redis": "edgeway, rate limit on, Redis store → Deno"}
+STACK_ORDER = ("direct", "nginx", "edgeway", "edgeway-off", "edgeway-rl-local", "edgeway-rl-redis")
 MIXED_FAST, MIXED_SLOW = "/mixed/fast", "/mixed/slow"
 
 
@@ -93,7 +95,8 @@ def aggregate(b) -> dict:
                 out[scen][tool][stack] = agg
             # ratios edgeway (and edgeway-off) / others, plain and paired (same round)
             for ename, others in (("edgeway", ("direct", "nginx", "edgeway-off")),
-                                  ("edgeway-off", ("direct", "nginx"))):
+                                  ("edgeway-off", ("direct", "nginx")),
+                                  ("edgeway-rl-redis", ("edgeway-rl-local",))):
                 e = stacks.get(ename)
                 for other in others:
                     o = stacks.get(other)
@@ -210,6 +213,7 @@ def markdown(b, agg, cold, meta) -> str:
         L.append("")
     L += ws_section(b, agg)
     L += pipelining_section(b, agg)
+    L += rate_store_section(b, agg)
     L += ramp_section(b, agg)
 
     tools = [("wrk", f"Throughput: wrk -t1 -c{b.conns} (closed loop, max req/s)"),
@@ -457,6 +461,30 @@ def mixed_fast_p99_paired(b):
     ratios = [v["edgeway"] / v["edgeway-off"] for v in by.values()
               if v.get("edgeway") and v.get("edgeway-off")]
     return median(ratios) if ratios else None
+
+
+def rate_store_section(b, agg) -> list[str]:
+    """hello-redis: the shared Redis rate limit store against the local
+    limiter, same rounds, same box (redis-server shares the CPUs)."""
+    rows = []
+    for tool, label in (("wrk", f"wrk -c{b.conns}"), ("wrk-c1", "wrk -t1 -c1"), ("vegeta", "vegeta")):
+        t = agg.get("hello-redis", {}).get(tool, {})
+        lo, rd = t.get("edgeway-rl-local"), t.get("edgeway-rl-redis")
+        if not lo or not rd:
+            continue
+        ra = t.get("ratios", {}).get("edgeway-rl-redis/edgeway-rl-local", {})
+        rows.append(f"| {label} | {fmt_num(lo['req_s'])} / {fmt_num(rd['req_s'])} "
+                    f"(redis/local {fmt_num(ra.get('req_s'), 2)}) | {lo['p50_ms'] * 1000:.0f} / {rd['p50_ms'] * 1000:.0f} "
+                    f"(+{(rd['p50_ms'] - lo['p50_ms']) * 1000:.0f}) | {lo['p99_ms'] * 1000:.0f} / {rd['p99_ms'] * 1000:.0f} "
+                    f"| {fmt_num(lo['cpu_us_per_req']['proxy'], 1)} / {fmt_num(rd['cpu_us_per_req']['proxy'], 1)} |")
+    if not rows:
+        return []
+    return ["## Shared rate limits: Redis store vs local limiter (hello-redis)\n",
+            "Both gateways limit every request (rpm far above the load, so none is refused); "
+            "the Redis one makes one EVALSHA per request to a redis-server on the same machine, "
+            "whose CPU is not in the proxy column.\n",
+            "| tool | req/s local / redis | p50 µs local / redis (Δ) | p99 µs local / redis | proxy CPU µs/req local / redis |",
+            "|---|---:|---:|---:|---:|", *rows, ""]
 
 
 def pipelining_section(b, agg) -> list[str]:

@@ -42,6 +42,9 @@ func startNginxWith(t *testing.T, g *Gateway, extra string) string {
 type nginxSite struct {
 	extra       string // directives at the top of edgeway's server block
 	defaultSite bool   // the distribution's default site (default_server) beside it
+	// upstreams replaces g as the upstream's servers (host:port each),
+	// for several instances behind one nginx.
+	upstreams []string
 }
 
 // nginxFront is a running nginx: base URLs of its plain and TLS listeners
@@ -91,8 +94,12 @@ func startNginxSite(t *testing.T, g *Gateway, site nginxSite) nginxFront {
 	httpPort, tlsPort := freePort(t), freePort(t)
 	certFile, keyFile, pool := makeCertificate(t, dir, nginxServerName)
 	conf := dropLines(string(example), "listen [::]:")
+	servers := "server " + strings.TrimPrefix(g.URL, "http://") + ";"
+	if len(site.upstreams) > 0 {
+		servers = "server " + strings.Join(site.upstreams, ";\n    server ") + ";"
+	}
 	for old, repl := range map[string]string{
-		"server 127.0.0.1:3100;": "server " + strings.TrimPrefix(g.URL, "http://") + ";",
+		"server 127.0.0.1:3100;": servers,
 		"listen 80;":             "listen 127.0.0.1:" + itoa(httpPort) + ";\n" + site.extra,
 		"listen 443 ssl;":        "listen 127.0.0.1:" + itoa(tlsPort) + " ssl;",
 		"/etc/ssl/certs/functions.example.com.pem;":   certFile + ";",
@@ -131,6 +138,10 @@ func startNginxSite(t *testing.T, g *Gateway, site nginxSite) nginxFront {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGQUIT)
 		cmd.Wait()
+		if t.Failed() {
+			errLog, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Logf("nginx error log:\n%s", errLog)
+		}
 	})
 	for _, port := range []int{httpPort, tlsPort} {
 		addr := "127.0.0.1:" + itoa(port)

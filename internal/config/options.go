@@ -105,6 +105,17 @@ type Options struct {
 	BreakerCooldown  time.Duration
 	BodyReadTimeout  time.Duration
 
+	// Shared rate limits (internal/ratestore): empty URL = local limiter.
+	RateLimitStore        string
+	RateLimitStoreTimeout time.Duration
+	RateLimitStoreFail    string
+	RateLimitStorePrefix  string
+	RateLimitStoreRetry   time.Duration
+
+	// ShutdownDelay keeps serving after SIGTERM with /health/ready 503,
+	// before the listener closes (gateway.Shutdown).
+	ShutdownDelay time.Duration
+
 	// Modes, auth and secrets.
 	Watch               string // "true", "false" or "auto" (= on with --dev)
 	WatchDebounce       time.Duration
@@ -314,6 +325,7 @@ var specs = []spec{
 	durationSpec("timeout", "150s", "wall-clock limit per request", func(o *Options) *time.Duration { return &o.Timeout }),
 	durationSpec("boot-timeout", "15s", "limit from spawning a worker to it being ready", func(o *Options) *time.Duration { return &o.BootTimeout }),
 	durationSpec("shutdown-grace", "10s", "time in-flight requests get to finish on SIGTERM/SIGINT", func(o *Options) *time.Duration { return &o.ShutdownGrace }),
+	durationSpec("shutdown-delay", "0s", "on SIGTERM/SIGINT, keep accepting and serving this long with /health/ready answering 503, so load balancers that poll it stop sending first; then stop accepting and drain. Counts within --shutdown-grace (0 = close the listener at once)", func(o *Options) *time.Duration { return &o.ShutdownDelay }),
 	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
 	intSpec("gomaxprocs", "0", "OS threads running Go code; 0 = auto: GOMAXPROCS if set, else half the CPUs (at least 1), leaving the rest to Deno workers", 0, func(o *Options) *int { return &o.GoMaxProcs }),
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
@@ -375,6 +387,11 @@ var specs = []spec{
 	durationSpec("lingering-time", "30s", "lingering close: most time spent reading and discarding before the socket is closed (nginx lingering_time)", func(o *Options) *time.Duration { return &o.LingeringTime }),
 	durationSpec("client-write-timeout", "60s", "a write to a client that makes no progress for this long fails and closes the connection, releasing the worker slot (nginx send_timeout; 0 = none)", func(o *Options) *time.Duration { return &o.ClientWriteTimeout }),
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
+	storeURLSpec("rate-limit-store", "shared rate limits for several instances: redis://[user:pass@]host:port/db or rediss:// (TLS); unset = each instance limits on its own", func(o *Options) *string { return &o.RateLimitStore }),
+	durationSpec("rate-limit-store-timeout", "100ms", "longest a request waits for the rate limit store (pool, dial, round trip); a slower or failed call starts an outage: the store is bypassed until a background probe reaches it", func(o *Options) *time.Duration { return &o.RateLimitStoreTimeout }),
+	stringSpec("rate-limit-store-fail", "open", "while the rate limit store is unreachable: open (allow, unlimited) or closed (refuse with 503 RATE_LIMIT_UNAVAILABLE)", []string{"open", "closed"}, func(o *Options) *string { return &o.RateLimitStoreFail }),
+	stringSpec("rate-limit-store-prefix", "edgeway:rl:", "prefix of the rate limit store's keys (then function:client-key); instances sharing budgets use the same prefix", nil, func(o *Options) *string { return &o.RateLimitStorePrefix }),
+	durationSpec("rate-limit-store-retry", "1s", "how often an unreachable rate limit store is tried again in the background (each try is bounded by this too); also the Retry-After of a 503 when failing closed", func(o *Options) *time.Duration { return &o.RateLimitStoreRetry }),
 	listDefaultSpec("trusted-proxies", "127.0.0.0/8,::1", "CIDRs or IPs whose X-Forwarded-For, X-Forwarded-Host and -Proto are believed: nginx on the same machine by default; given values replace the default (none = trust no peer)", func(o *Options) *[]string { return &o.TrustedProxies }),
 	listSpec("cors-origins", "origins the gateway allows CORS requests from, answering preflights itself (* for any); unset = functions handle CORS themselves, preflights included (as on Supabase)", func(o *Options) *[]string { return &o.CORSOrigins }),
 	listSpec("cors-allow-headers", "with --cors-origins: the Access-Control-Allow-Headers of preflight answers; unset = allow the headers the preflight asks for", func(o *Options) *[]string { return &o.CORSAllowHeaders }),
@@ -536,6 +553,12 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	if o.Pprof && o.AdminListen == "" {
 		return o, fmt.Errorf("flag --pprof needs --admin-listen: profiles are never served on the public listener")
+	}
+	if o.ShutdownDelay > 0 && o.ShutdownDelay >= o.ShutdownGrace {
+		return o, fmt.Errorf("%s (%v) must be below %s (%v): the delay counts within the grace", o.Source("shutdown-delay"), o.ShutdownDelay, o.Source("shutdown-grace"), o.ShutdownGrace)
+	}
+	if err := checkRateLimitStore(&o); err != nil {
+		return o, err
 	}
 	if o.MinWorkers > o.MaxWorkers {
 		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)

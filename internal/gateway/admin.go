@@ -43,6 +43,7 @@ var (
 	statusOK        = []byte(`{"status":"ok"}`)
 	statusReady     = []byte(`{"status":"ready"}`)
 	statusStopping  = []byte(`{"status":"shutting down"}`)
+	statusLoading   = []byte(`{"status":"loading"}`)
 	errForbidden    = newError(fasthttp.StatusForbidden, "FORBIDDEN", "this endpoint needs the internal key")
 	bearerPrefix    = []byte("Bearer ")
 	hdrCacheControl = []byte("Cache-Control")
@@ -89,10 +90,15 @@ func (g *Gateway) authorized(ctx *fasthttp.RequestCtx) bool {
 	return subtle.ConstantTimeCompare(auth[len(bearerPrefix):], []byte(g.opts.InternalKey)) == 1
 }
 
-// handleReady answers load balancers: 503 once shutdown has begun.
+// handleReady answers load balancers: 503 once shutdown has begun, and
+// while the function set is not loaded yet (a table that says so).
 func (g *Gateway) handleReady(ctx *fasthttp.RequestCtx) {
 	if g.stopping.Load() {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, statusStopping)
+		return
+	}
+	if r, ok := g.sup.(interface{ Ready() bool }); ok && !r.Ready() {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, statusLoading)
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, statusReady)
@@ -102,6 +108,8 @@ func (g *Gateway) handleReady(ctx *fasthttp.RequestCtx) {
 type healthDoc struct {
 	Status    string                    `json:"status"`
 	Functions map[string]functionHealth `json:"functions"`
+	// RateLimitStore is the shared store (--rate-limit-store), if any.
+	RateLimitStore *rateStoreHealth `json:"rateLimitStore,omitempty"`
 }
 
 type functionHealth struct {
@@ -140,7 +148,7 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 		}
 		return
 	}
-	doc := healthDoc{Status: status, Functions: map[string]functionHealth{}}
+	doc := healthDoc{Status: status, Functions: map[string]functionHealth{}, RateLimitStore: g.rateStoreHealth()}
 	if lister, ok := g.sup.(interface{ Functions() []*routable.Function }); ok {
 		for _, fn := range lister.Functions() {
 			piped, excl := fn.Pool.Exchanges()

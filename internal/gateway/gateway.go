@@ -11,6 +11,7 @@ import (
 	"edgeway.dev/edgeway/internal/config"
 	"edgeway.dev/edgeway/internal/guard"
 	"edgeway.dev/edgeway/internal/observe"
+	"edgeway.dev/edgeway/internal/ratestore"
 	"edgeway.dev/edgeway/internal/routable"
 	"edgeway.dev/edgeway/internal/upstream"
 
@@ -39,6 +40,9 @@ type Gateway struct {
 	sessions *upstream.Sessions // open WebSocket sessions
 	conns    connSettings       // for every client connection
 	hooks    Hooks              // the host program's, set before Serve (hooks.go)
+	// rateStore shares rate limits between instances (--rate-limit-store);
+	// nil: each function's local limiter.
+	rateStore *ratestore.Store
 }
 
 // Security is what New needs beyond the options: the authenticator, CORS
@@ -78,6 +82,7 @@ func New(opts config.Options, sup routable.Table, sec Security, log zerolog.Logg
 		writeResolution: int64(opts.ClientWriteTimeout / 8), lingeringTimeout: opts.LingeringTimeout,
 		lingeringTime: opts.LingeringTime, readBuffer: opts.MaxHeaderBytes,
 		maxChunkFraming: 4 * int64(opts.MaxHeaderBytes), log: log}
+	g.rateStore = newRateStore(opts, log)
 	g.admin = g.newAdminRouter()
 	g.srv = &fasthttp.Server{
 		Handler:                      g.serve,
@@ -113,15 +118,29 @@ func (g *Gateway) Serve(ln net.Listener) error {
 	return g.srv.Serve(clientListener{Listener: ln, set: &g.conns})
 }
 
-// Shutdown stops accepting, lets in-flight requests finish until ctx ends,
-// and closes idle connections.
+// Shutdown marks the gateway not ready, keeps serving for
+// --shutdown-delay (within ctx), then stops accepting, lets in-flight
+// requests finish until ctx ends, and closes idle connections.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	g.stopping.Store(true)
+	// --shutdown-delay: keep serving while load balancers polling
+	// /health/ready (503 from now on) stop sending, then close.
+	if d := g.opts.ShutdownDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	// Open WebSockets would outlive any grace: close them now with 1001
 	// (going away) so clients reconnect elsewhere.
 	g.sessions.GoAway(upstream.CloseGoingAway, g.opts.WebSocketCloseTimeout)
 	if g.adminSrv != nil {
 		defer g.adminSrv.ShutdownWithContext(ctx)
+	}
+	if g.rateStore != nil {
+		defer g.rateStore.Close() // after the last request's check
 	}
 	return g.srv.ShutdownWithContext(ctx)
 }

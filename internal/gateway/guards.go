@@ -127,14 +127,10 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, fn *routable.Function, client 
 			key = append(append(keyBuf[:0], 's', ':'), res.Sub...)
 		}
 	}
-	if fn.RateLimiter != nil {
-		if ok, retry := fn.RateLimiter.Allow(key, now); !ok {
-			fn.Metrics.RateLimited.Inc()
-			errRateLimited.writeRetryAfter(ctx, retry)
-			fn.Metrics.Refuse("RATE_LIMITED")
-			g.logRateLimited(ctx, fn, client, key[0] == 's', retry, now)
-			return false
-		}
+	// RateLimiter is nil when the function's limit is off, with or
+	// without a shared store.
+	if fn.RateLimiter != nil && !g.rateLimit(ctx, fn, client, key, now) {
+		return false
 	}
 	if ok, retry := fn.Breaker.Allow(now); !ok {
 		errCircuitOpen.writeRetryAfter(ctx, retry)

@@ -170,6 +170,7 @@ func (s *Supervisor) start() {
 	for _, f := range s.functions.Load().byName {
 		go f.m.run()
 	}
+	s.running.Store(true)
 }
 
 // beginReload publishes what changes at once (added and removed functions,

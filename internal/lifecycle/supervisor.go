@@ -74,6 +74,7 @@ type Supervisor struct {
 	metrics  map[string]*observe.FunctionMetrics
 	retiring []*function // replaced or removed versions, draining
 	started  bool
+	running  atomic.Bool // started, for Ready (read by the gateway)
 
 	// onRequest, when set (unit tests only), runs before loop handles a
 	// request: tests make it panic.

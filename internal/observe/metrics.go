@@ -39,7 +39,7 @@ type FunctionMetrics struct {
 }
 
 // RefusalCodes are the gateway error codes counted per function.
-var RefusalCodes = []string{"BOOT_ERROR", "WORKER_ERROR", "TIMEOUT", "CRASH_LOOP", "OVERLOADED", "WORKER_LIMIT", "SHUTTING_DOWN", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "UNAUTHORIZED", "RATE_LIMITED", "CIRCUIT_OPEN"}
+var RefusalCodes = []string{"BOOT_ERROR", "WORKER_ERROR", "TIMEOUT", "CRASH_LOOP", "OVERLOADED", "WORKER_LIMIT", "SHUTTING_DOWN", "PAYLOAD_TOO_LARGE", "REQUEST_TIMEOUT", "UNAUTHORIZED", "RATE_LIMITED", "RATE_LIMIT_UNAVAILABLE", "CIRCUIT_OPEN"}
 
 // StopReasons are the reasons a worker stops, counted per function.
 var StopReasons = []string{"idle", "max duration", "crash", "memory", "health", "shutdown", "background task timeout", "reload", "protocol", "wedged", "cpu", "budget"}
