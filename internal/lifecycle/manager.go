@@ -33,6 +33,7 @@ const (
 // (and the functions it calls) touch the fields below the channels.
 type Manager struct {
 	s    *Supervisor
+	spec *launchSpec
 	fn   *config.Function
 	cfg  config.FunctionConfig
 	pool *upstream.Pool
@@ -89,7 +90,8 @@ type evSpawned struct {
 	p        *process
 	err      error
 	replaces *process
-	cold     bool // started while the function had no ready worker
+	cold     bool   // started while the function had no ready worker
+	source   string // sourcePool or sourceSpawn
 	at       time.Time
 }
 
@@ -113,9 +115,10 @@ type evControl struct {
 func newManager(s *Supervisor, spec *launchSpec, metrics *observe.FunctionMetrics) *Manager {
 	fn := spec.fn
 	m := &Manager{
-		s:   s,
-		fn:  fn,
-		cfg: fn.Config,
+		s:    s,
+		spec: spec,
+		fn:   fn,
+		cfg:  fn.Config,
 		pool: upstream.NewPool(upstream.PoolOptions{
 			MaxWorkers:     fn.Config.MaxWorkers,
 			MaxConcurrency: fn.Config.MaxConcurrency,
@@ -274,8 +277,8 @@ func (m *Manager) spawn(replaces *process) bool {
 	// A panic while starting is a failed boot: the manager's count of
 	// starting workers must come down, or the function waits forever.
 	goGuarded(m.log, observe.PanicLifecycle, func() {
-		p, err := m.start(id)
-		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at})
+		p, source, err := m.startWorker(id, cold)
+		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at, source: source})
 	}, func() {
 		m.send(evSpawned{err: errStartPanicked, replaces: replaces, cold: cold, at: at})
 	})
@@ -388,7 +391,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	p := ev.p
 	if ev.cold {
 		m.metrics.ColdStarts.Inc()
-		m.metrics.ColdStartTime.UpdateDuration(ev.at)
+		m.metrics.ColdStart(ev.source).UpdateDuration(ev.at)
 	}
 	// A panic reading the control connection leaves it in an unknown
 	// state: the worker is killed, as for a violation.

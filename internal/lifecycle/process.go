@@ -32,6 +32,7 @@ type launchSpec struct {
 	compat    bool   // the default profile: /tmp, npm cache, sys (sandbox.go)
 	// nodeServer: it may start a node:http server (nodeserver.go)
 	nodeServer bool
+	pool       poolFit // its prewarm class, or why it boots fresh (prewarmclass.go)
 }
 
 // process is one Deno worker process. Its fields are written by the
@@ -206,6 +207,14 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 // "ready" (see awaitFirstLine), or for the process to exit, or for the
 // deadline.
 func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
+	if err := p.acceptControl(ln, deadline); err != nil {
+		return err
+	}
+	return p.awaitReady(deadline)
+}
+
+// acceptControl accepts the bootstrap's one control connection.
+func (p *process) acceptControl(ln *net.UnixListener, deadline time.Time) error {
 	type result struct {
 		c   net.Conn
 		err error
@@ -228,6 +237,11 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	ln.Close() // removes the socket file: nobody else can connect
 	p.ctl = r.c
 	p.ctlr = newControlReader(p.ctl)
+	return nil
+}
+
+// awaitReady waits for "ready" on the control connection.
+func (p *process) awaitReady(deadline time.Time) error {
 	err := p.awaitFirstLine(deadline)
 	var msg controlMsg
 	if err == nil {

@@ -55,6 +55,7 @@ type Supervisor struct {
 	budget        *Budget    // --max-workers-total, shared by every Manager
 	sandbox       *sandbox   // what default-profile workers may touch
 	inspect       *inspector // nil unless --inspect
+	prewarm       *prewarm   // nil when --prewarm-pool is 0
 
 	functions atomic.Pointer[table]
 	layout    atomic.Pointer[config.Layout] // the layout last applied
@@ -115,7 +116,9 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap, compat: compatProfile(fn.Config.Permissions), nodeServer: mayServeNode(fn, layout.Shared)}
+		spec := &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap, compat: compatProfile(fn.Config.Permissions), nodeServer: mayServeNode(fn, layout.Shared)}
+		spec.pool = poolFitFor(opts, spec)
+		p.specs[fn.Name] = spec
 		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}
 	return p, nil
@@ -174,6 +177,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		fns[fn.Name] = s.newFunction(p.specs[fn.Name])
 	}
 	s.functions.Store(newTable(fns))
+	s.prewarm = newPrewarm(s, p.specs)
 	go s.loop()
 	go s.rescanLoop()
 	return s, nil
@@ -281,3 +285,6 @@ func Validate(opts config.Options, layout *config.Layout) error {
 	_, err := makePlan(opts, layout)
 	return err
 }
+
+// Prewarm is the prewarm pool's state for /health; nil when it is off.
+func (s *Supervisor) Prewarm() *PrewarmStatus { return s.prewarm.status() }

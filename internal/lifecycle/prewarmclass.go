@@ -1,0 +1,165 @@
+package lifecycle
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"edgeway.dev/edgeway/internal/config"
+)
+
+// A permission class is everything a pre-booted worker is started with
+// that Deno fixes at boot: the permission profile's flags, the read grants
+// beyond the function's own folder (the shared folders, what the shared
+// import map points to), the default profile's sandbox, the V8 heap limit
+// (memoryLimitMb), the generated import map and the boot environment
+// (DENO_DIR and the other variables that steer where code loads from).
+// Functions of the same class can take each other's pre-booted workers;
+// the function's own folder is granted through the worker's slot.
+
+// poolClass is one class, the same for every function that has it.
+type poolClass struct {
+	key       string
+	perms     []string // the profile's flags
+	compat    bool     // the default profile's sandbox (sandbox.go)
+	shared    []string // read grants outside the function's folder
+	memoryMB  int
+	importMap []byte
+	bootEnv   []string // the variables Deno reads at boot
+}
+
+// poolFit is what a function's launch spec says about the pool: its class,
+// or why it boots fresh.
+type poolFit struct {
+	class   *poolClass
+	refusal string // non-empty: never pooled, and why (debug log)
+	entry   string // the entry's path relative to the function's folder
+}
+
+// bootEnvVars are a function's variables a pre-booted worker gets at boot
+// (Deno reads them when it starts); they steer where code is loaded from
+// and are the same for every function (gatewayOnlyVars), or are edgeway's
+// own (workerRuntimeEnv).
+func bootEnvVars(vars []string) []string {
+	var out []string
+	for _, kv := range vars {
+		k, _, _ := strings.Cut(kv, "=")
+		if contains(gatewayOnlyVars, k) || slices.Contains(workerRuntimeEnv, kv) {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// poolFitFor decides whether spec's workers may come from the pool.
+func poolFitFor(opts config.Options, spec *launchSpec) poolFit {
+	fn := spec.fn
+	if opts.PrewarmPool == 0 {
+		return poolFit{refusal: "the prewarm pool is off (--prewarm-pool=0)"}
+	}
+	if opts.Inspect != "" {
+		return poolFit{refusal: "--inspect gives every worker a debugger port of its own at boot"}
+	}
+	d := fn.Deps
+	if d.Config != "" || d.Lock != "" || d.PackageJSON != "" || len(d.Imports) > 0 || len(d.Scopes) > 0 {
+		return poolFit{refusal: "its deno.json, import map, lock or package.json is read by Deno at boot"}
+	}
+	rel, err := filepath.Rel(fn.Dir, fn.Entrypoint)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return poolFit{refusal: "its entrypoint lies outside its folder"}
+	}
+	if spec.compat && underTmp(fn.Dir) {
+		return poolFit{refusal: "its folder lies under /tmp, which a pre-booted worker's private /tmp hides"}
+	}
+	if why := poolScan(fn.Dir); why != "" {
+		return poolFit{refusal: why}
+	}
+	c := &poolClass{perms: spec.perms, compat: spec.compat, memoryMB: fn.Config.MemoryLimitMB, importMap: spec.importMap, bootEnv: bootEnvVars(spec.env.vars)}
+	for _, p := range spec.readable {
+		if p != fn.Dir && !strings.HasPrefix(p, fn.Dir+"/") {
+			c.shared = append(c.shared, p)
+		}
+	}
+	sum := sha256.Sum256(spec.importMap)
+	c.key = strings.Join([]string{
+		"perms=" + strings.Join(c.perms, " "),
+		"compat=" + strconv.FormatBool(c.compat),
+		"read=" + strings.Join(c.shared, ","),
+		"memory=" + strconv.Itoa(c.memoryMB),
+		"map=" + hex.EncodeToString(sum[:8]),
+		"env=" + strings.Join(c.bootEnv, "\x00"),
+	}, "|")
+	return poolFit{class: c, entry: rel}
+}
+
+// poolScanLimit bounds the entries poolScan looks at; a larger folder
+// boots fresh.
+const poolScanLimit = 20000
+
+// poolMarkers in a source file mean the code looks at its main module,
+// which in a pre-booted worker is the bootstrap, not its entry.
+var poolMarkers = [][]byte{[]byte("import.meta.main"), []byte("Deno.mainModule")}
+
+var errScanStop = errors.New("stop")
+
+// poolScan reports why dir cannot be served by a pre-booted worker, or
+// "": a symbolic link leaving the folder (Deno checks read grants on the
+// path as written, so a link inside the slot would reach what it points
+// to), a source file asking for its main module, too many entries.
+func poolScan(dir string) string {
+	why := ""
+	n := 0
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "its folder cannot be read: " + err.Error()
+	}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			why = "its folder cannot be read: " + err.Error()
+			return errScanStop
+		}
+		if n++; n > poolScanLimit {
+			why = "its folder holds more than " + strconv.Itoa(poolScanLimit) + " files to check"
+			return errScanStop
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := filepath.EvalSymlinks(path)
+			if err != nil || (target != real && !strings.HasPrefix(target, real+"/")) {
+				rel, _ := filepath.Rel(dir, path)
+				why = "the symbolic link " + rel + " leads out of its folder"
+				return errScanStop
+			}
+			return nil
+		}
+		if d.IsDir() || !sourceExts[filepath.Ext(path)] {
+			return nil
+		}
+		if info, err := d.Info(); err != nil || info.Size() > maxScannedSource {
+			return nil // a bundle: it asks for nothing of the kind in practice
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			why = "a file cannot be read: " + err.Error()
+			return errScanStop
+		}
+		for _, m := range poolMarkers {
+			if bytes.Contains(src, m) {
+				rel, _ := filepath.Rel(dir, path)
+				why = rel + " reads " + string(m) + ", which in a pre-booted worker names the bootstrap"
+				return errScanStop
+			}
+		}
+		return nil
+	})
+	if err != nil && why == "" {
+		why = "its folder cannot be read: " + err.Error()
+	}
+	return why
+}
