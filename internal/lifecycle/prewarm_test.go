@@ -1,0 +1,142 @@
+package lifecycle
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"edgeway.dev/edgeway/internal/config"
+)
+
+// poolFolder makes a function folder outside /tmp-like checks: the test's
+// temporary folder stands in (compat is off, so /tmp does not matter).
+func poolFolder(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestPoolFitFor(t *testing.T) {
+	on := config.Options{PrewarmPool: 2, PrewarmClasses: 2}
+	plain := map[string]string{"index.ts": "Deno.serve(() => new Response('hi'))"}
+	for _, tc := range []struct {
+		name    string
+		opts    config.Options
+		files   map[string]string
+		deps    config.Deps
+		entry   string // relative; "" = index.ts
+		link    string // a symlink named link pointing here ("" = none; relative to the folder)
+		compat  bool
+		refusal string // substring; "" = fits
+	}{
+		{name: "plain function fits", opts: on, files: plain},
+		{name: "pool off", opts: config.Options{}, files: plain, refusal: "--prewarm-pool=0"},
+		{name: "inspector", opts: config.Options{PrewarmPool: 2, Inspect: "127.0.0.1:9229"}, files: plain, refusal: "--inspect"},
+		{name: "own deno.json", opts: on, files: plain, deps: config.Deps{Config: "/x/deno.json"}, refusal: "deno.json"},
+		{name: "own import map entries", opts: on, files: plain, deps: config.Deps{Imports: map[string]string{"a": "npm:a"}}, refusal: "import map"},
+		{name: "entry outside", opts: on, files: plain, entry: "../elsewhere.ts", refusal: "outside its folder"},
+		{name: "import.meta.main", opts: on, files: map[string]string{"index.ts": "if (import.meta.main) Deno.serve(() => new Response())"}, refusal: "import.meta.main"},
+		{name: "Deno.mainModule in a helper", opts: on, files: map[string]string{"index.ts": "import './lib/x.ts'", "lib/x.ts": "console.log(Deno.mainModule)"}, refusal: "Deno.mainModule"},
+		{name: "symlink leaving the folder", opts: on, files: plain, link: "/etc", refusal: "leads out of its folder"},
+		{name: "symlink inside the folder", opts: on, files: map[string]string{"index.ts": "x", "sub/a.ts": "y"}, link: "sub"},
+		{name: "dangling symlink", opts: on, files: plain, link: "nowhere", refusal: "leads out"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := poolFolder(t, tc.files)
+			if tc.link != "" {
+				target := tc.link
+				if !filepath.IsAbs(target) {
+					target = filepath.Join(dir, target)
+				}
+				if err := os.Symlink(target, filepath.Join(dir, "link")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			entry := tc.entry
+			if entry == "" {
+				entry = "index.ts"
+			}
+			fn := &config.Function{Name: "f", Dir: dir, Entrypoint: filepath.Join(dir, entry), Deps: tc.deps}
+			spec := &launchSpec{fn: fn, readable: []string{dir, "/srv/_shared"}, perms: []string{"--allow-net"}, compat: tc.compat}
+			fit := poolFitFor(tc.opts, spec)
+			if tc.refusal == "" {
+				if fit.class == nil {
+					t.Fatalf("refused: %s", fit.refusal)
+				}
+				if fit.entry != "index.ts" || len(fit.class.shared) != 1 || fit.class.shared[0] != "/srv/_shared" {
+					t.Errorf("fit = %+v, class %+v", fit, fit.class)
+				}
+				return
+			}
+			if fit.class != nil || !strings.Contains(fit.refusal, tc.refusal) {
+				t.Errorf("refusal = %q (class %v), want it to mention %q", fit.refusal, fit.class != nil, tc.refusal)
+			}
+		})
+	}
+}
+
+// TestPoolClassKey: functions share a class exactly when what Deno fixes
+// at boot is the same.
+func TestPoolClassKey(t *testing.T) {
+	opts := config.Options{PrewarmPool: 2}
+	key := func(perms []string, mem int, shared string, env []string) string {
+		dir := poolFolder(t, map[string]string{"index.ts": "x"})
+		fn := &config.Function{Name: "f", Dir: dir, Entrypoint: filepath.Join(dir, "index.ts"), Config: config.FunctionConfig{MemoryLimitMB: mem}}
+		spec := &launchSpec{fn: fn, readable: []string{dir, shared}, perms: perms, env: functionEnv{vars: env}}
+		fit := poolFitFor(opts, spec)
+		if fit.class == nil {
+			t.Fatal(fit.refusal)
+		}
+		return fit.class.key
+	}
+	base := key([]string{"--allow-net"}, 0, "/s", []string{"A=1", "NO_COLOR=1"})
+	if got := key([]string{"--allow-net"}, 0, "/s", []string{"B=2", "NO_COLOR=1"}); got != base {
+		t.Errorf("a function's own variables changed the class: %q vs %q", got, base)
+	}
+	for name, other := range map[string]string{
+		"profile":  key([]string{"--allow-net", "--allow-env"}, 0, "/s", nil),
+		"memory":   key([]string{"--allow-net"}, 128, "/s", nil),
+		"shared":   key([]string{"--allow-net"}, 0, "/t", nil),
+		"DENO_DIR": key([]string{"--allow-net"}, 0, "/s", []string{"DENO_DIR=/x", "NO_COLOR=1"}),
+	} {
+		if other == base {
+			t.Errorf("a different %s gave the same class", name)
+		}
+	}
+}
+
+// TestPrewarmClassesRanked: the classes of the most functions get a pool.
+func TestPrewarmClassesRanked(t *testing.T) {
+	p := &prewarm{maxClasses: 2, classes: map[string]*classPool{}}
+	specs := map[string]*launchSpec{}
+	add := func(name, key string) {
+		specs[name] = &launchSpec{pool: poolFit{class: &poolClass{key: key}}}
+	}
+	add("a1", "A")
+	add("a2", "A")
+	add("a3", "A")
+	add("b1", "B")
+	add("b2", "B")
+	add("c1", "C")
+	specs["refused"] = &launchSpec{pool: poolFit{refusal: "no"}}
+	p.setClasses(specs)
+	if len(p.classes) != 2 || p.classes["A"] == nil || p.classes["B"] == nil {
+		t.Fatalf("classes = %v, want A and B", p.classes)
+	}
+	if got := p.take("C"); got.pp != nil || got.reason != missClass {
+		t.Errorf("take of an unpooled class = %+v", got)
+	}
+	if got := p.take("A"); got.pp != nil || got.reason != missEmpty {
+		t.Errorf("take of an empty class = %+v", got)
+	}
+}
