@@ -221,7 +221,8 @@ func (p *prewarm) booted(r prewarmBooted) {
 		return
 	}
 	cp.idle = append(cp.idle, r.pp)
-	p.idle.Add(1)
+	n := p.idle.Add(1)
+	p.log.Debug().Int("pid", r.pp.p.pid).Int64("idle", n).Dur("boot_ms", r.dur).Msg("pre-booted worker waiting")
 }
 
 // setClasses keeps a pool for the maxClasses classes with the most

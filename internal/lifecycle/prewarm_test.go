@@ -68,13 +68,17 @@ func TestPoolFitFor(t *testing.T) {
 			}
 			fn := &config.Function{Name: "f", Dir: dir, Entrypoint: filepath.Join(dir, entry), Deps: tc.deps}
 			spec := &launchSpec{fn: fn, readable: []string{dir, "/srv/_shared"}, perms: []string{"--allow-net"}, compat: tc.compat}
-			fit := poolFitFor(tc.opts, spec)
+			fit := poolFitFor(tc.opts, spec, filepath.Dir(dir), []string{filepath.Join(filepath.Dir(dir), "_shared")})
 			if tc.refusal == "" {
 				if fit.class == nil {
 					t.Fatalf("refused: %s", fit.refusal)
 				}
 				if fit.entry != "index.ts" || len(fit.class.shared) != 1 || fit.class.shared[0] != "/srv/_shared" {
 					t.Errorf("fit = %+v, class %+v", fit, fit.class)
+				}
+				// The slot mirrors the root: the function and the shared folder.
+				if fit.dir != filepath.Base(dir) || fit.links[fit.dir] != dir || fit.links["_shared"] != filepath.Join(filepath.Dir(dir), "_shared") || len(fit.links) != 2 {
+					t.Errorf("slot links = %v (dir %q)", fit.links, fit.dir)
 				}
 				return
 			}
@@ -93,7 +97,7 @@ func TestPoolClassKey(t *testing.T) {
 		dir := poolFolder(t, map[string]string{"index.ts": "x"})
 		fn := &config.Function{Name: "f", Dir: dir, Entrypoint: filepath.Join(dir, "index.ts"), Config: config.FunctionConfig{MemoryLimitMB: mem}}
 		spec := &launchSpec{fn: fn, readable: []string{dir, shared}, perms: perms, env: functionEnv{vars: env}}
-		fit := poolFitFor(opts, spec)
+		fit := poolFitFor(opts, spec, "", nil)
 		if fit.class == nil {
 			t.Fatal(fit.refusal)
 		}

@@ -41,6 +41,12 @@ type poolFit struct {
 	class   *poolClass
 	refusal string // non-empty: never pooled, and why (debug log)
 	entry   string // the entry's path relative to the function's folder
+	// links are the slot's entries, path in the slot -> real folder: the
+	// function's folder and the shared folders where they lie in the
+	// functions root, so that a relative import ("../_shared/cors.ts")
+	// resolves through the slot as it does in the root.
+	links map[string]string
+	dir   string // the function's folder in the slot
 }
 
 // bootEnvVars are a function's variables a pre-booted worker gets at boot
@@ -59,7 +65,7 @@ func bootEnvVars(vars []string) []string {
 }
 
 // poolFitFor decides whether spec's workers may come from the pool.
-func poolFitFor(opts config.Options, spec *launchSpec) poolFit {
+func poolFitFor(opts config.Options, spec *launchSpec, root string, shared []string) poolFit {
 	fn := spec.fn
 	if opts.PrewarmPool == 0 {
 		return poolFit{refusal: "the prewarm pool is off (--prewarm-pool=0)"}
@@ -96,7 +102,29 @@ func poolFitFor(opts config.Options, spec *launchSpec) poolFit {
 		"map=" + hex.EncodeToString(sum[:8]),
 		"env=" + strings.Join(c.bootEnv, "\x00"),
 	}, "|")
-	return poolFit{class: c, entry: rel}
+	fit := poolFit{class: c, entry: rel, dir: "fn", links: map[string]string{}}
+	if in, ok := inRoot(root, fn.Dir); ok {
+		fit.dir = in
+		for _, sh := range shared {
+			if in, ok := inRoot(root, sh); ok {
+				fit.links[in] = sh
+			}
+		}
+	}
+	fit.links[fit.dir] = fn.Dir
+	return fit
+}
+
+// inRoot is p relative to root when it is one folder right under it.
+func inRoot(root, p string) (string, bool) {
+	if root == "" {
+		return "", false
+	}
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == "." || strings.Contains(rel, "/") || rel == ".." {
+		return "", false
+	}
+	return rel, true
 }
 
 // poolScanLimit bounds the entries poolScan looks at; a larger folder

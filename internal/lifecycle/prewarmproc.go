@@ -27,11 +27,13 @@ import (
 // waiting on its control channel for the one function it will serve.
 //
 // Its read grant names its slot, a path that does not exist at boot; the
-// assignment makes the slot a symbolic link to the function's folder
-// (Deno checks grants on the path as written, so the function reads its
-// folder through the slot and nothing else of the functions root). With a
-// private /tmp the slot lies in the worker's own /tmp (/tmp/fn, already
-// granted), else in the runtime folder (slot-<id>).
+// assignment makes the slot a folder of symbolic links, one to the
+// function's folder and one to each shared folder, named as in the
+// functions root (Deno checks grants on the path as written, so the
+// function reads its folder and the shared ones through the slot, and
+// nothing else of the root). With a private /tmp the slot lies in the
+// worker's own /tmp (/tmp/fn, already granted), else in the runtime folder
+// (slot-<id>).
 type pooledProc struct {
 	p          *process
 	class      *poolClass
@@ -107,6 +109,15 @@ func bootPooled(s *Supervisor, c *poolClass, id uint64, log zerolog.Logger) (*po
 	args := append([]string{"run"}, DependencyFlags(config.Deps{}, importMapPath)...)
 	readable := append([]string{pp.slotInside}, c.shared...)
 	args = append(args, workerGrants(secure.DenoPermissionFlags(slices.Concat(c.perms, w.perms()), readable, []string{sock, ctlPath}))...)
+	if pp.slotHost != pp.slotInside {
+		// The private /tmp is writable and the slot lies in it: its links
+		// would let the function write into its own and the shared
+		// folders. A denial more specific than the grant wins in Deno 2.9
+		// (through the links, after "..", relative to a working folder
+		// changed into the slot: all refused), and TestPrewarmIsolation
+		// checks it.
+		args = append(args, "--deny-write="+pp.slotInside)
+	}
 	if c.memoryMB > 0 {
 		args = append(args, "--v8-flags=--max-old-space-size="+strconv.Itoa(c.memoryMB))
 	}
@@ -140,7 +151,7 @@ func bootPooled(s *Supervisor, c *poolClass, id uint64, log zerolog.Logger) (*po
 		observe.Guard(log, observe.PanicProcess, func() {
 			w.release()
 			if pp.slotHost == pp.slotInside {
-				os.Remove(pp.slotHost) // in the runtime folder; a private /tmp goes with its folder
+				os.RemoveAll(pp.slotHost) // in the runtime folder; a private /tmp goes with its folder
 			}
 			pp.out.flush()
 			pp.err.flush()
@@ -178,13 +189,13 @@ type assignment struct {
 // function's folder, hands it the entry and environment, and waits for
 // "ready" as a fresh worker's boot would. On failure the process is gone.
 func (pp *pooledProc) assign(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint64, log zerolog.Logger) (*process, error) {
-	p, fn := pp.p, spec.fn
+	p := pp.p
 	fail := func(err error) (*process, error) {
 		p.kill()
 		<-p.exited
 		return nil, err
 	}
-	if err := os.Symlink(fn.Dir, pp.slotHost); err != nil {
+	if err := makeSlot(pp.slotHost, spec.pool.links); err != nil {
 		return fail(fmt.Errorf("prewarm: slot: %w", err))
 	}
 	wlog := log.With().Uint64("worker", id).Logger()
@@ -199,8 +210,8 @@ func (pp *pooledProc) assign(s *Supervisor, spec *launchSpec, pool *upstream.Poo
 	pp.err.swap(stderr)
 
 	a := assignment{
-		Entry: config.FileURL(filepath.Join(pp.slotInside, pp.classEntry(spec))).String(),
-		Dir:   pp.slotInside,
+		Entry: config.FileURL(filepath.Join(pp.slotInside, spec.pool.dir, spec.pool.entry)).String(),
+		Dir:   filepath.Join(pp.slotInside, spec.pool.dir),
 		Env:   make(map[string]string, len(spec.env.vars)+len(pp.boxEnv)),
 		Node:  spec.nodeServer,
 	}
@@ -249,5 +260,15 @@ func (pp *pooledProc) assign(s *Supervisor, spec *launchSpec, pool *upstream.Poo
 	return p, nil
 }
 
-// classEntry is the function's entry relative to its folder.
-func (pp *pooledProc) classEntry(spec *launchSpec) string { return spec.pool.entry }
+// makeSlot creates the slot folder and its links.
+func makeSlot(slot string, links map[string]string) error {
+	if err := os.Mkdir(slot, 0o755); err != nil {
+		return err
+	}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(slot, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -117,7 +117,7 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 			return nil, err
 		}
 		spec := &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap, compat: compatProfile(fn.Config.Permissions), nodeServer: mayServeNode(fn, layout.Shared)}
-		spec.pool = poolFitFor(opts, spec)
+		spec.pool = poolFitFor(opts, spec, layout.Root, layout.Shared)
 		p.specs[fn.Name] = spec
 		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The prewarm pool (issue 18): cold starts served by pre-booted Deno
+// processes keep every isolation a fresh worker has. Functions of the
+// default profile run with a private /tmp, which hides folders under /tmp
+// from a pre-booted worker, so these tests put their functions folder
+// outside /tmp (in the package folder).
+
+// startGatewayOutsideTmp is startGateway with the functions folder outside
+// /tmp; links are symbolic links to make (path in the folder -> target).
+func startGatewayOutsideTmp(t *testing.T, files map[string]string, links map[string]string, args ...string) *Gateway {
+	t.Helper()
+	cwd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.MkdirTemp(cwd, ".prewarm-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
+	dir := filepath.Join(root, "functions")
+	writeTree(t, dir, files)
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := launch(t, dir, args...)
+	if err := g.waitListening(); err != nil {
+		t.Fatalf("gateway did not start: %v\n%s", err, g.logs.text())
+	}
+	return g
+}
+
+func isPooledBoot(l logLine) bool { return l.Msg() == "pre-booted worker waiting" }
+
+// pooledStart and freshStart match the debug lines a cold start of fn logs.
+func pooledStart(fn string) func(logLine) bool {
+	return func(l logLine) bool {
+		return l.Msg() == "cold start takes a pre-booted worker" && l.Str("function") == fn
+	}
+}
+
+func freshStart(fn string) func(logLine) bool {
+	return func(l logLine) bool {
+		return l.Msg() == "cold start spawns a fresh worker, not a pre-booted one" && l.Str("function") == fn
+	}
+}
+
+// prewarmProbeFn reports what it may read, write, connect to and see.
+const prewarmProbeFn = `import { shared } from "../_shared/mod.ts";
+Deno.serve(async (req) => {
+  const q = new URL(req.url).searchParams;
+  const out: Record<string, unknown> = { shared };
+  const attempt = async (name: string, f: () => Promise<unknown>) => {
+    try { await f(); out[name] = "ok"; } catch (e) { out[name] = (e as Error).name; }
+  };
+  await attempt("readOwn", () => Deno.readTextFile(new URL("./own.txt", import.meta.url)));
+  await attempt("readShared", () => Deno.readTextFile(new URL("../_shared/data.txt", import.meta.url)));
+  await attempt("readSiblingRelative", () => Deno.readTextFile(new URL("../other/secret.txt", import.meta.url)));
+  await attempt("readSiblingReal", () => Deno.readTextFile(q.get("sibling")!));
+  await attempt("listRoot", async () => { for await (const _ of Deno.readDir(q.get("root")!)) {} });
+  await attempt("writeOwn", () => Deno.writeTextFile(new URL("./written.txt", import.meta.url), "x"));
+  await attempt("writeShared", () => Deno.writeTextFile(new URL("../_shared/written.txt", import.meta.url), "x"));
+  await attempt("writeRoot", () => Deno.writeTextFile(q.get("root") + "/written.txt", "x"));
+  await attempt("writeRunDir", () => Deno.writeTextFile(q.get("rundir") + "/written.txt", "x"));
+  const socks: string[] = [];
+  for (const path of q.getAll("sock")) {
+    try { (await Deno.connect({ transport: "unix", path })).close(); socks.push("connected"); }
+    catch (e) { socks.push((e as Error).name); }
+  }
+  out.sockets = socks;
+  out.env = Deno.env.toObject();
+  out.self = import.meta.url;
+  return Response.json(out);
+});
+`
+
+func TestPrewarmIsolation(t *testing.T) {
+	g := startGatewayOutsideTmp(t, map[string]string{
+		"_shared/mod.ts":       `export const shared = "shared-ok";`,
+		"_shared/data.txt":     "shared data",
+		"probe/index.ts":       prewarmProbeFn,
+		"probe/own.txt":        "own",
+		"probe/.env":           "PROBE_SECRET=p\n",
+		"other/index.ts":       `Deno.serve(() => new Response("other"));`,
+		"other/secret.txt":     "other's secret",
+		"other/.env":           "OTHER_SECRET=o\n",
+		"linked/index.ts":      `Deno.serve(async () => new Response(await Deno.readTextFile(new URL("./out/secret.txt", import.meta.url))));`,
+		"guarded/index.ts":     guardedMain,
+		"mem/function.json":    `{"memoryLimitMb": 64}`,
+		"mem/index.ts":         memFn,
+		"strict/function.json": `{"permissions": "strict"}`,
+		"strict/index.ts":      `Deno.serve(() => { let env = "none"; try { env = JSON.stringify(Deno.env.toObject()); } catch (e) { env = (e as Error).name; } return new Response(env); });`,
+	}, map[string]string{"linked/out": "../other"}, "--prewarm-pool", "1", "--prewarm-classes", "3", "--allow-outside-symlinks")
+	root := g.Dir
+	boots := 3 // one per class: default, memoryLimitMb 64, strict
+	g.WaitLogCount(isPooledBoot, boots)
+
+	if r := g.Get("/other"); r.Status != 200 || string(r.Body) != "other" {
+		t.Fatalf("other: %d %s", r.Status, r.Body)
+	}
+	g.WaitLog(pooledStart("other"))
+	boots++
+	g.WaitLogCount(isPooledBoot, boots)
+
+	// Every worker socket there is now (other's): the probe may reach none.
+	var socks []string
+	filepath.Walk(g.RunDir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode()&os.ModeSocket != 0 {
+			socks = append(socks, p)
+		}
+		return nil
+	})
+	if len(socks) == 0 {
+		t.Fatalf("found no worker socket under %s", g.RunDir)
+	}
+	q := url.Values{"sibling": {filepath.Join(root, "other", "secret.txt")}, "root": {root}, "rundir": {g.RunDir}, "sock": socks}
+	r := g.Get("/probe?" + q.Encode())
+	if r.Status != 200 {
+		t.Fatalf("probe: %d %s", r.Status, r.Body)
+	}
+	g.WaitLog(pooledStart("probe"))
+	boots++
+	m := r.JSON(t)
+	for key, want := range map[string]string{
+		"shared": "shared-ok", "readOwn": "ok", "readShared": "ok",
+		"readSiblingReal": "NotCapable", "listRoot": "NotCapable",
+		"writeOwn": "NotCapable", "writeShared": "NotCapable", "writeRoot": "NotCapable",
+	} {
+		if m[key] != want {
+			t.Errorf("%s = %v, want %s", key, m[key], want)
+		}
+	}
+	// With a private /tmp the runtime folder's path names the worker's own
+	// /tmp: nothing may land in the gateway's.
+	for _, p := range []string{filepath.Join(g.RunDir, "written.txt"), filepath.Join(root, "probe", "written.txt"), filepath.Join(root, "_shared", "written.txt")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("the probe wrote %s", p)
+		}
+	}
+	if m["readSiblingRelative"] == "ok" {
+		t.Errorf("the probe read ../other/secret.txt through its slot")
+	}
+	for i, s := range m["sockets"].([]any) {
+		if s == "connected" {
+			t.Errorf("the probe connected to another worker's socket %s", socks[i])
+		}
+	}
+	env := m["env"].(map[string]any)
+	if env["PROBE_SECRET"] != "p" {
+		t.Errorf("PROBE_SECRET = %v, want its own variable", env["PROBE_SECRET"])
+	}
+	for k := range env {
+		if k == "OTHER_SECRET" || strings.HasPrefix(k, "EDGEWAY_") || k == "DENO_SERVE_ADDRESS" || k == "DENO_AUTO_SERVE" {
+			t.Errorf("the probe sees %s", k)
+		}
+	}
+	if self, _ := m["self"].(string); strings.Contains(self, root) {
+		t.Errorf("the entry was loaded from its real folder %s, not through its slot", self)
+	}
+
+	// A folder with a symbolic link leading out of it boots fresh (it reads
+	// through the link as a fresh worker does).
+	if r := g.Get("/linked"); r.Status != 200 || string(r.Body) != "other's secret" {
+		t.Errorf("linked: %d %s", r.Status, r.Body)
+	}
+	l := g.WaitLog(freshStart("linked"))
+	if !strings.Contains(l.Str("why"), "leads out of its folder") {
+		t.Errorf("linked boots fresh because %q", l.Str("why"))
+	}
+	// So does a function that reads import.meta.main, and it is the main
+	// module as always.
+	checkMainModule(t, g, "guarded")
+	if l := g.WaitLog(freshStart("guarded")); !strings.Contains(l.Str("why"), "import.meta.main") {
+		t.Errorf("guarded boots fresh because %q", l.Str("why"))
+	}
+
+	// A profile without env access sees no variable, pre-booted too.
+	g.WaitLogCount(isPooledBoot, boots)
+	if r := g.Get("/strict"); r.Status != 200 || string(r.Body) != "NotCapable" {
+		t.Errorf("strict: %d %s", r.Status, r.Body)
+	}
+	g.WaitLog(pooledStart("strict"))
+	boots++
+
+	// memoryLimitMb is the V8 heap limit of its class's processes.
+	g.WaitLogCount(isPooledBoot, boots)
+	r = g.Get("/mem")
+	if r.Status != 200 {
+		t.Fatalf("mem: %d %s", r.Status, r.Body)
+	}
+	g.WaitLog(pooledStart("mem"))
+	if limit, _ := r.JSON(t)["heapLimit"].(float64); limit <= 0 || limit > 200<<20 {
+		t.Errorf("heap limit %v bytes, want about 64 MiB", limit)
+	}
+	expectError(t, g.Get("/mem?heap=1"), 546, "WORKER_LIMIT")
+	g.WaitLog(func(l logLine) bool {
+		return l.Str("function") == "mem" && l.Msg() == "worker died" && l.Str("reason") == "memory"
+	})
+}
+
+const memFn = `import { getHeapStatistics } from "node:v8";
+const held: unknown[] = [];
+Deno.serve((req) => {
+  if (new URL(req.url).searchParams.has("heap")) {
+    for (;;) held.push(new Array(100000).fill({ x: 1 }));
+  }
+  return Response.json({ heapLimit: getHeapStatistics().heap_size_limit });
+});
+`
