@@ -218,3 +218,33 @@ Deno.serve((req) => {
   return Response.json({ heapLimit: getHeapStatistics().heap_size_limit });
 });
 `
+
+// TestPrewarmServes: every way a function serves works from a pre-booted
+// worker as from a fresh one: Deno.serve's three forms, `export default
+// { fetch }` (Deno's auto-serve) and a node:http server.
+func TestPrewarmServes(t *testing.T) {
+	fns := map[string]string{
+		"plain/index.ts":   `Deno.serve((req) => new Response("plain " + new URL(req.url).pathname));`,
+		"options/index.ts": `Deno.serve({ port: 8000 }, (req) => new Response("options " + new URL(req.url).pathname));`,
+		"object/index.ts":  `Deno.serve({ handler: (req) => new Response("object " + new URL(req.url).pathname) });`,
+		"auto/index.ts":    `export default { fetch(req: Request) { return new Response("auto " + new URL(req.url).pathname); } };`,
+		"node/index.ts": `import { createServer } from "node:http";
+const server = createServer((req, res) => res.end("node " + req.url));
+server.listen(3000, () => console.log("listening on", (server.address() as { port: number }).port));
+`,
+	}
+	g := startGatewayOutsideTmp(t, fns, nil, "--prewarm-pool", "1", "--prewarm-classes", "1")
+	boots := 1
+	for _, name := range []string{"plain", "options", "object", "auto", "node"} {
+		g.WaitLogCount(isPooledBoot, boots)
+		r := g.Get("/" + name + "/x")
+		if want := name + " /x"; r.Status != 200 || string(r.Body) != want {
+			t.Errorf("%s: %d %q, want %q", name, r.Status, r.Body, want)
+		}
+		g.WaitLog(pooledStart(name))
+		boots++
+	}
+	// The node:http server's address() answers with its port, as in a
+	// fresh worker.
+	g.WaitLog(func(l logLine) bool { return l.Str("function") == "node" && strings.Contains(l.Msg(), "listening on 3000") })
+}
