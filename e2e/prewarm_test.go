@@ -233,7 +233,7 @@ const server = createServer((req, res) => res.end("node " + req.url));
 server.listen(3000, () => console.log("listening on", (server.address() as { port: number }).port));
 `,
 	}
-	g := startGatewayOutsideTmp(t, fns, nil, "--prewarm-pool", "1", "--prewarm-classes", "1")
+	g := startGatewayOutsideTmp(t, fns, nil, "--prewarm-pool", "1", "--prewarm-classes", "1", "--internal-key", internalKey)
 	boots := 1
 	for _, name := range []string{"plain", "options", "object", "auto", "node"} {
 		g.WaitLogCount(isPooledBoot, boots)
@@ -246,5 +246,45 @@ server.listen(3000, () => console.log("listening on", (server.address() as { por
 	}
 	// The node:http server's address() answers with its port, as in a
 	// fresh worker.
-	g.WaitLog(func(l logLine) bool { return l.Str("function") == "node" && strings.Contains(l.Msg(), "listening on 3000") })
+	g.WaitLog(func(l logLine) bool {
+		return l.Str("function") == "node" && strings.Contains(l.Msg(), "listening on 3000")
+	})
+
+	// The access log says which request waited for which kind of boot:
+	// the first one each worker answered, and only that one.
+	if r := g.Get("/plain/again"); r.Status != 200 {
+		t.Fatalf("plain again: %d", r.Status)
+	}
+	first := g.WaitLog(func(l logLine) bool {
+		return l.Msg() == "request" && l.Str("function") == "plain" && l.Str("path") == "/plain/x"
+	})
+	if first.Str("cold_start") != "pool" || first["cold_start_ms"] == nil {
+		t.Errorf("first request's log line: %v", first)
+	}
+	again := g.WaitLog(func(l logLine) bool { return l.Msg() == "request" && l.Str("path") == "/plain/again" })
+	if _, ok := again["cold_start"]; ok {
+		t.Errorf("a warm request's log line names a cold start: %v", again)
+	}
+
+	// /health and the metrics count the pool's hits.
+	r := g.Do("GET", "/health", nil, map[string]string{"Authorization": "Bearer " + internalKey})
+	pw, _ := r.JSON(t)["prewarm"].(map[string]any)
+	if pw == nil || pw["hits"].(float64) < 5 || pw["size"].(float64) != 1 || pw["classes"].(float64) != 1 || pw["refill_seconds"].(float64) <= 0 {
+		t.Errorf("/health prewarm = %v", pw)
+	}
+	fams := scrapeFamilies(t, g)
+	if f := fams["edgeway_prewarm_hits_total"]; f == nil || f.GetMetric()[0].GetCounter().GetValue() < 5 {
+		t.Errorf("edgeway_prewarm_hits_total = %v", f)
+	}
+	found := false
+	for _, m := range fams["edgeway_cold_start_duration_seconds"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "source" && l.GetValue() == "pool" && m.GetHistogram().GetSampleCount() > 0 {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no edgeway_cold_start_duration_seconds{source=\"pool\"} sample")
+	}
 }

@@ -102,6 +102,9 @@ func (g *Gateway) handleReady(ctx *fasthttp.RequestCtx) {
 type healthDoc struct {
 	Status    string                    `json:"status"`
 	Functions map[string]functionHealth `json:"functions"`
+	// Prewarm is the prewarm pool (size per class, classes, idle, hits,
+	// misses, mean refill time); absent when it is off.
+	Prewarm any `json:"prewarm,omitempty"`
 }
 
 type functionHealth struct {
@@ -155,6 +158,9 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 				QueuedOrStarting: fn.Pool.Waiting(),
 			}
 		}
+	}
+	if pw, ok := g.sup.(interface{ PrewarmHealth() any }); ok {
+		doc.Prewarm = pw.PrewarmHealth()
 	}
 	body, _ := json.Marshal(doc)
 	writeJSON(ctx, fasthttp.StatusOK, body)

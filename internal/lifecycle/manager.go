@@ -392,6 +392,9 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	if ev.cold {
 		m.metrics.ColdStarts.Inc()
 		m.metrics.ColdStart(ev.source).UpdateDuration(ev.at)
+		if p.worker != nil {
+			p.worker.Cold = upstream.ColdStart{Duration: time.Since(ev.at), Source: ev.source}
+		}
 	}
 	// A panic reading the control connection leaves it in an unknown
 	// state: the worker is killed, as for a violation.

@@ -286,5 +286,11 @@ func Validate(opts config.Options, layout *config.Layout) error {
 	return err
 }
 
-// Prewarm is the prewarm pool's state for /health; nil when it is off.
-func (s *Supervisor) Prewarm() *PrewarmStatus { return s.prewarm.status() }
+// PrewarmHealth is the prewarm pool's state for /health (a
+// *PrewarmStatus); nil when the pool is off.
+func (s *Supervisor) PrewarmHealth() any {
+	if st := s.prewarm.status(); st != nil {
+		return st
+	}
+	return nil
+}
