@@ -1,11 +1,18 @@
 package e2e
 
 import (
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The prewarm pool (issue 18): cold starts served by pre-booted Deno
@@ -286,5 +293,98 @@ server.listen(3000, () => console.log("listening on", (server.address() as { por
 	}
 	if !found {
 		t.Errorf("no edgeway_cold_start_duration_seconds{source=\"pool\"} sample")
+	}
+}
+
+// TestPrewarmBurst: 50 cold starts of different functions at once all
+// answer; the pool serves what it holds and the rest spawn fresh; once
+// the workers have gone idle and stopped, nothing is left behind
+// (processes, sockets, private folders, the gateway's fds), and at
+// shutdown the pooled processes go too.
+func TestPrewarmBurst(t *testing.T) {
+	const n, pool = 50, 3
+	fns := map[string]string{}
+	for i := 0; i < n; i++ {
+		fns[fmt.Sprintf("f%02d/index.ts", i)] = fmt.Sprintf(`Deno.serve(() => new Response("f%02d"));`, i)
+	}
+	g := startGatewayOutsideTmp(t, fns, nil, "--prewarm-pool", strconv.Itoa(pool), "--prewarm-classes", "1",
+		"--max-workers-total", "100", "--idle-timeout", "1s")
+	g.WaitLogCount(isPooledBoot, pool)
+	gatewayFDs := func() int {
+		ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", g.cmd.Process.Pid))
+		return len(ents)
+	}
+	baseline := gatewayFDs()
+
+	burst := &http.Client{Timeout: 2 * eventTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	var wg sync.WaitGroup
+	errs := make(chan string, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			name := fmt.Sprintf("f%02d", i)
+			resp, err := burst.Get(g.URL + "/" + name)
+			if err != nil {
+				errs <- name + ": " + err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != name {
+				errs <- fmt.Sprintf("%s: %d %s", name, resp.StatusCode, body)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	pooled := g.logs.count(func(l logLine) bool { return l.Msg() == "cold start takes a pre-booted worker" })
+	fresh := g.logs.count(func(l logLine) bool { return l.Msg() == "cold start spawns a fresh worker, not a pre-booted one" })
+	t.Logf("%d cold starts from the pool, %d fresh", pooled, fresh)
+	if pooled < pool || pooled+fresh != n {
+		t.Errorf("%d pooled + %d fresh cold starts, want at least %d pooled and %d in all", pooled, fresh, pool, n)
+	}
+
+	// Every worker goes idle and stops; the pool refills to its size.
+	g.WaitLogCount(func(l logLine) bool { return l.Msg() == "worker stopped" && l.Str("reason") == "idle" }, n)
+	g.WaitLogCount(isPooledBoot, pool+pooled)
+	var left []int
+	deadline := time.Now().Add(eventTimeout)
+	for {
+		left = g.WorkerPIDs()
+		if len(left) == pool || time.Now().After(deadline) {
+			break
+		}
+		sleepPoll() // /proc has no event for another process's exit
+	}
+	if len(left) != pool {
+		t.Errorf("%d Deno processes after every worker stopped, want the %d pooled: %v", len(left), pool, left)
+	}
+	var socks, boxes []string
+	filepath.Walk(g.RunDir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode()&os.ModeSocket != 0 {
+			socks = append(socks, p)
+		}
+		if err == nil && info.IsDir() && strings.HasPrefix(info.Name(), "tmp-w") {
+			boxes = append(boxes, p)
+		}
+		return nil
+	})
+	if len(socks) != 0 || len(boxes) > pool {
+		t.Errorf("left behind: sockets %v, private folders %v", socks, boxes)
+	}
+	if fds := gatewayFDs(); fds > baseline+2 {
+		t.Errorf("the gateway holds %d fds, %d before the burst", fds, baseline)
+	}
+	g.Signal(syscall.SIGTERM)
+	if code := g.WaitExit(); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+	waitNoProcesses(t, g.RunDir)
+	if _, err := os.Stat(g.RunDir); err == nil {
+		t.Errorf("runtime folder %s left behind", g.RunDir)
 	}
 }
