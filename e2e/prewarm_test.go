@@ -240,8 +240,9 @@ const server = createServer((req, res) => res.end("node " + req.url));
 server.listen(3000, () => console.log("listening on", (server.address() as { port: number }).port));
 `,
 	}
-	g := startGatewayOutsideTmp(t, fns, nil, "--prewarm-pool", "1", "--prewarm-classes", "1", "--internal-key", internalKey)
-	boots := 1
+	// Two classes: the node:http one loads the bootstrap's patch at boot.
+	g := startGatewayOutsideTmp(t, fns, nil, "--prewarm-pool", "1", "--prewarm-classes", "2", "--internal-key", internalKey)
+	boots := 2
 	for _, name := range []string{"plain", "options", "object", "auto", "node"} {
 		g.WaitLogCount(isPooledBoot, boots)
 		r := g.Get("/" + name + "/x")
@@ -276,7 +277,7 @@ server.listen(3000, () => console.log("listening on", (server.address() as { por
 	// /health and the metrics count the pool's hits.
 	r := g.Do("GET", "/health", nil, map[string]string{"Authorization": "Bearer " + internalKey})
 	pw, _ := r.JSON(t)["prewarm"].(map[string]any)
-	if pw == nil || pw["hits"].(float64) < 5 || pw["size"].(float64) != 1 || pw["classes"].(float64) != 1 || pw["refill_seconds"].(float64) <= 0 {
+	if pw == nil || pw["hits"].(float64) < 5 || pw["size"].(float64) != 1 || pw["classes"].(float64) != 2 || pw["refill_seconds"].(float64) <= 0 {
 		t.Errorf("/health prewarm = %v", pw)
 	}
 	fams := scrapeFamilies(t, g)

@@ -596,8 +596,10 @@ if (pooled) {
   } catch {
     // the folder stays readable through its slot all the same
   }
-  nodeServer = assignment.node === true;
-  if (nodeServer) await patchNodeServer();
+  if (assignment.node === true && !nodeServer) {
+    nodeServer = true;
+    await patchNodeServer();
+  }
   ctl.unref();
   controlLoop(rest);
   const mod = await import(assignment.entry);

@@ -130,6 +130,9 @@ func bootPooled(s *Supervisor, c *poolClass, id uint64, log zerolog.Logger) (*po
 		envServeAddress + "=unix:" + sock,
 		envPool + "=1",
 	}, w.env())
+	if c.node {
+		cmd.Env = append(cmd.Env, envNodeServer+"=1")
+	}
 	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
