@@ -35,12 +35,14 @@ type prewarm struct {
 	refillDone atomic.Int64 // successful boots
 
 	// Owned by run.
-	classes  map[string]*classPool
-	booting  int       // boots in flight (at most one)
-	failures int       // boots failed in a row
-	retryAt  time.Time // no boot before then after a failure
-	stopped  bool
-	stopAck  chan struct{}
+	classes map[string]*classPool
+	booting int // boots in flight (at most one)
+	// assigning: taken processes still becoming their function's worker
+	assigning int
+	failures  int       // boots failed in a row
+	retryAt   time.Time // no boot before then after a failure
+	stopped   bool
+	stopAck   chan struct{}
 }
 
 // classPool is one class's waiting processes.
@@ -60,6 +62,11 @@ type takeResult struct {
 	pp     *pooledProc
 	reason string // miss: "empty" or "class"
 }
+
+// prewarmAssigned: a taken process is ready (or failed); refills wait for
+// it so that a boot does not compete for the CPU with the cold start it
+// would slow down.
+type prewarmAssigned struct{}
 
 type prewarmBooted struct {
 	key string
@@ -155,6 +162,8 @@ func (p *prewarm) serve() (finished bool) {
 			p.stop()
 			p.stopAck = r.reply
 		case prewarmNudge:
+		case prewarmAssigned:
+			p.assigning--
 		}
 		if p.stopped && p.booting == 0 {
 			if p.stopAck != nil {
@@ -184,6 +193,7 @@ func (p *prewarm) take(key string) takeResult {
 			continue
 		default:
 		}
+		p.assigning++
 		return takeResult{pp: pp}
 	}
 	return takeResult{reason: missEmpty}
@@ -290,7 +300,7 @@ func (p *prewarm) stop() {
 // fill starts one boot for the first class (most functions first) below
 // its size, unless one is in flight.
 func (p *prewarm) fill() {
-	if p.stopped || p.booting > 0 || time.Now().Before(p.retryAt) {
+	if p.stopped || p.booting > 0 || p.assigning > 0 || time.Now().Before(p.retryAt) {
 		return
 	}
 	var pick *classPool
@@ -340,6 +350,14 @@ func (p *prewarm) get(spec *launchSpec) (*pooledProc, string) {
 	}
 	prewarmHits.Inc()
 	return r.pp, ""
+}
+
+// assigned tells the pool a taken process is ready or gone.
+func (p *prewarm) assigned() {
+	select {
+	case p.reqs <- prewarmAssigned{}:
+	case <-p.done:
+	}
 }
 
 // update gives the pool a reload's classes.
@@ -403,6 +421,7 @@ func (m *Manager) startWorker(id uint64, cold bool) (*process, string, error) {
 	}
 	m.log.Debug().Uint64("worker", id).Int("pid", pp.p.pid).Msg("cold start takes a pre-booted worker")
 	p, err := pp.assign(m.s, m.spec, m.pool, id, m.log)
+	pw.assigned()
 	return p, sourcePool, err
 }
 
