@@ -43,6 +43,10 @@ type prewarm struct {
 	retryAt   time.Time // no boot before then after a failure
 	stopped   bool
 	stopAck   chan struct{}
+
+	// onRequest, when set (unit tests only), runs before a request is
+	// handled: tests make it panic.
+	onRequest func(req any)
 }
 
 // classPool is one class's waiting processes.
@@ -141,8 +145,8 @@ func (p *prewarm) run() {
 	}
 }
 
-// serve handles requests until the pool has stopped (true) or a handler
-// panicked (false: run calls it again).
+// serve handles requests until the pool has stopped (true) or a panic
+// outside a request's handling (false: run calls it again).
 func (p *prewarm) serve() (finished bool) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -151,20 +155,7 @@ func (p *prewarm) serve() (finished bool) {
 	}()
 	p.fill() // the first boot, and after a panic the next one
 	for req := range p.reqs {
-		switch r := req.(type) {
-		case prewarmTake:
-			r.reply <- p.take(r.key)
-		case prewarmBooted:
-			p.booted(r)
-		case prewarmClasses:
-			p.setClasses(r.specs)
-		case prewarmStop:
-			p.stop()
-			p.stopAck = r.reply
-		case prewarmNudge:
-		case prewarmAssigned:
-			p.assigning--
-		}
+		p.handle(req)
 		if p.stopped && p.booting == 0 {
 			if p.stopAck != nil {
 				close(p.stopAck)
@@ -174,6 +165,44 @@ func (p *prewarm) serve() (finished bool) {
 		p.fill()
 	}
 	return true
+}
+
+// handle serves one request. A panic is recovered here and the request
+// still answered (a take as a miss, a stop as stopped), so that nobody
+// waits forever on a reply.
+func (p *prewarm) handle(req any) {
+	defer func() {
+		if v := recover(); v != nil {
+			observe.Recovered(p.log, observe.PanicLifecycle, v)
+			switch r := req.(type) {
+			case prewarmTake:
+				select {
+				case r.reply <- takeResult{reason: missEmpty}:
+				default: // answered before the panic
+				}
+			case prewarmStop:
+				p.stopped = true
+				p.stopAck = r.reply
+			}
+		}
+	}()
+	if p.onRequest != nil {
+		p.onRequest(req)
+	}
+	switch r := req.(type) {
+	case prewarmTake:
+		r.reply <- p.take(r.key)
+	case prewarmBooted:
+		p.booted(r)
+	case prewarmClasses:
+		p.setClasses(r.specs)
+	case prewarmStop:
+		p.stop()
+		p.stopAck = r.reply
+	case prewarmNudge:
+	case prewarmAssigned:
+		p.assigning--
+	}
 }
 
 // take hands out a waiting process of class key; processes that died

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"edgeway.dev/edgeway/internal/config"
+
+	"github.com/rs/zerolog"
 )
 
 // poolFolder makes a function folder outside /tmp-like checks: the test's
@@ -142,5 +144,31 @@ func TestPrewarmClassesRanked(t *testing.T) {
 	}
 	if got := p.take("A"); got.pp != nil || got.reason != missEmpty {
 		t.Errorf("take of an empty class = %+v", got)
+	}
+}
+
+// TestPrewarmSurvivesPanics: a panic while handling a take still answers
+// it (a miss: the cold start spawns fresh) and the pool goes on serving
+// and stops.
+func TestPrewarmSurvivesPanics(t *testing.T) {
+	p := &prewarm{maxClasses: 1, log: zerolog.Nop(), reqs: make(chan any), done: make(chan struct{}), classes: map[string]*classPool{}}
+	panics := 0
+	p.onRequest = func(req any) {
+		if _, ok := req.(prewarmTake); ok && panics == 0 {
+			panics++
+			panic("injected")
+		}
+	}
+	go p.run()
+	spec := &launchSpec{pool: poolFit{class: &poolClass{key: "A"}}}
+	if pp, miss := p.get(spec); pp != nil || miss != missEmpty {
+		t.Errorf("take that panicked = %v, %q; want a miss", pp, miss)
+	}
+	if pp, miss := p.get(spec); pp != nil || miss != missClass {
+		t.Errorf("next take = %v, %q; want the class miss", pp, miss)
+	}
+	p.shutdown()
+	if pp, miss := p.get(spec); pp != nil || miss != missClass {
+		t.Errorf("take after shutdown = %v, %q", pp, miss)
 	}
 }
