@@ -114,6 +114,7 @@ func TestPoolClassKey(t *testing.T) {
 		"memory":   key([]string{"--allow-net"}, 128, "/s", nil),
 		"shared":   key([]string{"--allow-net"}, 0, "/t", nil),
 		"DENO_DIR": key([]string{"--allow-net"}, 0, "/s", []string{"DENO_DIR=/x", "NO_COLOR=1"}),
+		"HOME":     key([]string{"--allow-net"}, 0, "/s", []string{"HOME=/x", "NO_COLOR=1"}),
 	} {
 		if other == base {
 			t.Errorf("a different %s gave the same class", name)

@@ -53,15 +53,25 @@ type poolFit struct {
 	dir   string // the function's folder in the slot
 }
 
-// bootEnvVars are a function's variables a pre-booted worker gets at boot
-// (Deno reads them when it starts); they steer where code is loaded from
-// and are the same for every function (gatewayOnlyVars), or are edgeway's
-// own (workerRuntimeEnv).
+// denoStartupVars are read by Deno when it starts, before any assignment
+// could set them: where its cache is (HOME, XDG_CACHE_HOME when DENO_DIR
+// is unset), certificates, proxies and tokens for fetching modules, V8
+// flags. A function whose own layers change one of them gets a class of
+// its own.
+var denoStartupVars = []string{"HOME", "XDG_CACHE_HOME", "DENO_CERT", "DENO_TLS_CA_STORE", "DENO_AUTH_TOKENS",
+	"DENO_V8_FLAGS", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+	"http_proxy", "https_proxy", "no_proxy"}
+
+// bootEnvVars are a function's variables a pre-booted worker gets at boot:
+// what steers where code is loaded from (gatewayOnlyVars, the same for
+// every function), what Deno reads at startup (denoStartupVars) and
+// edgeway's own (workerRuntimeEnv). At the assignment the bootstrap
+// leaves exactly the function's variables.
 func bootEnvVars(vars []string) []string {
 	var out []string
 	for _, kv := range vars {
 		k, _, _ := strings.Cut(kv, "=")
-		if contains(gatewayOnlyVars, k) || slices.Contains(workerRuntimeEnv, kv) {
+		if contains(gatewayOnlyVars, k) || contains(denoStartupVars, k) || slices.Contains(workerRuntimeEnv, kv) {
 			out = append(out, kv)
 		}
 	}
