@@ -72,6 +72,8 @@ Deno.serve(async (req) => {
     try { await f(); out[name] = "ok"; } catch (e) { out[name] = (e as Error).name; }
   };
   await attempt("readOwn", () => Deno.readTextFile(new URL("./own.txt", import.meta.url)));
+  await attempt("readOwnRelative", () => Deno.readTextFile("./own.txt"));
+  await attempt("readSharedRelative", () => Deno.readTextFile("../_shared/data.txt"));
   await attempt("readShared", () => Deno.readTextFile(new URL("../_shared/data.txt", import.meta.url)));
   await attempt("readSiblingRelative", () => Deno.readTextFile(new URL("../other/secret.txt", import.meta.url)));
   await attempt("readSiblingReal", () => Deno.readTextFile(q.get("sibling")!));
@@ -140,7 +142,7 @@ func TestPrewarmIsolation(t *testing.T) {
 	boots++
 	m := r.JSON(t)
 	for key, want := range map[string]string{
-		"shared": "shared-ok", "readOwn": "ok", "readShared": "ok",
+		"shared": "shared-ok", "readOwn": "ok", "readShared": "ok", "readOwnRelative": "ok", "readSharedRelative": "ok",
 		"readSiblingReal": "NotCapable", "listRoot": "NotCapable",
 		"writeOwn": "NotCapable", "writeShared": "NotCapable", "writeRoot": "NotCapable",
 	} {

@@ -39,11 +39,13 @@ func TestPoolFitFor(t *testing.T) {
 		entry   string // relative; "" = index.ts
 		link    string // a symlink named link pointing here ("" = none; relative to the folder)
 		compat  bool
-		refusal string // substring; "" = fits
+		perms   []string // nil = --allow-net
+		refusal string   // substring; "" = fits
 	}{
 		{name: "plain function fits", opts: on, files: plain},
 		{name: "pool off", opts: config.Options{}, files: plain, refusal: "--prewarm-pool=0"},
 		{name: "inspector", opts: config.Options{PrewarmPool: 2, Inspect: "127.0.0.1:9229"}, files: plain, refusal: "--inspect"},
+		{name: "--allow-all", opts: on, files: plain, perms: []string{"--allow-all"}, refusal: "--allow-all"},
 		{name: "own deno.json", opts: on, files: plain, deps: config.Deps{Config: "/x/deno.json"}, refusal: "deno.json"},
 		{name: "own import map entries", opts: on, files: plain, deps: config.Deps{Imports: map[string]string{"a": "npm:a"}}, refusal: "import map"},
 		{name: "entry outside", opts: on, files: plain, entry: "../elsewhere.ts", refusal: "outside its folder"},
@@ -69,7 +71,11 @@ func TestPoolFitFor(t *testing.T) {
 				entry = "index.ts"
 			}
 			fn := &config.Function{Name: "f", Dir: dir, Entrypoint: filepath.Join(dir, entry), Deps: tc.deps}
-			spec := &launchSpec{fn: fn, readable: []string{dir, "/srv/_shared"}, perms: []string{"--allow-net"}, compat: tc.compat}
+			perms := tc.perms
+			if perms == nil {
+				perms = []string{"--allow-net"}
+			}
+			spec := &launchSpec{fn: fn, readable: []string{dir, "/srv/_shared"}, perms: perms, compat: tc.compat}
 			fit := poolFitFor(tc.opts, spec, filepath.Dir(dir), []string{filepath.Join(filepath.Dir(dir), "_shared")})
 			if tc.refusal == "" {
 				if fit.class == nil {
@@ -79,7 +85,7 @@ func TestPoolFitFor(t *testing.T) {
 					t.Errorf("fit = %+v, class %+v", fit, fit.class)
 				}
 				// The slot mirrors the root: the function and the shared folder.
-				if fit.dir != filepath.Base(dir) || fit.links[fit.dir] != dir || fit.links["_shared"] != filepath.Join(filepath.Dir(dir), "_shared") || len(fit.links) != 2 {
+				if fit.dir != filepath.Base(dir) || fit.links["_shared"] != filepath.Join(filepath.Dir(dir), "_shared") || len(fit.links) != 1 {
 					t.Errorf("slot links = %v (dir %q)", fit.links, fit.dir)
 				}
 				return

@@ -45,12 +45,15 @@ type poolFit struct {
 	class   *poolClass
 	refusal string // non-empty: never pooled, and why (debug log)
 	entry   string // the entry's path relative to the function's folder
-	// links are the slot's entries, path in the slot -> real folder: the
-	// function's folder and the shared folders where they lie in the
-	// functions root, so that a relative import ("../_shared/cors.ts")
-	// resolves through the slot as it does in the root.
+	// links are the slot's links to the shared folders, name in the slot
+	// -> real folder, named as in the functions root so that a relative
+	// import ("../_shared/cors.ts") resolves through the slot as in the root.
 	links map[string]string
-	dir   string // the function's folder in the slot
+	// dir is the function's folder in the slot: a real folder of links to
+	// each entry of its own, so that it is the worker's working folder
+	// as the kernel reports it and a path relative to it ("./data.json")
+	// stays inside the read grant.
+	dir string
 }
 
 // denoStartupVars are read by Deno when it starts, before any assignment
@@ -86,6 +89,9 @@ func poolFitFor(opts config.Options, spec *launchSpec, root string, shared []str
 	}
 	if opts.Inspect != "" {
 		return poolFit{refusal: "--inspect gives every worker a debugger port of its own at boot"}
+	}
+	if slices.Contains(spec.perms, "--allow-all") {
+		return poolFit{refusal: "its profile grants --allow-all: around its folder it would find the slot, not the functions root"}
 	}
 	d := fn.Deps
 	if d.Config != "" || d.Lock != "" || d.PackageJSON != "" || len(d.Imports) > 0 || len(d.Scopes) > 0 {
@@ -126,7 +132,6 @@ func poolFitFor(opts config.Options, spec *launchSpec, root string, shared []str
 			}
 		}
 	}
-	fit.links[fit.dir] = fn.Dir
 	return fit
 }
 

@@ -198,7 +198,7 @@ func (pp *pooledProc) assign(s *Supervisor, spec *launchSpec, pool *upstream.Poo
 		<-p.exited
 		return nil, err
 	}
-	if err := makeSlot(pp.slotHost, spec.pool.links); err != nil {
+	if err := makeSlot(pp.slotHost, spec.pool.links, spec.pool.dir, spec.fn.Dir); err != nil {
 		return fail(fmt.Errorf("prewarm: slot: %w", err))
 	}
 	wlog := log.With().Uint64("worker", id).Logger()
@@ -264,12 +264,30 @@ func (pp *pooledProc) assign(s *Supervisor, spec *launchSpec, pool *upstream.Poo
 }
 
 // makeSlot creates the slot folder and its links.
-func makeSlot(slot string, links map[string]string) error {
+// makeSlot creates the slot: links to the shared folders and the
+// function's folder fnDir as a real folder dir of links to its entries
+// (see poolFit.dir). The entries are read now: a file added to the top of
+// the folder later is not seen by this worker (a change reloads the
+// function anyway when the folder is watched).
+func makeSlot(slot string, links map[string]string, dir, fnDir string) error {
 	if err := os.Mkdir(slot, 0o755); err != nil {
 		return err
 	}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(slot, name)); err != nil {
+			return err
+		}
+	}
+	own := filepath.Join(slot, dir)
+	if err := os.Mkdir(own, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(fnDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(fnDir, e.Name()), filepath.Join(own, e.Name())); err != nil {
 			return err
 		}
 	}
