@@ -94,7 +94,25 @@ Deno.serve(async (req) => {
 });
 `
 
+// TestPrewarmIsolation runs the checks under each --function-tmp mode: the
+// slot lies in the worker's private /tmp (private) or in the runtime
+// folder (shared, off).
 func TestPrewarmIsolation(t *testing.T) {
+	t.Run("private", func(t *testing.T) { checkPrewarmIsolation(t, "--function-tmp=private") })
+	t.Run("shared", func(t *testing.T) {
+		// Shared mode needs the runtime folder outside /tmp.
+		outside, err := os.MkdirTemp("/var/tmp", "edgeway-e2e-")
+		if err != nil {
+			t.Skipf("no /var/tmp: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(outside) })
+		t.Setenv("TMPDIR", outside)
+		checkPrewarmIsolation(t, "--function-tmp=shared")
+	})
+	t.Run("off", func(t *testing.T) { checkPrewarmIsolation(t, "--function-tmp=off") })
+}
+
+func checkPrewarmIsolation(t *testing.T, tmpMode string) {
 	g := startGatewayOutsideTmp(t, map[string]string{
 		"_shared/mod.ts":       `export const shared = "shared-ok";`,
 		"_shared/data.txt":     "shared data",
@@ -110,7 +128,7 @@ func TestPrewarmIsolation(t *testing.T) {
 		"mem/index.ts":         memFn,
 		"strict/function.json": `{"permissions": "strict"}`,
 		"strict/index.ts":      `Deno.serve(() => { let env = "none"; try { env = JSON.stringify(Deno.env.toObject()); } catch (e) { env = (e as Error).name; } return new Response(env); });`,
-	}, map[string]string{"linked/out": "../other"}, "--prewarm-pool", "1", "--prewarm-classes", "3", "--allow-outside-symlinks")
+	}, map[string]string{"linked/out": "../other"}, "--prewarm-pool", "1", "--prewarm-classes", "3", "--allow-outside-symlinks", tmpMode)
 	root := g.Dir
 	boots := 3 // one per class: default, memoryLimitMb 64, strict
 	g.WaitLogCount(isPooledBoot, boots)
