@@ -409,3 +409,34 @@ func TestPrewarmBurst(t *testing.T) {
 		t.Errorf("runtime folder %s left behind", g.RunDir)
 	}
 }
+
+// TestPrewarmReloadDropsOldClasses: a reload that changes a function's
+// class kills the pre-booted processes of the class no longer kept and
+// boots the new one's; a function that moves to a class of its own is
+// served from it.
+func TestPrewarmReloadDropsOldClasses(t *testing.T) {
+	g := startGatewayOutsideTmp(t, map[string]string{
+		"a/index.ts":      `Deno.serve(() => new Response("a"));`,
+		"a/function.json": `{"permissions": "strict"}`,
+	}, nil, "--prewarm-pool", "1", "--prewarm-classes", "1")
+	old := g.WaitLog(isPooledBoot).Int("pid")
+	if err := os.WriteFile(filepath.Join(g.Dir, "a", "function.json"), []byte(`{"permissions": "none"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.Signal(syscall.SIGHUP)
+	g.WaitLogCount(isPooledBoot, 2)
+	deadline := time.Now().Add(eventTimeout)
+	for syscall.Kill(old, 0) == nil {
+		if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", old)); err == nil && strings.Contains(string(stat), ") Z ") {
+			break // exited, not yet reaped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pre-booted process %d of the dropped class still runs", old)
+		}
+		sleepPoll() // /proc has no event for another process's exit
+	}
+	if r := g.Get("/a"); r.Status != 200 || string(r.Body) != "a" {
+		t.Fatalf("a: %d %s", r.Status, r.Body)
+	}
+	g.WaitLog(pooledStart("a"))
+}
