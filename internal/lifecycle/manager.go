@@ -434,6 +434,9 @@ func (m *Manager) watch(p *process) {
 		case msg.kind == ctlReady:
 			m.send(evViolation{p, errors.New(`a second "ready"`)})
 			return
+		case msg.kind == ctlPooled:
+			m.send(evViolation{p, errors.New(`"pooled" from a running worker`)})
+			return
 		}
 		m.send(evControl{p: p, kind: msg.kind, id: msg.id, n: msg.n})
 	}
