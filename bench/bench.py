@@ -137,6 +137,7 @@ class Bench:
         self.url_samples: dict[tuple[str, str], dict[str, list[float]]] = {}
         self.validation: list[dict] = []
         self.cold: dict = {}
+        self.cold_pool: dict = {}
         self.notes: list[str] = []
         self.failures: list[str] = []
 
@@ -589,7 +590,13 @@ class Bench:
                     res["deno_spawn_to_first_200_ms"].append((time.perf_counter() - t0) * 1000)
             finally:
                 self.procs.stop(p)
-        self.cold = {"samples": {k: [round(x, 2) for x in v] for k, v in res.items()}, "failures": fails}
+        # (d) the prewarm pool vs a fresh spawn, both measured in this run (bench/coldpool.py)
+        import coldpool
+        pres, pfails, self.cold_pool = coldpool.run(self)
+        res.update(pres)
+        fails += pfails
+        self.cold = {"samples": {k: [round(x, 2) for x in v] for k, v in res.items()}, "failures": fails,
+                     "prewarm": self.cold_pool}
         for k, v in res.items():
             if v:
                 log(f"  {k}: median {median(v):.1f} ms (min {min(v):.1f}, max {max(v):.1f}, n={len(v)})")

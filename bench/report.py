@@ -286,12 +286,23 @@ def markdown(b, agg, cold, meta) -> str:
             "edgeway_fresh_gateway_ready_ms": "edgeway spawn → `GET /` answers (gateway start, no worker)",
             "edgeway_running_new_function_ttfb_ms": "running edgeway, never-used function → first byte",
             "deno_spawn_to_first_200_ms": "reference: spawn `deno run server.ts` → first 200 (1 ms poll)",
+            "pool_small_ttfb_ms": "prewarm pool: never-used small function → first byte",
+            "spawn_small_ttfb_ms": "fresh spawn (--prewarm-pool 0): never-used small function → first byte",
+            "pool_hono_ttfb_ms": "prewarm pool: never-used hono app (npm:hono@4) → first byte",
+            "spawn_hono_ttfb_ms": "fresh spawn (--prewarm-pool 0): never-used hono app → first byte",
         }
         for k, label in names.items():
             c = cold.get(k)
             if c:
                 L.append(f"| {label} | {c['n']} | {c['median']:.1f} | {c['p95']:.1f} | {c['min']:.1f} | {c['max']:.1f} |")
         L.append("")
+        pw = (b.cold or {}).get("prewarm") or {}
+        if pw:
+            L.append(f"Prewarm pool: mean refill (spawn → waiting) {pw.get('refill_mean_ms')} ms; "
+                     f"PSS each: idle pre-booted {pw.get('pss_idle_pooled_mib')} MiB ({pw.get('idle_pooled')} idle), "
+                     f"warm small worker from the pool {pw.get('pss_warm_small_from_pool_mib')} MiB, "
+                     f"spawned fresh {pw.get('pss_warm_small_spawned_mib')} MiB; hits {pw.get('pool_hits')}, "
+                     f"misses {pw.get('pool_misses')}.\n")
 
     L.append("## Checks and notes\n")
     bad = [v for v in b.validation if not v["ok"]]

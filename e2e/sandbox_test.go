@@ -135,7 +135,10 @@ func TestFunctionTmpShared(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(outside) })
 	t.Setenv("TMPDIR", outside)
-	g := startGateway(t, tmpFunctions, "--function-tmp=shared")
+	// Fresh workers: a pool-started one reads its own code through its slot
+	// only, not by its real path (readOwnCode); TestPrewarmIsolation checks
+	// pool-started workers in this mode.
+	g := startGateway(t, tmpFunctions, "--function-tmp=shared", "--prewarm-pool", "0")
 	if mode := tmpMode(g); mode != "shared" {
 		t.Fatalf("tmp = %q, want shared", mode)
 	}

@@ -5,13 +5,23 @@
 //
 // so import.meta.main is true in the entry, Deno.mainModule is the entry and
 // Deno.args is empty. Deno evaluates this module, top-level await included,
-// before the entry (see ctl.unref below). The gateway passes, in the environment:
+// before the entry (see ctl.unref below).
+//
+// A pre-booted worker (the gateway's prewarm pool, EDGEWAY_POOL=1) runs this
+// file as its main module instead, `deno run <this file>`, before it knows
+// its function: it connects, says "pooled" and waits for one assignment,
+// "assign <n>" and n bytes of JSON {entry, dir, env, node}, then sets the
+// function's environment, changes to its folder, and imports the entry
+// (so import.meta.main is false there: the gateway boots such functions
+// fresh), serving an `export default { fetch }` itself as DENO_AUTO_SERVE
+// does. The gateway passes, in the environment:
 //   EDGEWAY_CONTROL     the control socket's path (deleted here at once)
 //   DENO_SERVE_ADDRESS  unix:<the worker's HTTP socket>: Deno itself moves the
 //                       first node:http server (express, fastify, ...) there
 //                       (deleted here once the socket is bound)
 //   DENO_AUTO_SERVE=1   Deno serves an `export default { fetch }` entry
 //                       through Deno.serve (deleted here at once)
+//   EDGEWAY_POOL=1      pre-booted: wait for an assignment (deleted at once)
 //
 // 1. Connects to the gateway's control socket *before* any user code runs.
 //    The gateway accepts exactly one connection and removes the socket file,
@@ -27,7 +37,8 @@
 //
 // Control protocol (one line each, ASCII, at most 64 bytes with the newline;
 // the gateway kills a worker that sends anything else):
-//   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>"
+//   worker -> gateway: "ready", "bg <pending tasks>", "pong <id> <pending tasks>",
+//                      "pooled" (pre-booted, first line, then nothing until "ready")
 //   gateway -> worker: "serving", "ping <id>", "beforeunload <reason>", "drain",
 //                      "terminate", "abort <seq>" (see "request aborts" below)
 //
@@ -72,8 +83,10 @@ if (ctlPath === "" || serveAddress.slice(0, 5) !== "unix:") {
   exit(1);
 }
 const sockPath = serveAddress.slice(5);
-const nodeServer = envGet("EDGEWAY_NODE_SERVER") === "1";
+let nodeServer = envGet("EDGEWAY_NODE_SERVER") === "1";
 envDelete("EDGEWAY_NODE_SERVER");
+const pooled = envGet("EDGEWAY_POOL") === "1";
+envDelete("EDGEWAY_POOL");
 
 // ---- console: levels and request ids ----
 // What a function prints through console.log/info/debug/warn/error starts
@@ -190,8 +203,10 @@ if (consoleTag !== "") {
 // alive; one that never serves exits and fails its boot. (No timer is
 // touched here either: Deno loads its timers lazily, a few milliseconds
 // on every boot.)
+// A pre-booted worker keeps it referenced until its entry is imported: the
+// wait for the assignment is what keeps it alive.
 const ctl = await Deno.connect({ transport: "unix", path: ctlPath });
-ctl.unref();
+if (!pooled) ctl.unref();
 const ctlWrite = FunctionPrototypeBind(ctl.write, ctl);
 const ctlRead = FunctionPrototypeBind(ctl.read, ctl);
 
@@ -475,7 +490,7 @@ Deno.serve = function serve(a, b) {
 // port the function asked for, as on a TCP listen. Loading node:http costs
 // ~20 ms of boot, so the gateway asks for this (EDGEWAY_NODE_SERVER) only
 // for functions whose code can reach Node's modules.
-if (nodeServer) {
+async function patchNodeServer() {
   const http = await import("node:http");
   const ServerPrototype = http.Server.prototype;
   const listen = uncurry(ServerPrototype.listen);
@@ -499,6 +514,7 @@ if (nodeServer) {
     return { address: "127.0.0.1", family: "IPv4", port: WeakMapPrototypeGetPort(requestedPorts, this) ?? 0 };
   };
 }
+if (nodeServer) await patchNodeServer();
 
 // "terminate" on the control channel (or SIGTERM): finish in-flight
 // requests and background tasks, then exit. The gateway only asks a drained
@@ -528,21 +544,30 @@ function dispatchLifecycle(event) {
 }
 
 // Control reader: exit when the gateway goes away. Lines are parsed byte by
-// byte (no string or regexp methods a function could patch).
-(async () => {
+// byte (no string or regexp methods a function could patch). first holds
+// bytes already read (after a pre-booted worker's assignment).
+async function controlLoop(first) {
   const buf = new Uint8ArrayCtor(4096);
   let line = "";
   let overlong = false;
+  let pending = first;
   for (;;) {
     let n;
-    try {
-      n = await ctlRead(buf);
-    } catch {
-      n = null;
+    let bytes = buf;
+    if (pending !== null && TypedArrayPrototypeGetLength(pending) > 0) {
+      bytes = pending;
+      n = TypedArrayPrototypeGetLength(pending);
+      pending = null;
+    } else {
+      try {
+        n = await ctlRead(buf);
+      } catch {
+        n = null;
+      }
     }
     if (n === null) exit(1);
     for (let i = 0; i < n; i++) {
-      const b = buf[i];
+      const b = bytes[i];
       if (b !== 10) {
         if (line.length < 64) line += StringFromCharCode(b);
         else overlong = true;
@@ -553,7 +578,8 @@ function dispatchLifecycle(event) {
       overlong = false;
     }
   }
-})();
+}
+if (!pooled) controlLoop(null);
 
 // handleLine is the one place control lines from the gateway are
 // dispatched: "<command>" or "<command> <argument>".
@@ -594,5 +620,114 @@ function handleLine(line) {
     case "abort": // integrity: request aborts
       abortRequest(arg);
       return;
+  }
+}
+
+// ---- pre-booted worker: the assignment ----
+// maxAssignment bounds the assignment's JSON (the function's environment).
+const maxAssignment = 4 << 20;
+
+// readAssignment reads "assign <n>\n" and n bytes; anything after them is
+// returned for the control loop. A broken assignment ends the process (the
+// gateway fails the boot and spawns fresh).
+async function readAssignment() {
+  let have = new Uint8ArrayCtor(4096);
+  let len = 0;
+  let headerEnd = -1;
+  let size = -1;
+  for (;;) {
+    if (headerEnd < 0) {
+      for (let i = 0; i < len; i++) {
+        if (have[i] === 10) {
+          headerEnd = i;
+          break;
+        }
+      }
+      if (headerEnd < 0 && len > 64) exit(1);
+      if (headerEnd >= 0) {
+        let header = "";
+        for (let i = 0; i < headerEnd; i++) header += StringFromCharCode(have[i]);
+        if (header.slice(0, 7) !== "assign ") exit(1);
+        size = Number(header.slice(7));
+        if (!Number.isInteger(size) || size < 2 || size > maxAssignment) exit(1);
+      }
+    }
+    if (headerEnd >= 0 && len >= headerEnd + 1 + size) break;
+    if (len === TypedArrayPrototypeGetLength(have)) {
+      const bigger = new Uint8ArrayCtor(len * 2);
+      bigger.set(have);
+      have = bigger;
+    }
+    let n;
+    try {
+      n = await ctlRead(TypedArrayPrototypeSubarray(have, len));
+    } catch {
+      n = null;
+    }
+    if (n === null) exit(1);
+    len += n;
+  }
+  const body = TypedArrayPrototypeSubarray(have, headerEnd + 1, headerEnd + 1 + size);
+  const rest = TypedArrayPrototypeSubarray(have, headerEnd + 1 + size, len);
+  return { assignment: JSON.parse(new TextDecoder().decode(body)), rest };
+}
+
+// applyEnvironment leaves exactly the function's variables (as far as the
+// worker's env permission lets it see any): the boot environment's other
+// variables are deleted, the function's set. The serve address stays until
+// the socket is bound (announceReady).
+// What Deno itself adds at boot stays, as in a fresh worker: its Node
+// shim marker, and its node_compat_bin folder first on PATH.
+function applyEnvironment(env) {
+  let current = {};
+  try {
+    current = Deno.env.toObject();
+  } catch {
+    // a scoped --allow-env: nothing else is visible anyway
+  }
+  const path = current.PATH ?? "";
+  const first = path.split(":")[0];
+  if (first.endsWith("/node_compat_bin")) {
+    env = { ...env, PATH: Object.hasOwn(env, "PATH") ? first + ":" + env.PATH : path };
+  }
+  for (const k of Object.keys(current)) {
+    if (k !== "DENO_SERVE_ADDRESS" && k !== "DENO_NODE_SHIM_ACTIVE" && !Object.hasOwn(env, k)) {
+      try {
+        envDelete(k);
+      } catch {
+        // not ours to touch
+      }
+    }
+  }
+  for (const k of Object.keys(env)) {
+    try {
+      Deno.env.set(k, env[k]);
+    } catch {
+      // outside the worker's env grant: it could not read it anyway
+    }
+  }
+}
+
+if (pooled) {
+  send("pooled");
+  const { assignment, rest } = await readAssignment();
+  applyEnvironment(assignment.env ?? {});
+  try {
+    Deno.chdir(assignment.dir);
+  } catch {
+    // the folder stays readable through its slot all the same
+  }
+  if (assignment.node === true && !nodeServer) {
+    nodeServer = true;
+    await patchNodeServer();
+  }
+  ctl.unref();
+  controlLoop(rest);
+  const mod = await import(assignment.entry);
+  // As DENO_AUTO_SERVE does for a main module: `export default { fetch }`.
+  const def = mod.default;
+  if (def !== null && typeof def === "object" && typeof def.fetch === "function") {
+    const onListen = typeof def.onListen === "function" ? def.onListen : undefined;
+    Deno.serve({ onListen, handler: (req, info) => def.fetch(req, info) });
   }
 }

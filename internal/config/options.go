@@ -29,6 +29,8 @@ type Options struct {
 
 	// Worker pools (per-function defaults, overridable in function.json).
 	MinWorkers               int
+	PrewarmPool              int
+	PrewarmClasses           int
 	MaxWorkers               int
 	IdleTimeout              time.Duration
 	WorkerMaxDuration        time.Duration
@@ -329,6 +331,9 @@ var specs = []spec{
 	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
 	intSpec("gomaxprocs", "0", "OS threads running Go code; 0 = auto: GOMAXPROCS if set, else half the CPUs (at least 1), leaving the rest to Deno workers", 0, func(o *Options) *int { return &o.GoMaxProcs }),
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
+
+	intSpec("prewarm-pool", "2", "pre-booted Deno processes kept per permission class for cold starts (0 = off)", 0, func(o *Options) *int { return &o.PrewarmPool }),
+	intSpec("prewarm-classes", "2", "most permission classes (profile, shared folders, memoryLimitMb, ...) with a prewarm pool; the classes of the most functions win", 1, func(o *Options) *int { return &o.PrewarmClasses }),
 
 	intSpec("min-workers", "0", "default minWorkers: workers kept running per function", 0, func(o *Options) *int { return &o.MinWorkers }),
 	intSpec("max-workers", "1", "default maxWorkers: most workers per function", 1, func(o *Options) *int { return &o.MaxWorkers }),

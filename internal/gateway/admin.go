@@ -110,6 +110,9 @@ type healthDoc struct {
 	Functions map[string]functionHealth `json:"functions"`
 	// RateLimitStore is the shared store (--rate-limit-store), if any.
 	RateLimitStore *rateStoreHealth `json:"rateLimitStore,omitempty"`
+	// Prewarm is the prewarm pool (size per class, classes, idle, hits,
+	// misses, mean refill time); absent when it is off.
+	Prewarm any `json:"prewarm,omitempty"`
 }
 
 type functionHealth struct {
@@ -163,6 +166,9 @@ func (g *Gateway) handleHealth(ctx *fasthttp.RequestCtx) {
 				QueuedOrStarting: fn.Pool.Waiting(),
 			}
 		}
+	}
+	if pw, ok := g.sup.(interface{ PrewarmHealth() any }); ok {
+		doc.Prewarm = pw.PrewarmHealth()
 	}
 	body, _ := json.Marshal(doc)
 	writeJSON(ctx, fasthttp.StatusOK, body)

@@ -41,9 +41,10 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *routable.Function,
 	}
 	client := g.clientIP(ctx)
 	pid := 0
+	var w *upstream.Worker
 	var end time.Time // one clock read for the breaker, latency and metrics
 	if g.admit(ctx, fn, client, start) {
-		pid = g.proxy(ctx, fn, fnURI, needsSlash, ws, client, start)
+		pid, w = g.proxy(ctx, fn, fnURI, needsSlash, ws, client, start)
 		injectAfterProxyFault(ctx)
 		end = time.Now()
 		wasOpen := fn.Breaker.State() == guard.StateOpen
@@ -69,8 +70,14 @@ func (g *Gateway) serveFunction(ctx *fasthttp.RequestCtx, fn *routable.Function,
 		}
 		g.requestStats(fn.Name, status, elapsed, max(reqBytes, -1), max(respBytes, -1))
 	}
+	// The first request a cold-started worker answers carries its boot
+	// (taken whether or not this request is logged).
+	var cold upstream.ColdStart
+	if w != nil {
+		cold = w.TakeColdStart()
+	}
 	if logged {
-		g.accessLog(ctx, fn, rid, path, status, start, pid, client)
+		g.accessLog(ctx, fn, rid, path, status, start, pid, client, cold)
 	}
 }
 
@@ -83,7 +90,7 @@ const maxLoggedPath = 512
 
 // proxy runs the request through the worker pool and returns the pid of
 // the worker that answered (0 if none did).
-func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI []byte, needsSlash, ws bool, client netip.Addr, start time.Time) int {
+func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI []byte, needsSlash, ws bool, client netip.Addr, start time.Time) (int, *upstream.Worker) {
 	if needsSlash {
 		var buf [512]byte
 		ctx.Request.SetRequestURIBytes(append(append(buf[:0], '/'), fnURI...))
@@ -93,7 +100,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI [
 	setForwarded(ctx, client, g.fromTrustedProxy(ctx))
 	deadline := start.Add(fn.Config.Timeout)
 	if ws {
-		return g.proxyWebSocket(ctx, fn, deadline)
+		return g.proxyWebSocket(ctx, fn, deadline), nil
 	}
 	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout}
 	w, err := fn.Pool.Acquire(deadline)
@@ -120,15 +127,15 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI [
 	}
 	if err != nil {
 		g.writeDispatchError(ctx, fn, err)
-		return 0
+		return 0, nil
 	}
 	sanitizeResponse(&ctx.Response.Header)
-	return w.PID
+	return w.PID, w
 }
 
 // accessLog writes one line per request: no query string (it may carry
 // tokens), no headers.
-func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *routable.Function, rid, path []byte, status int, start time.Time, pid int, client netip.Addr) {
+func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *routable.Function, rid, path []byte, status int, start time.Time, pid int, client netip.Addr, cold upstream.ColdStart) {
 	var ipBuf [64]byte
 	e := g.log.Info().
 		Bytes("request_id", rid).
@@ -143,6 +150,9 @@ func (g *Gateway) accessLog(ctx *fasthttp.RequestCtx, fn *routable.Function, rid
 		e = e.Int("bytes", n)
 	} else {
 		e = e.Bool("streamed", true)
+	}
+	if cold.Source != "" {
+		e = e.Dur("cold_start_ms", cold.Duration).Str("cold_start", cold.Source)
 	}
 	e.Bytes("client_ip", client.AppendTo(ipBuf[:0])).
 		Int("worker_pid", pid).

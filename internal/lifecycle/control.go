@@ -24,6 +24,9 @@ const (
 	ctlReady = "ready"
 	ctlBg    = "bg"
 	ctlPong  = "pong"
+	// ctlPooled: a pre-booted worker waits for its function (prewarm.go);
+	// only ever its first line.
+	ctlPooled = "pooled"
 )
 
 // controlMsg is one parsed line from a worker's bootstrap.
@@ -65,6 +68,8 @@ func parseControl(line []byte) (controlMsg, error) {
 	switch {
 	case len(fields) == 1 && string(fields[0]) == ctlReady:
 		return controlMsg{kind: ctlReady}, nil
+	case len(fields) == 1 && string(fields[0]) == ctlPooled:
+		return controlMsg{kind: ctlPooled}, nil
 	case len(fields) == 2 && string(fields[0]) == ctlBg:
 		n, ok := parseCount(fields[1])
 		if ok {

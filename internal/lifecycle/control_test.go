@@ -18,6 +18,9 @@ func TestParseControl(t *testing.T) {
 		ok   bool
 	}{
 		{"ready", controlMsg{kind: ctlReady}, true},
+		{"pooled", controlMsg{kind: ctlPooled}, true},
+		{"pooled 1", controlMsg{}, false},
+		{"pooled ", controlMsg{}, false},
 		{"bg 0", controlMsg{kind: ctlBg}, true},
 		{"bg 12", controlMsg{kind: ctlBg, n: 12}, true},
 		{"pong 7 3", controlMsg{kind: ctlPong, id: 7, n: 3}, true},
@@ -75,7 +78,7 @@ func TestReadControlBoundsTheLine(t *testing.T) {
 }
 
 func FuzzParseControl(f *testing.F) {
-	for _, s := range []string{"ready", "bg 0", "bg 3", "pong 1 0", "pong 18446744073709551615 1073741824", "bg 01", "pong  1 0", "\x00"} {
+	for _, s := range []string{"ready", "pooled", "bg 0", "bg 3", "pong 1 0", "pong 18446744073709551615 1073741824", "bg 01", "pong  1 0", "\x00"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
@@ -129,6 +132,7 @@ func TestControlViolationKillsWorker(t *testing.T) {
 		{"oversized line", strings.Repeat("A", 300<<10)},
 		{"unknown message", "bg 1 2 3\n"},
 		{"forged ready", "ready\n"},
+		{"pooled from a running worker", "pooled\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

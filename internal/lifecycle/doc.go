@@ -8,7 +8,9 @@
 // nudges) only send it events.
 //
 // A worker is `deno run --preload <bootstrap> <entry>`, its sockets in the environment,
-// with explicit permission flags. Before user code runs, the bootstrap
+// with explicit permission flags; or, on a cold start, a pre-booted
+// `deno run <bootstrap>` from the prewarm pool that is handed its function
+// (prewarm.go). Before user code runs, the bootstrap
 // connects to a control socket the gateway listens on and then removes, so
 // readiness, background-task counts and health pings travel on a channel user
 // code cannot reach. Workers die with the gateway: they are started from a

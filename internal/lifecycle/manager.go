@@ -33,6 +33,7 @@ const (
 // (and the functions it calls) touch the fields below the channels.
 type Manager struct {
 	s    *Supervisor
+	spec *launchSpec
 	fn   *config.Function
 	cfg  config.FunctionConfig
 	pool *upstream.Pool
@@ -92,7 +93,8 @@ type evSpawned struct {
 	p        *process
 	err      error
 	replaces *process
-	cold     bool // started while the function had no ready worker
+	cold     bool   // started while the function had no ready worker
+	source   string // sourcePool or sourceSpawn
 	at       time.Time
 }
 
@@ -116,9 +118,10 @@ type evControl struct {
 func newManager(s *Supervisor, spec *launchSpec, metrics *observe.FunctionMetrics) *Manager {
 	fn := spec.fn
 	m := &Manager{
-		s:   s,
-		fn:  fn,
-		cfg: fn.Config,
+		s:    s,
+		spec: spec,
+		fn:   fn,
+		cfg:  fn.Config,
 		pool: upstream.NewPool(upstream.PoolOptions{
 			MaxWorkers:     fn.Config.MaxWorkers,
 			MaxConcurrency: fn.Config.MaxConcurrency,
@@ -277,8 +280,8 @@ func (m *Manager) spawn(replaces *process) bool {
 	// A panic while starting is a failed boot: the manager's count of
 	// starting workers must come down, or the function waits forever.
 	goGuarded(m.log, observe.PanicLifecycle, func() {
-		p, err := m.start(id)
-		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at})
+		p, source, err := m.startWorker(id, cold)
+		m.send(evSpawned{p: p, err: err, replaces: replaces, cold: cold, at: at, source: source})
 	}, func() {
 		m.send(evSpawned{err: errStartPanicked, replaces: replaces, cold: cold, at: at})
 	})
@@ -397,7 +400,10 @@ func (m *Manager) onSpawned(ev evSpawned) {
 	p := ev.p
 	if ev.cold {
 		m.metrics.ColdStarts.Inc()
-		m.metrics.ColdStartTime.UpdateDuration(ev.at)
+		m.metrics.ColdStart(ev.source).UpdateDuration(ev.at)
+		if p.worker != nil {
+			p.worker.Cold = upstream.ColdStart{Duration: time.Since(ev.at), Source: ev.source}
+		}
 	}
 	// A panic reading the control connection leaves it in an unknown
 	// state: the worker is killed, as for a violation.
@@ -436,6 +442,9 @@ func (m *Manager) watch(p *process) {
 			return // the connection closed: the exit is reported above
 		case msg.kind == ctlReady:
 			m.send(evViolation{p, errors.New(`a second "ready"`)})
+			return
+		case msg.kind == ctlPooled:
+			m.send(evViolation{p, errors.New(`"pooled" from a running worker`)})
 			return
 		}
 		m.send(evControl{p: p, kind: msg.kind, id: msg.id, n: msg.n})

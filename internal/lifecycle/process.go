@@ -32,6 +32,7 @@ type launchSpec struct {
 	compat    bool   // the default profile: /tmp, npm cache, sys (sandbox.go)
 	// nodeServer: it may start a node:http server (nodeserver.go)
 	nodeServer bool
+	pool       poolFit // its prewarm class, or why it boots fresh (prewarmclass.go)
 }
 
 // process is one Deno worker process. Its fields are written by the
@@ -142,16 +143,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 	w.box.wrap(cmd, s.sandbox)
 	cmd.WaitDelay = s.opts.ShutdownGrace
 	wlog := log.With().Uint64("worker", id).Logger()
-	tag := string(tagStart) + token
-	p.stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
-	p.stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, stderr: true, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
-	if fe.masker != nil {
-		p.stdout.mask, p.stderr.mask = fe.masker.Mask, fe.masker.Mask
-	}
-	if h := s.hooks.Log; h != nil {
-		p.stdout.onLine = func(pid int, line string) { h(fn.Name, pid, "stdout", line) }
-		p.stderr.onLine = func(pid int, line string) { h(fn.Name, pid, "stderr", line) }
-	}
+	p.stdout, p.stderr = s.outputWriters(wlog, token, fn.Name, fe)
 	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
 	if err := s.spawner.start(cmd); err != nil {
@@ -213,6 +205,14 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 // "ready" (see awaitFirstLine), or for the process to exit, or for the
 // deadline.
 func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
+	if err := p.acceptControl(ln, deadline); err != nil {
+		return err
+	}
+	return p.awaitReady(deadline)
+}
+
+// acceptControl accepts the bootstrap's one control connection.
+func (p *process) acceptControl(ln *net.UnixListener, deadline time.Time) error {
 	type result struct {
 		c   net.Conn
 		err error
@@ -235,6 +235,11 @@ func (p *process) handshake(ln *net.UnixListener, deadline time.Time) error {
 	ln.Close() // removes the socket file: nobody else can connect
 	p.ctl = r.c
 	p.ctlr = newControlReader(p.ctl)
+	return nil
+}
+
+// awaitReady waits for "ready" on the control connection.
+func (p *process) awaitReady(deadline time.Time) error {
 	err := p.awaitFirstLine(deadline)
 	var msg controlMsg
 	if err == nil {
@@ -300,4 +305,22 @@ func (p *process) send(line string, deadline time.Time) {
 		p.ctl.SetWriteDeadline(deadline)
 		p.ctl.Write([]byte(line + "\n"))
 	}
+}
+
+// outputWriters are a worker's stdout and stderr log writers: console
+// lines tagged with token (consoletag.go) are parsed, secrets masked, and
+// the host's Log hook hears each event. name is "" for a pre-booted worker
+// not yet assigned (no hook, nothing to mask).
+func (s *Supervisor) outputWriters(wlog zerolog.Logger, token, name string, fe functionEnv) (stdout, stderr *lineWriter) {
+	tag := string(tagStart) + token
+	stdout = &lineWriter{log: wlog.With().Str("stream", "stdout").Logger(), level: zerolog.InfoLevel, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
+	stderr = &lineWriter{log: wlog.With().Str("stream", "stderr").Logger(), level: zerolog.WarnLevel, stderr: true, maxLine: s.opts.WorkerLogLine, window: s.opts.WorkerLogCoalesce, tag: tag}
+	if fe.masker != nil {
+		stdout.mask, stderr.mask = fe.masker.Mask, fe.masker.Mask
+	}
+	if h := s.hooks.Log; h != nil && name != "" {
+		stdout.onLine = func(pid int, line string) { h(name, pid, "stdout", line) }
+		stderr.onLine = func(pid int, line string) { h(name, pid, "stderr", line) }
+	}
+	return stdout, stderr
 }

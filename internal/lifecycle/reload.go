@@ -177,6 +177,7 @@ func (s *Supervisor) start() {
 // cold replacements) and starts the warm replacements' boots. It returns
 // nil when nothing is left to wait for.
 func (s *Supervisor) beginReload(p *plan, waiters []chan error) *reloadRun {
+	s.prewarm.update(p.specs)
 	run := &reloadRun{plan: p, waiters: waiters}
 	old := s.functions.Load().byName
 	run.next = make(map[string]*function, len(p.specs))
@@ -324,6 +325,11 @@ func (s *Supervisor) stop(req supStopRequest, current, pending *reloadRun) {
 				f.m.stop()
 			}()
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.prewarm.shutdown()
+		}()
 		wg.Wait()
 		os.RemoveAll(s.runDir)
 		close(s.stopDone)

@@ -56,6 +56,7 @@ type Supervisor struct {
 	sandbox       *sandbox   // what default-profile workers may touch
 	inspect       *inspector // nil unless --inspect
 	hooks         Hooks      // the host program's, set before Start (hooks.go)
+	prewarm       *prewarm   // nil when --prewarm-pool is 0
 
 	functions atomic.Pointer[table]
 	layout    atomic.Pointer[config.Layout] // the layout last applied
@@ -117,7 +118,9 @@ func makePlan(opts config.Options, layout *config.Layout) (*plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.specs[fn.Name] = &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap, compat: compatProfile(fn.Config.Permissions), nodeServer: mayServeNode(fn, layout.Shared)}
+		spec := &launchSpec{fn: fn, readable: readable, perms: flags, env: envs[fn.Name], importMap: imap, compat: compatProfile(fn.Config.Permissions), nodeServer: mayServeNode(fn, layout.Shared)}
+		spec.pool = poolFitFor(opts, spec, layout.Root, layout.Shared)
+		p.specs[fn.Name] = spec
 		p.prints[fn.Name] = fingerprint(layout, fn, envs[fn.Name], imap)
 	}
 	return p, nil
@@ -176,6 +179,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		fns[fn.Name] = s.newFunction(p.specs[fn.Name])
 	}
 	s.functions.Store(newTable(fns))
+	s.prewarm = newPrewarm(s, p.specs)
 	go s.loop()
 	go s.rescanLoop()
 	return s, nil
@@ -282,4 +286,13 @@ func (s *Supervisor) Stop() {
 func Validate(opts config.Options, layout *config.Layout) error {
 	_, err := makePlan(opts, layout)
 	return err
+}
+
+// PrewarmHealth is the prewarm pool's state for /health (a
+// *PrewarmStatus); nil when the pool is off.
+func (s *Supervisor) PrewarmHealth() any {
+	if st := s.prewarm.status(); st != nil {
+		return st
+	}
+	return nil
 }

@@ -16,18 +16,21 @@ import "strings"
 //   - EDGEWAY_NODE_SERVER=1, only for functions that may start a node:http
 //     server (see nodeserver.go): the bootstrap makes server.address()
 //     answer for a server moved onto the socket;
-//   - EDGEWAY_CONSOLE: the console tag's token (consoletag.go).
+//   - EDGEWAY_CONSOLE: the console tag's token (consoletag.go);
+//   - EDGEWAY_POOL=1, only for pre-booted workers (prewarm.go): wait for
+//     the function on the control channel.
 const (
 	envControl      = "EDGEWAY_CONTROL"
 	envServeAddress = "DENO_SERVE_ADDRESS"
 	envAutoServe    = "DENO_AUTO_SERVE"
 	envNodeServer   = "EDGEWAY_NODE_SERVER"
+	envPool         = "EDGEWAY_POOL"
 )
 
 // bootstrapEnvVars are what the bootstrap reads and deletes: the worker
 // needs env permission for these names (and only these, when its profile
 // grants no other).
-var bootstrapEnvVars = []string{envControl, envServeAddress, envAutoServe, envNodeServer, envConsole}
+var bootstrapEnvVars = []string{envControl, envServeAddress, envAutoServe, envNodeServer, envConsole, envPool}
 
 // listenWildcards are denied to every worker: a function's own TCP
 // listener on all interfaces (a second node:http server, Deno.listen({port}))

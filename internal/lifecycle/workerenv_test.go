@@ -6,7 +6,7 @@ import (
 )
 
 func TestWorkerGrants(t *testing.T) {
-	const env = "--allow-env=EDGEWAY_CONTROL,DENO_SERVE_ADDRESS,DENO_AUTO_SERVE,EDGEWAY_NODE_SERVER,EDGEWAY_CONSOLE"
+	const env = "--allow-env=EDGEWAY_CONTROL,DENO_SERVE_ADDRESS,DENO_AUTO_SERVE,EDGEWAY_NODE_SERVER,EDGEWAY_CONSOLE,EDGEWAY_POOL"
 	const deny = "--deny-net=0.0.0.0,[::]"
 	cases := []struct {
 		name string
@@ -15,8 +15,8 @@ func TestWorkerGrants(t *testing.T) {
 	}{
 		{"default profile", []string{"--no-prompt", "--allow-net", "--allow-env"}, []string{"--no-prompt", "--allow-net", "--allow-env", deny}},
 		{"no env", []string{"--no-prompt", "--allow-net"}, []string{"--no-prompt", "--allow-net", env, deny}},
-		{"scoped env", []string{"--allow-env=DB_URL"}, []string{"--allow-env=DB_URL,EDGEWAY_CONTROL,DENO_SERVE_ADDRESS,DENO_AUTO_SERVE,EDGEWAY_NODE_SERVER,EDGEWAY_CONSOLE", deny}},
-		{"scoped env naming one", []string{"--allow-env=DENO_AUTO_SERVE,A"}, []string{"--allow-env=DENO_AUTO_SERVE,A,EDGEWAY_CONTROL,DENO_SERVE_ADDRESS,EDGEWAY_NODE_SERVER,EDGEWAY_CONSOLE", deny}},
+		{"scoped env", []string{"--allow-env=DB_URL"}, []string{"--allow-env=DB_URL,EDGEWAY_CONTROL,DENO_SERVE_ADDRESS,DENO_AUTO_SERVE,EDGEWAY_NODE_SERVER,EDGEWAY_CONSOLE,EDGEWAY_POOL", deny}},
+		{"scoped env naming one", []string{"--allow-env=DENO_AUTO_SERVE,A"}, []string{"--allow-env=DENO_AUTO_SERVE,A,EDGEWAY_CONTROL,DENO_SERVE_ADDRESS,EDGEWAY_NODE_SERVER,EDGEWAY_CONSOLE,EDGEWAY_POOL", deny}},
 		{"own deny list", []string{"--allow-env", "--deny-net=10.0.0.1"}, []string{"--allow-env", "--deny-net=10.0.0.1,0.0.0.0,[::]"}},
 		{"deny all net", []string{"--allow-env", "--deny-net"}, []string{"--allow-env", "--deny-net"}},
 		{"allow all", []string{"--no-prompt", "--allow-all"}, []string{"--no-prompt", "--allow-all", deny}},

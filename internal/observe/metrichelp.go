@@ -15,7 +15,7 @@ var metricHelp = map[string]string{
 	"edgeway_workers":                      "Worker processes, by state (running, starting, draining).",
 	"edgeway_worker_spawns_total":          "Worker processes started.",
 	"edgeway_cold_starts_total":            "Requests that waited for a worker to boot.",
-	"edgeway_cold_start_duration_seconds":  "Time from spawning a worker for a waiting request to it being ready.",
+	"edgeway_cold_start_duration_seconds":  "Time from starting a worker for a waiting request to it being ready, by source (pool: a pre-booted worker, spawn: a fresh one).",
 	"edgeway_boot_failures_total":          "Workers that failed to boot.",
 	"edgeway_worker_crashes_total":         "Workers that exited unexpectedly.",
 	"edgeway_worker_stops_total":           "Workers stopped, by reason.",
@@ -29,6 +29,11 @@ var metricHelp = map[string]string{
 	"edgeway_websocket_duration_seconds":   "Duration of closed WebSocket sessions.",
 
 	// Gateway-wide.
+	"edgeway_prewarm_idle":                       "Pre-booted workers waiting in the prewarm pool (--prewarm-pool).",
+	"edgeway_prewarm_hits_total":                 "Cold starts served by a pre-booted worker.",
+	"edgeway_prewarm_misses_total":               "Cold starts that spawned fresh, by reason (empty: the class's pool had none; class: the class has no pool; refused: the function cannot run pre-booted).",
+	"edgeway_prewarm_refill_duration_seconds":    "Time to boot one pre-booted worker.",
+	"edgeway_prewarm_boot_failures_total":        "Pre-booted workers that failed to boot.",
 	"edgeway_workers_total_limit":                "Most worker processes of all functions together (--max-workers-total).",
 	"edgeway_workers_total_used":                 "Worker processes of all functions now.",
 	"edgeway_worker_budget_evictions_total":      "Idle workers stopped to make room under --max-workers-total.",

@@ -25,7 +25,8 @@ type FunctionMetrics struct {
 
 	Spawns          *metrics.Counter
 	ColdStarts      *metrics.Counter
-	ColdStartTime   *metrics.PrometheusHistogram
+	ColdStartPool   *metrics.PrometheusHistogram // cold starts served by a pre-booted worker
+	ColdStartSpawn  *metrics.PrometheusHistogram // cold starts that spawned a fresh worker
 	BootFailures    *metrics.Counter
 	Crashes         *metrics.Counter
 	Stops           map[string]*metrics.Counter // by reason
@@ -65,7 +66,8 @@ func NewFunctionMetrics(name string, g Gauges) *FunctionMetrics {
 		Refused:         map[string]*metrics.Counter{},
 		Spawns:          s.NewCounter(`edgeway_worker_spawns_total` + lbl + `}`),
 		ColdStarts:      s.NewCounter(`edgeway_cold_starts_total` + lbl + `}`),
-		ColdStartTime:   s.NewPrometheusHistogram(`edgeway_cold_start_duration_seconds` + lbl + `}`),
+		ColdStartPool:   s.NewPrometheusHistogram(`edgeway_cold_start_duration_seconds` + lbl + `,source="pool"}`),
+		ColdStartSpawn:  s.NewPrometheusHistogram(`edgeway_cold_start_duration_seconds` + lbl + `,source="spawn"}`),
 		BootFailures:    s.NewCounter(`edgeway_boot_failures_total` + lbl + `}`),
 		Crashes:         s.NewCounter(`edgeway_worker_crashes_total` + lbl + `}`),
 		Stops:           map[string]*metrics.Counter{},
@@ -162,4 +164,12 @@ func closeCodeLabel(code int) string {
 		return "4xxx"
 	}
 	return "other"
+}
+
+// ColdStart is the cold-start histogram of source ("pool" or "spawn").
+func (m *FunctionMetrics) ColdStart(source string) *metrics.PrometheusHistogram {
+	if source == "pool" {
+		return m.ColdStartPool
+	}
+	return m.ColdStartSpawn
 }

@@ -29,6 +29,12 @@ type Worker struct {
 	Sock    string
 	Started time.Time
 
+	// Cold is how the worker booted for a waiting request (zero when it
+	// did not); set by lifecycle before the worker is published, handed
+	// once to the first request it answers (TakeColdStart).
+	Cold      ColdStart
+	coldTaken atomic.Bool
+
 	pool        *Pool
 	sessions    sessionSet
 	idle        chan *conn
@@ -273,4 +279,21 @@ func (o *atomicOnce) do(f func()) {
 	if o.done.CompareAndSwap(false, true) {
 		f()
 	}
+}
+
+// ColdStart is a worker's boot for a waiting request: its duration and
+// source ("pool": a pre-booted worker; "spawn": a fresh one).
+type ColdStart struct {
+	Duration time.Duration
+	Source   string
+}
+
+// TakeColdStart returns the worker's cold start the first time it is
+// called, and the zero value after (and for a worker that was not
+// cold-started).
+func (w *Worker) TakeColdStart() ColdStart {
+	if w.Cold.Source == "" || w.coldTaken.Load() || !w.coldTaken.CompareAndSwap(false, true) {
+		return ColdStart{}
+	}
+	return w.Cold
 }
