@@ -83,13 +83,13 @@ type RequestStats struct {
 
 // WebSocketClose describes a finished WebSocket session.
 type WebSocketClose struct {
-	Function  string // the function's name
-	RequestID string // the upgrade request's X-Request-Id
-	Code      int    // the first close code either side sent; 1006 when none did
-	ClosedBy  string // "client", "worker", "gateway", or "" when nobody sent a close frame
-	Duration  time.Duration
-	BytesIn   int64 // client to worker, after the handshake
-	BytesOut  int64 // worker to client
+	Function  string        // the function's name
+	RequestID string        // the upgrade request's X-Request-Id
+	Code      int           // the first close code either side sent; 1006 when none did
+	ClosedBy  string        // "client", "worker", "gateway", or "" when nobody sent a close frame
+	Duration  time.Duration // from the upgrade to the close
+	BytesIn   int64         // client to worker, after the handshake
+	BytesOut  int64         // worker to client
 }
 
 // hookQueue is how many events may wait for the hook goroutine.

@@ -31,13 +31,13 @@ type FunctionStats struct {
 
 // WorkerStats is one worker process.
 type WorkerStats struct {
-	PID             int
-	State           string // "running" or "draining"
-	Uptime          time.Duration
-	InFlight        int    // requests in flight
-	WebSockets      int    // open sessions
-	Served          uint64 // requests answered
-	BackgroundTasks int    // EdgeRuntime.waitUntil tasks pending
+	PID             int           // the Deno process
+	State           string        // "running" or "draining"
+	Uptime          time.Duration // since it was started
+	InFlight        int           // requests in flight
+	WebSockets      int           // open sessions
+	Served          uint64        // requests answered
+	BackgroundTasks int           // EdgeRuntime.waitUntil tasks pending
 }
 
 // Stats returns the named function's stats; ok is false when the Server
