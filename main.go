@@ -63,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return newFunction(args[1:], stdout, stderr)
 	case "list":
 		return list(args[1:], stdout, stderr)
+	case "build":
+		return build(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0

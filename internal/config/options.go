@@ -152,6 +152,14 @@ type Options struct {
 	LogFlushInterval time.Duration
 	LogBufferSize    int
 	LogMaxBuffered   int64
+
+	// Prebuilt artifacts (see internal/artifact and prebuilt.go).
+	Prebuilt             string // artifact folder or package served instead of --functions
+	VerifyKey            string // ed25519 public key (PEM) the artifact's signature must verify with
+	ArtifactMaxBytes     int64  // largest package file
+	ArtifactMaxFiles     int    // most files in an artifact
+	ArtifactMaxFileBytes int64  // largest file in an artifact
+	ArtifactMaxUnpacked  int64  // most bytes of files in an artifact
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -435,6 +443,12 @@ var specs = []spec{
 	intSpec("log-buffer-size", "65536", "log buffer in bytes; a full buffer is written at once", 4096, func(o *Options) *int { return &o.LogBufferSize }),
 	sizeSpec("log-max-buffered", "1MiB", "most log bytes held while the output is slow or stuck (nobody reads stderr); further lines are dropped and counted in edgeway_log_dropped_total, so logging never blocks a request", func(o *Options) *int64 { return &o.LogMaxBuffered }),
 	intSpec("worker-log-line", "8192", "longest worker stdout/stderr line logged; longer lines are cut", 256, func(o *Options) *int { return &o.WorkerLogLine }),
+	stringSpec("prebuilt", "", "serve an artifact of `edgeway build` (a folder) or `edgeway package` (a file) instead of --functions: every file's sha256 is verified at start and on each reload (SIGHUP), and the first mismatch refuses it", nil, func(o *Options) *string { return &o.Prebuilt }),
+	stringSpec("verify-key", "", "ed25519 public key (PEM, from `edgeway keygen`): a --prebuilt artifact must carry a signature of its manifest that verifies with it", nil, func(o *Options) *string { return &o.VerifyKey }),
+	sizeSpec("artifact-max-bytes", "256MiB", "largest artifact package accepted (--prebuilt file)", func(o *Options) *int64 { return &o.ArtifactMaxBytes }),
+	intSpec("artifact-max-files", "10000", "most files an artifact may list", 1, func(o *Options) *int { return &o.ArtifactMaxFiles }),
+	sizeSpec("artifact-max-file-bytes", "64MiB", "largest file in an artifact (manifest.json included)", func(o *Options) *int64 { return &o.ArtifactMaxFileBytes }),
+	sizeSpec("artifact-max-unpacked", "1GiB", "most bytes of files an artifact may hold in all", func(o *Options) *int64 { return &o.ArtifactMaxUnpacked }),
 }
 
 // EnvName is the environment variable that sets a flag: EDGEWAY_<UPPER_SNAKE>.
