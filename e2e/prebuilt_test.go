@@ -16,19 +16,19 @@ import (
 // prefix), a function reading a sibling file through import.meta.url,
 // settings from function.json and config.toml, and an env read.
 var prebuiltFolder = map[string]string{
-	"../config.toml":       "[functions.open]\nverify_jwt = false\n",
-	"_shared/greet.ts":     `export const greet = (n: string): string => "hello " + n;`,
-	"npm/index.ts":         `import isNumber from "npm:is-number@7.0.0"; Deno.serve(() => Response.json({ five: isNumber(5), word: isNumber("x") }));`,
-	"shared/index.ts":      `import { greet } from "../_shared/greet.ts"; Deno.serve(() => new Response(greet("shared")));`,
-	"mapped/deno.json":     `{"imports": {"is-num": "npm:is-number@7.0.0", "@lib/": "./lib/"}}`,
-	"mapped/lib/twice.ts":  `export const twice = (n: number) => n * 2;`,
-	"mapped/index.ts":      `import isNum from "is-num"; import { twice } from "@lib/twice.ts"; Deno.serve(() => Response.json({ n: isNum(3), t: twice(21) }));`,
-	"page/index.ts":        `const html = await Deno.readTextFile(new URL("./index.html", import.meta.url)); const data = JSON.parse(await Deno.readTextFile(new URL("./data/info.json", import.meta.url))); Deno.serve(() => new Response(html + data.v, { headers: { "content-type": "text/html" } }));`,
-	"page/index.html":      `<h1>page</h1>`,
-	"page/data/info.json":  `{"v": 42}`,
-	"page/.env":            "SECRET_IN_DOTENV=x\n",
-	"open/index.ts":        `Deno.serve(() => new Response(Deno.env.get("GREETING") ?? "none"));`,
-	"open/function.json":   `{"maxWorkers": 2}`,
+	"../config.toml":      "[functions.open]\nverify_jwt = false\n",
+	"_shared/greet.ts":    `export const greet = (n: string): string => "hello " + n;`,
+	"npm/index.ts":        `import isNumber from "npm:is-number@7.0.0"; Deno.serve(() => Response.json({ five: isNumber(5), word: isNumber("x") }));`,
+	"shared/index.ts":     `import { greet } from "../_shared/greet.ts"; Deno.serve(() => new Response(greet("shared")));`,
+	"mapped/deno.json":    `{"imports": {"is-num": "npm:is-number@7.0.0", "@lib/": "./lib/"}}`,
+	"mapped/lib/twice.ts": `export const twice = (n: number) => n * 2;`,
+	"mapped/index.ts":     `import isNum from "is-num"; import { twice } from "@lib/twice.ts"; Deno.serve(() => Response.json({ n: isNum(3), t: twice(21) }));`,
+	"page/index.ts":       `const html = await Deno.readTextFile(new URL("./index.html", import.meta.url)); const data = JSON.parse(await Deno.readTextFile(new URL("./data/info.json", import.meta.url))); Deno.serve(() => new Response(html + data.v, { headers: { "content-type": "text/html" } }));`,
+	"page/index.html":     `<h1>page</h1>`,
+	"page/data/info.json": `{"v": 42}`,
+	"page/.env":           "SECRET_IN_DOTENV=x\n",
+	"open/index.ts":       `Deno.serve(() => new Response(Deno.env.get("GREETING") ?? "none"));`,
+	"open/function.json":  `{"maxWorkers": 2}`,
 }
 
 // runBin runs an edgeway command and returns its combined output.
@@ -156,7 +156,9 @@ func TestPrebuiltServesWithoutSources(t *testing.T) {
 			t.Errorf("%s: prebuilt answered %q, the folder %q", name, got[name], w)
 		}
 	}
-	g.WaitLog(func(l logLine) bool { return l.Msg() == "serving a verified prebuilt artifact" && len(l.Str("artifact_id")) == 64 })
+	g.WaitLog(func(l logLine) bool {
+		return l.Msg() == "serving a verified prebuilt artifact" && len(l.Str("artifact_id")) == 64
+	})
 	g.Signal(syscall.SIGTERM)
 	g.WaitExit()
 

@@ -15,7 +15,8 @@ import (
 
 // Pack verifies the artifact folder dir and writes it to w as one tar:
 // manifest.json, manifest.sig (when priv is not nil: an ed25519 signature
-// of manifest.json's exact bytes), then every listed file. Headers carry
+// of manifest.json's exact bytes; else the folder's own manifest.sig, if
+// any), then every listed file. Headers carry
 // no time, owner or mode beyond 0644, so a folder packs byte-identically.
 func Pack(dir string, w io.Writer, priv ed25519.PrivateKey, lim Limits) (*Manifest, error) {
 	m, raw, err := Verify(dir, nil, lim)
@@ -26,16 +27,22 @@ func Pack(dir string, w io.Writer, priv ed25519.PrivateKey, lim Limits) (*Manife
 	if err := writeEntry(tw, ManifestName, raw); err != nil {
 		return nil, err
 	}
-	if priv != nil {
-		if err := writeEntry(tw, SignatureName, ed25519.Sign(priv, raw)); err != nil {
-			return nil, err
-		}
-	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
 	}
 	defer root.Close()
+	sig := []byte(nil)
+	if priv != nil {
+		sig = ed25519.Sign(priv, raw)
+	} else if old, err := readRegular(root, SignatureName, ed25519.SignatureSize); err == nil {
+		sig = old // an unpacked signed package packs signed again
+	}
+	if sig != nil {
+		if err := writeEntry(tw, SignatureName, sig); err != nil {
+			return nil, err
+		}
+	}
 	for _, f := range m.Functions {
 		for _, file := range f.Files {
 			name := FilePath(f.Name, file.Path)

@@ -77,9 +77,19 @@ type supabaseFunction struct {
 // Discover scans dir for functions and shared folders and reads every
 // function.json and the Supabase config.toml next to dir.
 //
-// With o.Prebuilt set, the functions come from that verified artifact
-// instead and dir is not read (see DiscoverPrebuilt).
+// With o.Prebuilt set, or a version deployed in o.StateDir, the functions
+// come from that verified artifact instead and dir is not read (see
+// DiscoverPrebuilt).
 func Discover(dir string, o Options) (*Layout, error) {
+	if o.StateDir != "" {
+		deployed, err := DeployedArtifact(o.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		if deployed != "" {
+			o.Prebuilt = deployed
+		}
+	}
 	if o.Prebuilt != "" {
 		return DiscoverPrebuilt(o)
 	}

@@ -160,6 +160,9 @@ type Options struct {
 	ArtifactMaxFiles     int    // most files in an artifact
 	ArtifactMaxFileBytes int64  // largest file in an artifact
 	ArtifactMaxUnpacked  int64  // most bytes of files in an artifact
+	StateDir             string // where deployed versions are kept
+	DeployKey            string // bearer key of the deploy endpoint; "" = off
+	DeployKeep           int    // deployed versions kept (active included)
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -449,6 +452,9 @@ var specs = []spec{
 	intSpec("artifact-max-files", "10000", "most files an artifact may list", 1, func(o *Options) *int { return &o.ArtifactMaxFiles }),
 	sizeSpec("artifact-max-file-bytes", "64MiB", "largest file in an artifact (manifest.json included)", func(o *Options) *int64 { return &o.ArtifactMaxFileBytes }),
 	sizeSpec("artifact-max-unpacked", "1GiB", "most bytes of files an artifact may hold in all", func(o *Options) *int64 { return &o.ArtifactMaxUnpacked }),
+	stringSpec("state-dir", "", "folder (created, mode 0700) where deployed versions are kept; the last deployed one is served at start, over --prebuilt and --functions", nil, func(o *Options) *string { return &o.StateDir }),
+	stringSpec("deploy-key", "", "bearer key of the deploy endpoint (POST /deploy, GET /deploy, POST /deploy/rollback on --admin-listen, both required, with --state-dir); compared in constant time; unset = no deploy endpoint", nil, func(o *Options) *string { return &o.DeployKey }),
+	intSpec("deploy-keep", "5", "deployed versions kept in --state-dir (the active one included); older ones are deleted, so rollback reaches back this far", 2, func(o *Options) *int { return &o.DeployKeep }),
 }
 
 // EnvName is the environment variable that sets a flag: EDGEWAY_<UPPER_SNAKE>.
@@ -544,6 +550,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	if o.Pprof && o.AdminListen == "" {
 		return o, fmt.Errorf("flag --pprof needs --admin-listen: profiles are never served on the public listener")
+	}
+	if o.DeployKey != "" && (o.StateDir == "" || o.AdminListen == "") {
+		return o, fmt.Errorf("flag --deploy-key needs --state-dir (where versions are kept) and --admin-listen (deploys are never served on the public listener)")
 	}
 	if o.MinWorkers > o.MaxWorkers {
 		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)

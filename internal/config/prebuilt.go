@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -174,4 +175,56 @@ func checkPrivateDir(dir string) error {
 		return fmt.Errorf("%s must be a folder of this user with mode 0700", dir)
 	}
 	return nil
+}
+
+// Names inside --state-dir (see internal/deploy).
+const (
+	StateCurrent  = "current"  // the active version's id
+	StateVersions = "versions" // versions/<id>/: unpacked, verified artifacts
+)
+
+// maxIDFile bounds reading the current file.
+const maxIDFile = 256
+
+// DeployedArtifact is the folder of the version last deployed into
+// stateDir, "" when none was.
+func DeployedArtifact(stateDir string) (string, error) {
+	if _, err := os.Lstat(stateDir); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	// Whoever can write here chooses the code served.
+	if err := checkPrivateDir(stateDir); err != nil {
+		return "", fmt.Errorf("flag --state-dir: %w", err)
+	}
+	f, err := os.Open(filepath.Join(stateDir, StateCurrent))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("flag --state-dir: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxIDFile))
+	if err != nil {
+		return "", fmt.Errorf("flag --state-dir: %w", err)
+	}
+	id := string(bytes.TrimSpace(data))
+	if !ValidVersionID(id) {
+		return "", fmt.Errorf("flag --state-dir: %s holds no version id", filepath.Join(stateDir, StateCurrent))
+	}
+	return filepath.Join(stateDir, StateVersions, id), nil
+}
+
+// ValidVersionID accepts a version id: 64 lowercase hex digits (the
+// manifest's sha256).
+func ValidVersionID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

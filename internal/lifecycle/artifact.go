@@ -16,3 +16,8 @@ func logArtifact(log zerolog.Logger, layout *config.Layout, msg string) {
 	log.Info().Str("artifact", a.Source).Str("artifact_id", a.ID).Str("dir", a.Dir).Bool("signed", a.Signed).
 		Str("built_by", a.Manifest.Edgeway).Str("built_with_deno", a.Manifest.Deno).Int("functions", len(a.Manifest.Functions)).Msg(msg)
 }
+
+// Artifact is the verified artifact the functions last applied come from;
+// nil for a functions folder. The deploy endpoint records it as the
+// version a first rollback returns to.
+func (s *Supervisor) Artifact() *config.ArtifactInfo { return s.currentLayout().Artifact }
