@@ -26,7 +26,8 @@ func init() {
 		"  --only a,b            only these functions\n" +
 		"  --minify              minify the bundles\n" +
 		"  --sourcemap MODE      none (default), linked (index.js.map beside) or inline\n" +
-		"Exits non-zero on any error check would report (bar the type check) or a failed bundle."
+		"  --no-check            skip the type check (deno check, as edgeway check runs it)\n" +
+		"Exits non-zero on any error edgeway check would report or a failed bundle."
 }
 
 // bundleName is every function's bundle inside its artifact folder.
@@ -39,6 +40,7 @@ type buildFlags struct {
 	only      []string
 	minify    bool
 	sourcemap string // none, linked, inline
+	noCheck   bool   // skip the type check
 }
 
 // splitBuildFlags takes build's own flags out of args.
@@ -89,6 +91,8 @@ func splitBuildFlags(args []string) (buildFlags, []string, error) {
 			f.sourcemap = v
 		case "minify":
 			f.minify = !hasValue || value == "true"
+		case "no-check":
+			f.noCheck = !hasValue || value == "true"
 		default:
 			rest = append(rest, args[i])
 		}
@@ -102,8 +106,8 @@ func splitBuildFlags(args []string) (buildFlags, []string, error) {
 // build bundles every function of a folder into an artifact folder: per
 // function its entry bundled with its import map or deno.json applied,
 // shared modules and npm packages inlined, the other files it may read at
-// run time, and manifest.json. It validates what check validates (bar the
-// type check) and fails on any error.
+// run time, and manifest.json. It validates what check validates (the
+// type check too, unless --no-check) and fails on any error.
 func build(args []string, stdout, stderr io.Writer) int {
 	bf, rest, err := splitBuildFlags(args)
 	if err != nil {
@@ -156,6 +160,23 @@ func build(args []string, stdout, stderr io.Writer) int {
 	}
 	defer os.RemoveAll(work)
 
+	if !bf.noCheck {
+		failed := 0
+		for i := range fns {
+			out, err := typeCheck(deno, layout, &fns[i], work)
+			var checkErr *exec.ExitError
+			if err != nil && !errors.As(err, &checkErr) {
+				return fail(stderr, err)
+			}
+			if err != nil {
+				failed++
+				fmt.Fprintf(stderr, "%s: deno check failed:\n%s\n", fns[i].Name, strings.TrimSpace(string(out)))
+			}
+		}
+		if failed > 0 {
+			return fail(stderr, fmt.Errorf("%d function(s) failed to type-check (--no-check skips it)", failed))
+		}
+	}
 	m := &artifact.Manifest{Schema: artifact.SchemaVersion, Edgeway: version, Deno: info.DenoVersion}
 	b := &bundler{deno: deno, layout: layout, denoDir: info.DenoDir, work: work, flags: bf}
 	for _, fn := range fns {
