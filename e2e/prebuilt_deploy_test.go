@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -207,6 +209,9 @@ func TestPrebuiltDeployUnderLoad(t *testing.T) {
 	if status, _ := adminDo(t, "POST", deployURL, "wrong", read(v2)); status != 401 {
 		t.Fatalf("wrong deploy key: %d", status)
 	}
+	if status := rawStatus(t, admin, "POST /deploy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+key+"\r\nContent-Length: 300000000\r\n\r\n"+strings.Repeat("x", 64<<10)); status != "413" {
+		t.Fatalf("a declared length over --artifact-max-bytes: %s", status)
+	}
 	if status, body := adminDo(t, "POST", deployURL, key, read(forged)); status != 422 || !strings.Contains(body, "does not verify") {
 		t.Fatalf("package signed with another key: %d %s", status, body)
 	}
@@ -274,4 +279,27 @@ func TestPrebuiltDeployUnderLoad(t *testing.T) {
 	if r := g2.Get("/hello"); string(r.Body) != "v2" {
 		t.Fatalf("a restart serves %q, not the last deployed version", r.Body)
 	}
+}
+
+// rawStatus sends raw request bytes and returns the response's status code.
+func rawStatus(t *testing.T, addr, request string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, eventTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(eventTimeout))
+	if _, err := c.Write([]byte(request)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	fields := strings.Fields(line)
+	if len(fields) < 2 {
+		t.Fatalf("status line %q", line)
+	}
+	return fields[1]
 }

@@ -43,6 +43,9 @@ func Verify(dir string, pub ed25519.PublicKey, lim Limits) (*Manifest, []byte, e
 	}
 	defer root.Close()
 	raw, err := readRegular(root, ManifestName, lim.MaxFileBytes)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("artifact %s: no %s: not an edgeway artifact", dir, ManifestName)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("artifact %s: %w", dir, err)
 	}

@@ -23,10 +23,11 @@ const (
 )
 
 var (
-	errDeployKey    = newError(fasthttp.StatusUnauthorized, "DEPLOY_UNAUTHORIZED", "this endpoint needs the deploy key")
-	errDeployBusy   = newError(fasthttp.StatusConflict, "DEPLOY_BUSY", "a deploy or rollback is already running")
-	errNoPrevious   = newError(fasthttp.StatusConflict, "NO_PREVIOUS_VERSION", "no previous version to roll back to")
-	errDeployFailed = newError(fasthttp.StatusInternalServerError, "DEPLOY_FAILED", "deploy failed (logged)")
+	errDeployKey      = newError(fasthttp.StatusUnauthorized, "DEPLOY_UNAUTHORIZED", "this endpoint needs the deploy key")
+	errDeployBusy     = newError(fasthttp.StatusConflict, "DEPLOY_BUSY", "a deploy or rollback is already running")
+	errNoPrevious     = newError(fasthttp.StatusConflict, "NO_PREVIOUS_VERSION", "no previous version to roll back to")
+	errDeployTooLarge = newError(fasthttp.StatusRequestEntityTooLarge, "DEPLOY_TOO_LARGE", "the package is larger than --artifact-max-bytes")
+	errDeployFailed   = newError(fasthttp.StatusInternalServerError, "DEPLOY_FAILED", "deploy failed (logged)")
 )
 
 // adminMaxBody is the admin listener's request body limit: a package may
@@ -68,6 +69,12 @@ func (g *Gateway) registerDeploy(r *router.Router) {
 	r.POST(pathDeploy, func(ctx *fasthttp.RequestCtx) {
 		if !authorized(ctx) {
 			errDeployKey.write(ctx)
+			return
+		}
+		// fasthttp does not hold a streamed body to MaxRequestBodySize:
+		// a declared length is checked here, the bytes read by the unpack.
+		if n := ctx.Request.Header.ContentLength(); n > 0 && int64(n) > g.opts.ArtifactMaxBytes {
+			errDeployTooLarge.write(ctx)
 			return
 		}
 		var body io.Reader = bytes.NewReader(ctx.PostBody())
