@@ -1,6 +1,9 @@
 package lifecycle
 
 import (
+	"fmt"
+	"strings"
+
 	"edgeway.dev/edgeway/internal/config"
 
 	"github.com/rs/zerolog"
@@ -21,3 +24,35 @@ func logArtifact(log zerolog.Logger, layout *config.Layout, msg string) {
 // nil for a functions folder. The deploy endpoint records it as the
 // version a first rollback returns to.
 func (s *Supervisor) Artifact() *config.ArtifactInfo { return s.currentLayout().Artifact }
+
+// ArtifactEnvWarnings names, per function of a prebuilt artifact, the
+// variables its manifest says its code reads that its environment (as
+// workers get it, from environ) does not set. Nothing for a folder.
+func ArtifactEnvWarnings(opts config.Options, layout *config.Layout, environ []string) ([]string, error) {
+	if layout.Artifact == nil {
+		return nil, nil
+	}
+	envs, _, err := resolveEnvs(opts, layout, environ)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, f := range layout.Artifact.Manifest.Functions {
+		set := map[string]bool{}
+		for _, kv := range envs[f.Name].vars {
+			if k, _, ok := strings.Cut(kv, "="); ok {
+				set[k] = true
+			}
+		}
+		var missing []string
+		for _, name := range f.Env {
+			if !set[name] {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			out = append(out, fmt.Sprintf("function %s reads %s (the artifact's manifest says) but its environment does not set them", f.Name, strings.Join(missing, ", ")))
+		}
+	}
+	return out, nil
+}
