@@ -212,10 +212,24 @@ func (s *Store) activate(dir string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRefused, err)
 	}
+	// current is written before the reload, so a SIGHUP rescanning
+	// meanwhile reads the version being deployed, not the one it replaces
+	// (reloads are coalesced, the latest wins); a refused reload puts the
+	// previous value back.
+	current := filepath.Join(s.opts.StateDir, config.StateCurrent)
+	prev, prevErr := os.ReadFile(current)
+	if err := writeAtomic(current, []byte(filepath.Base(dir)+"\n")); err != nil {
+		return err
+	}
 	if err := s.reload.Reload(layout); err != nil {
+		if prevErr == nil {
+			writeAtomic(current, prev)
+		} else {
+			os.Remove(current)
+		}
 		return fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	return writeAtomic(filepath.Join(s.opts.StateDir, config.StateCurrent), []byte(filepath.Base(dir)+"\n"))
+	return nil
 }
 
 // State lists the active version and the ones rollback can reach.

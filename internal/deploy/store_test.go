@@ -22,6 +22,7 @@ type fakeReloader struct {
 	block    chan struct{} // when set, Reload waits on it
 	entered  chan struct{}
 	artifact *config.ArtifactInfo
+	fail     error // when set, Reload refuses with it
 }
 
 func (f *fakeReloader) Reload(l *config.Layout) error {
@@ -33,6 +34,9 @@ func (f *fakeReloader) Reload(l *config.Layout) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
 	f.layouts = append(f.layouts, l)
 	f.artifact = l.Artifact
 	return nil
@@ -192,5 +196,25 @@ func TestDeployAdoptsTheRunningArtifact(t *testing.T) {
 	}
 	if _, err := s.Rollback(); err != nil || rl.last() != "first" {
 		t.Fatalf("rollback to the --prebuilt artifact: %v, serving %s", err, rl.last())
+	}
+}
+
+func TestDeployRefusedReloadKeepsCurrent(t *testing.T) {
+	rl := &fakeReloader{}
+	s, o := newStore(t, rl)
+	if _, err := s.Deploy(bytes.NewReader(pkg(t, "one"))); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(o.StateDir, config.StateCurrent))
+	rl.fail = errors.New("invalid layout")
+	if _, err := s.Deploy(bytes.NewReader(pkg(t, "two"))); !errors.Is(err, ErrRefused) {
+		t.Fatalf("refused reload: %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(o.StateDir, config.StateCurrent))
+	if string(before) != string(after) {
+		t.Fatalf("current changed from %q to %q after a refused reload", before, after)
+	}
+	if st, _ := s.State(); len(st.Previous) != 0 {
+		t.Fatalf("a refused deploy entered the history: %+v", st)
 	}
 }
