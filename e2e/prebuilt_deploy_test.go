@@ -303,3 +303,36 @@ func rawStatus(t *testing.T, addr, request string) string {
 	}
 	return fields[1]
 }
+
+// TestPrebuiltWatchReloadsChangedArtifact: with --watch, a package
+// replaced at the --prebuilt path, or an artifact folder rebuilt in place,
+// is reloaded as a changed folder is.
+func TestPrebuiltWatchReloadsChangedArtifact(t *testing.T) {
+	dir := t.TempDir()
+	app := filepath.Join(dir, "app.edgeway")
+	buildPackage(t, versionFolder("v1"), app, "")
+	g := launch(t, t.TempDir(), "--prebuilt", app, "--watch=true")
+	if err := g.waitListening(); err != nil {
+		t.Fatalf("gateway did not start: %v\n%s", err, g.logs.text())
+	}
+	waitBody(t, g, "/hello", "v1")
+	buildPackage(t, versionFolder("v2"), app, "")
+	waitBody(t, g, "/hello", "v2")
+
+	src := filepath.Join(t.TempDir(), "functions")
+	writeTree(t, src, versionFolder("d1"))
+	dist := filepath.Join(t.TempDir(), "dist")
+	if log, err := runBin(t, "build", "--functions", src, "--out", dist, "--deno", denoPath(t)); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	g2 := launch(t, t.TempDir(), "--prebuilt", dist, "--watch=true")
+	if err := g2.waitListening(); err != nil {
+		t.Fatalf("gateway did not start: %v\n%s", err, g2.logs.text())
+	}
+	waitBody(t, g2, "/hello", "d1")
+	writeTree(t, src, versionFolder("d2"))
+	if log, err := runBin(t, "build", "--functions", src, "--out", dist, "--deno", denoPath(t)); err != nil {
+		t.Fatalf("build: %v\n%s", err, log)
+	}
+	waitBody(t, g2, "/hello", "d2")
+}

@@ -19,7 +19,7 @@ import (
 
 // ArtifactInfo says which verified artifact a layout was read from.
 type ArtifactInfo struct {
-	Source   string // --prebuilt as given
+	Source   string // --prebuilt, absolute
 	Dir      string // the verified folder served (a package is unpacked)
 	Manifest *artifact.Manifest
 	// ID is the SHA-256 of manifest.json: it names the version (a
@@ -80,7 +80,7 @@ func DiscoverPrebuilt(o Options) (*Layout, error) {
 	}
 	sum := sha256.Sum256(raw)
 	root := filepath.Join(dir, artifact.FunctionsDir)
-	l := &Layout{Root: root, Artifact: &ArtifactInfo{Source: o.Prebuilt, Dir: dir, Manifest: m, ID: hex.EncodeToString(sum[:]), Signed: pub != nil}}
+	l := &Layout{Root: root, Artifact: &ArtifactInfo{Source: src, Dir: dir, Manifest: m, ID: hex.EncodeToString(sum[:]), Signed: pub != nil}}
 	base := DefaultFunctionConfig(o)
 	for _, f := range m.Functions {
 		fnDir := filepath.Join(root, f.Name)

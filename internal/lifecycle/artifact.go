@@ -2,8 +2,10 @@ package lifecycle
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
+	"edgeway.dev/edgeway/internal/artifact"
 	"edgeway.dev/edgeway/internal/config"
 
 	"github.com/rs/zerolog"
@@ -55,4 +57,26 @@ func ArtifactEnvWarnings(opts config.Options, layout *config.Layout, environ []s
 		}
 	}
 	return out, nil
+}
+
+// addArtifactSource adds to files (folder → names) what --prebuilt names:
+// a package file (replaced by a rename in its folder) or an artifact
+// folder (renamed into place, or its manifest.json rewritten), so the
+// watcher reloads a changed artifact as it does a changed folder.
+func addArtifactSource(layout *config.Layout, files map[string]map[string]bool) {
+	a := layout.Artifact
+	if a == nil {
+		return
+	}
+	add := func(dir, name string) {
+		if files[dir] == nil {
+			files[dir] = map[string]bool{}
+		}
+		files[dir][name] = true
+	}
+	src := config.Resolved(a.Source)
+	add(filepath.Dir(src), filepath.Base(src))
+	if src == config.Resolved(a.Dir) {
+		add(src, artifact.ManifestName)
+	}
 }
