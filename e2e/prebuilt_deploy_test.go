@@ -206,6 +206,10 @@ func TestPrebuiltDeployUnderLoad(t *testing.T) {
 		return b
 	}
 
+	// A large upload without the key is refused before its body is read.
+	if status := rawStatus(t, admin, "POST /deploy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\nContent-Length: 100000000\r\n\r\n"+strings.Repeat("x", 64<<10)); status != "401" {
+		t.Fatalf("a large upload without the key: %s", status)
+	}
 	if status, _ := adminDo(t, "POST", deployURL, "wrong", read(v2)); status != 401 {
 		t.Fatalf("wrong deploy key: %d", status)
 	}

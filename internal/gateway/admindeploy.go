@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 
-	"edgeway.dev/edgeway/internal/config"
 	"edgeway.dev/edgeway/internal/deploy"
 
 	"github.com/fasthttp/router"
@@ -30,15 +29,11 @@ var (
 	errDeployFailed   = newError(fasthttp.StatusInternalServerError, "DEPLOY_FAILED", "deploy failed (logged)")
 )
 
-// adminMaxBody is the admin listener's request body limit: a package may
-// be as large as --artifact-max-bytes when deploys are on; fasthttp's
-// default otherwise.
-func adminMaxBody(opts config.Options) int {
-	if opts.DeployKey == "" {
-		return 0
-	}
-	return int(opts.ArtifactMaxBytes)
-}
+// The admin listener streams request bodies (StreamRequestBody): fasthttp
+// buffers a body up to its default limit (4 MiB) before calling the
+// handler and streams a larger one, so an upload is read only after the
+// deploy key was checked, never held in memory whole, and bounded by
+// --artifact-max-bytes as it is unpacked.
 
 // registerDeploy adds the deploy endpoints to the admin router when
 // deploys are on and the supervisor can reload.
@@ -71,8 +66,7 @@ func (g *Gateway) registerDeploy(r *router.Router) {
 			errDeployKey.write(ctx)
 			return
 		}
-		// fasthttp does not hold a streamed body to MaxRequestBodySize:
-		// a declared length is checked here, the bytes read by the unpack.
+		// A declared length is checked here, the bytes read by the unpack.
 		if n := ctx.Request.Header.ContentLength(); n > 0 && int64(n) > g.opts.ArtifactMaxBytes {
 			errDeployTooLarge.write(ctx)
 			return
@@ -81,6 +75,9 @@ func (g *Gateway) registerDeploy(r *router.Router) {
 		if s := ctx.RequestBodyStream(); s != nil {
 			body = s
 		}
+		// Whatever of the body the unpack left unread is not drained (nor
+		// waited for): the connection closes after the answer.
+		ctx.SetConnectionClose()
 		v, err := store.Deploy(body)
 		g.answerDeploy(ctx, "deploy", v, err)
 	})
