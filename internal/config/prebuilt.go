@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"syscall"
+	"time"
 
 	"edgeway.dev/edgeway/internal/artifact"
 )
@@ -125,6 +127,7 @@ func unpackCached(src string, o Options, pub ed25519.PublicKey, lim artifact.Lim
 		return "", err
 	}
 	dest := filepath.Join(cache, id)
+	defer pruneUnpacked(cache, dest)
 	if _, err := os.Lstat(dest); err == nil {
 		if _, _, err := artifact.Verify(dest, pub, lim); err == nil {
 			return dest, nil
@@ -150,6 +153,38 @@ func unpackCached(src string, o Options, pub ed25519.PublicKey, lim artifact.Lim
 		return "", err
 	}
 	return dest, nil
+}
+
+// unpackKeep is how many unpacked packages are kept: the one just loaded
+// and the ones loaded before it, whose workers may still be draining.
+const unpackKeep = 3
+
+// pruneUnpacked marks used as the latest one loaded and removes all but
+// the unpackKeep most recently loaded packages, so a gateway reloading new
+// packages for months does not fill its temporary folder.
+func pruneUnpacked(cache, used string) {
+	now := time.Now()
+	os.Chtimes(used, now, now)
+	entries, err := os.ReadDir(cache)
+	if err != nil {
+		return
+	}
+	type loaded struct {
+		path string
+		at   time.Time
+	}
+	var all []loaded
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && e.IsDir() && len(e.Name()) == 32 {
+			all = append(all, loaded{filepath.Join(cache, e.Name()), info.ModTime()})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].at.After(all[j].at) })
+	for i, l := range all {
+		if i >= unpackKeep && l.path != used {
+			os.RemoveAll(l.path)
+		}
+	}
 }
 
 // unpackRoot is the private folder packages are unpacked into:

@@ -8,10 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"edgeway.dev/edgeway/internal/artifact"
 )
@@ -114,5 +116,38 @@ func TestDiscoverPrebuiltPackage(t *testing.T) {
 	os.WriteFile(filepath.Join(a.Root, "hello", "index.js"), []byte("x"), 0o644)
 	if _, err := Discover("", prebuiltOpts(t, "--prebuilt", signedPath, "--verify-key", keyFile)); err != nil {
 		t.Fatalf("after tampering with the unpacked copy: %v", err)
+	}
+}
+
+func TestUnpackedPackagesArePruned(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	var roots []string
+	for i := range unpackKeep + 2 {
+		dir := testArtifact(t, fmt.Sprintf(`{"maxWorkers": %d}`, i+1))
+		var buf bytes.Buffer
+		if _, err := artifact.Pack(dir, &buf, nil, ArtifactLimits(Defaults())); err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), "app.edgeway")
+		os.WriteFile(p, buf.Bytes(), 0o644)
+		l, err := Discover("", prebuiltOpts(t, "--prebuilt", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots = append(roots, l.Artifact.Dir)
+		// mtimes must differ for the order to be known.
+		old := time.Now().Add(time.Duration(i-10) * time.Minute)
+		os.Chtimes(l.Artifact.Dir, old, old)
+	}
+	cache, _ := unpackRoot()
+	entries, _ := os.ReadDir(cache)
+	if len(entries) != unpackKeep {
+		t.Fatalf("%d unpacked packages kept, want %d", len(entries), unpackKeep)
+	}
+	if _, err := os.Stat(roots[0]); !os.IsNotExist(err) {
+		t.Fatal("the oldest unpacked package was kept")
+	}
+	if _, err := os.Stat(roots[len(roots)-1]); err != nil {
+		t.Fatal("the latest unpacked package was removed")
 	}
 }
