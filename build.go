@@ -122,8 +122,8 @@ func build(args []string, stdout, stderr io.Writer) int {
 	if layout == nil {
 		return code
 	}
-	if opts.Prebuilt != "" {
-		return fail(stderr, errors.New("flag --prebuilt: build reads a functions folder (--functions), not an artifact"))
+	if layout.Artifact != nil {
+		return fail(stderr, errors.New("build reads a functions folder (--functions), not an artifact: unset --prebuilt and --state-dir"))
 	}
 	if err := lifecycle.Validate(opts, layout); err != nil {
 		return fail(stderr, err)
