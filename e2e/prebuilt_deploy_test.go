@@ -340,3 +340,39 @@ func TestPrebuiltWatchReloadsChangedArtifact(t *testing.T) {
 	}
 	waitBody(t, g2, "/hello", "d2")
 }
+
+// TestPrebuiltDeployStreamsUploads: an upload is read as a stream (a
+// complete package answers at once even if the declared length is never
+// reached) and a stalled one is refused after --deploy-read-timeout,
+// releasing the deploy slot.
+func TestPrebuiltDeployStreamsUploads(t *testing.T) {
+	files := versionFolder("big")
+	files["hello/blob.txt"] = strings.Repeat("0123456789abcdef", 16<<10) // 256 KiB: more than fasthttp prefetches
+	pkgPath := filepath.Join(t.TempDir(), "big.edgeway")
+	buildPackage(t, files, pkgPath, "")
+	pkg, err := os.ReadFile(pkgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const key = "deploy-key-for-tests-0123456789"
+	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	dir := t.TempDir()
+	first := filepath.Join(dir, "v1.edgeway")
+	buildPackage(t, versionFolder("v1"), first, "")
+	g := launch(t, t.TempDir(), "--prebuilt", first, "--state-dir", filepath.Join(dir, "state"), "--deploy-key", key,
+		"--admin-listen", admin, "--deploy-read-timeout", "1s")
+	if err := g.waitListening(); err != nil {
+		t.Fatalf("gateway did not start: %v\n%s", err, g.logs.text())
+	}
+	head := "POST /deploy HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + key + "\r\nContent-Length: "
+	// Stalled halfway through the blob: refused once the timeout passes.
+	if status := rawStatus(t, admin, head+strconv.Itoa(len(pkg))+"\r\n\r\n"+string(pkg[:len(pkg)/2])); status != "422" {
+		t.Fatalf("a stalled upload: %s", status)
+	}
+	// The whole package, then silence where the declared length promised
+	// more: the package is complete, so it deploys at once.
+	if status := rawStatus(t, admin, head+strconv.Itoa(len(pkg)+1<<20)+"\r\n\r\n"+string(pkg)); status != "200" {
+		t.Fatalf("a complete package with a longer declared length: %s", status)
+	}
+	waitBody(t, g, "/hello", "big")
+}

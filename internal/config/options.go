@@ -163,6 +163,7 @@ type Options struct {
 	StateDir             string // where deployed versions are kept
 	DeployKey            string // bearer key of the deploy endpoint; "" = off
 	DeployKeep           int    // deployed versions kept (active included)
+	DeployReadTimeout    time.Duration
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -454,6 +455,7 @@ var specs = []spec{
 	sizeSpec("artifact-max-unpacked", "1GiB", "most bytes of files an artifact may hold in all", func(o *Options) *int64 { return &o.ArtifactMaxUnpacked }),
 	stringSpec("state-dir", "", "folder (created, mode 0700) where deployed versions are kept; the last deployed one is served at start, over --prebuilt and --functions", nil, func(o *Options) *string { return &o.StateDir }),
 	stringSpec("deploy-key", "", "bearer key of the deploy endpoint (POST /deploy, GET /deploy, POST /deploy/rollback on --admin-listen, both required, with --state-dir); compared in constant time; unset = no deploy endpoint", nil, func(o *Options) *string { return &o.DeployKey }),
+	durationSpec("deploy-read-timeout", "5m", "longest a deploy upload may take to arrive: a stalled upload would hold the one-deploy slot; it is then refused (422)", func(o *Options) *time.Duration { return &o.DeployReadTimeout }),
 	intSpec("deploy-keep", "5", "deployed versions kept in --state-dir (the active one included); older ones are deleted, so rollback reaches back this far", 2, func(o *Options) *int { return &o.DeployKeep }),
 }
 

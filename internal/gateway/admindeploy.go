@@ -6,7 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"io"
+	"time"
 
 	"edgeway.dev/edgeway/internal/deploy"
 
@@ -30,10 +30,9 @@ var (
 )
 
 // The admin listener streams request bodies (StreamRequestBody): fasthttp
-// buffers a body up to its default limit (4 MiB) before calling the
-// handler and streams a larger one, so an upload is read only after the
-// deploy key was checked, never held in memory whole, and bounded by
-// --artifact-max-bytes as it is unpacked.
+// reads at most 8 KiB before calling the handler, so an upload is read
+// only after the deploy key was checked, never held in memory whole, and
+// bounded by --artifact-max-bytes as it is unpacked.
 
 // registerDeploy adds the deploy endpoints to the admin router when
 // deploys are on and the supervisor can reload.
@@ -71,9 +70,15 @@ func (g *Gateway) registerDeploy(r *router.Router) {
 			errDeployTooLarge.write(ctx)
 			return
 		}
-		var body io.Reader = bytes.NewReader(ctx.PostBody())
-		if s := ctx.RequestBodyStream(); s != nil {
-			body = s
+		// Not PostBody first: on a streamed request it reads the whole
+		// body into memory.
+		body := ctx.RequestBodyStream()
+		if body == nil {
+			body = bytes.NewReader(ctx.PostBody())
+		}
+		// The admin listener has no read timeout of its own.
+		if c := ctx.Conn(); c != nil && g.opts.DeployReadTimeout > 0 {
+			c.SetReadDeadline(time.Now().Add(g.opts.DeployReadTimeout))
 		}
 		// Whatever of the body the unpack left unread is not drained (nor
 		// waited for): the connection closes after the answer.
