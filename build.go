@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -111,7 +112,7 @@ func splitBuildFlags(args []string) (buildFlags, []string, error) {
 func build(args []string, stdout, stderr io.Writer) int {
 	bf, rest, err := splitBuildFlags(args)
 	if err != nil {
-		if slicesContains(args, "-h", "--help", "-help") {
+		if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "--help" || a == "-help" }) {
 			commandUsage(stdout, "build")
 			return 0
 		}
@@ -185,7 +186,7 @@ func build(args []string, stdout, stderr io.Writer) int {
 			return fail(stderr, err)
 		}
 		m.Functions = append(m.Functions, af)
-		fmt.Fprintf(stdout, "%s\t%d files\t%s %d bytes\n", fn.Name, len(af.Files), bundleName, af.Files[indexOf(af.Files, bundleName)].Size)
+		fmt.Fprintf(stdout, "%s\t%d files\t%s %d bytes\n", fn.Name, len(af.Files), bundleName, fileSize(af.Files, bundleName))
 	}
 	raw, err := artifact.Encode(m)
 	if err != nil {
@@ -207,21 +208,11 @@ func build(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func slicesContains(list []string, values ...string) bool {
-	for _, s := range list {
-		for _, v := range values {
-			if s == v {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func indexOf(files []artifact.File, path string) int {
-	for i, f := range files {
+// fileSize is the size of the file at path in files (0 if absent).
+func fileSize(files []artifact.File, path string) int64 {
+	for _, f := range files {
 		if f.Path == path {
-			return i
+			return f.Size
 		}
 	}
 	return 0
