@@ -104,9 +104,7 @@ func (s *Store) Deploy(r io.Reader) (*Version, error) {
 		return nil, err
 	}
 	v := newVersion(id, m, s.pub != nil, s.now())
-	s.mu.Lock()
-	hist, err := s.history()
-	s.mu.Unlock()
+	hist, err := s.lockedHistory()
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +151,12 @@ func (s *Store) adopt() (*Version, error) {
 		tmp := filepath.Join(s.opts.StateDir, config.StateVersions, ".adopt-"+randomHex())
 		pr, pw := io.Pipe()
 		go func() {
+			// A panic ends the copy with an error, not the gateway.
+			defer func() {
+				if v := recover(); v != nil {
+					pw.CloseWithError(fmt.Errorf("packing the running artifact panicked: %v", v))
+				}
+			}()
 			_, err := artifact.Pack(a.Dir, pw, nil, config.ArtifactLimits(s.opts))
 			pw.CloseWithError(err)
 		}()
@@ -180,9 +184,7 @@ func (s *Store) Rollback() (*Version, error) {
 		return nil, ErrBusy
 	}
 	defer s.busy.Store(false)
-	s.mu.Lock()
-	hist, err := s.history()
-	s.mu.Unlock()
+	hist, err := s.lockedHistory()
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +250,13 @@ func (s *Store) State() (State, error) {
 		}
 	}
 	return st, nil
+}
+
+// lockedHistory is history under the lock.
+func (s *Store) lockedHistory() ([]Version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.history()
 }
 
 // history reads history.json (empty when absent).
