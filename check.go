@@ -58,12 +58,6 @@ func check(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, err)
 	}
 	defer os.RemoveAll(tmp)
-	// The declarations go in as a second root file rather than through a
-	// config of our own, so the function's deno.json still applies.
-	types := filepath.Join(tmp, "edgeway.d.ts")
-	if err := os.WriteFile(types, []byte(edgewayTypes), 0o644); err != nil {
-		return fail(stderr, err)
-	}
 
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FUNCTION\tROUTE\tAUTH\tPERMISSIONS\tPOOL\tCHECK")
@@ -71,19 +65,12 @@ func check(args []string, stdout, stderr io.Writer) int {
 	for _, fn := range layout.Functions {
 		auth, perms := functionAccess(opts, fn)
 		result := "ok"
-		importMap := filepath.Join(tmp, fn.Name+".importmap.json")
-		content, err := lifecycle.ImportMapJSON(layout, &fn)
-		if err == nil {
-			err = os.WriteFile(importMap, content, 0o644)
-		}
-		if err != nil {
+		out, err := typeCheck(deno, layout, &fn, tmp)
+		var checkErr *exec.ExitError
+		if err != nil && !errors.As(err, &checkErr) {
 			return fail(stderr, err)
 		}
-		args := append([]string{"check"}, lifecycle.DependencyFlags(fn.Deps, importMap)...)
-		cmd := exec.Command(deno, append(args, fn.Entrypoint, types)...)
-		cmd.Dir = fn.Dir
-		cmd.Env = append(os.Environ(), "NO_COLOR=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if err != nil {
 			failed++
 			result = "FAILED"
 			fmt.Fprintf(stderr, "%s: deno check failed:\n%s\n", fn.Name, strings.TrimSpace(string(out)))
@@ -97,6 +84,31 @@ func check(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%d functions ok in %s\n", len(layout.Functions), layout.Root)
 	return 0
+}
+
+// typeCheck runs deno check on fn's entrypoint with the config, import
+// map and lock its workers run with, and the edgeway declarations (written
+// into tmp). A type error is an *exec.ExitError with Deno's output.
+func typeCheck(deno string, layout *config.Layout, fn *config.Function, tmp string) ([]byte, error) {
+	// The declarations go in as a second root file rather than through a
+	// config of our own, so the function's deno.json still applies.
+	types := filepath.Join(tmp, "edgeway.d.ts")
+	if err := os.WriteFile(types, []byte(edgewayTypes), 0o644); err != nil {
+		return nil, err
+	}
+	importMap := filepath.Join(tmp, fn.Name+".importmap.json")
+	content, err := lifecycle.ImportMapJSON(layout, fn)
+	if err == nil {
+		err = os.WriteFile(importMap, content, 0o644)
+	}
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"check"}, lifecycle.DependencyFlags(fn.Deps, importMap)...)
+	cmd := exec.Command(deno, append(args, fn.Entrypoint, types)...)
+	cmd.Dir = fn.Dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	return cmd.CombinedOutput()
 }
 
 // loadFolder is what check and cache start with: the flags, the Deno

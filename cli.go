@@ -32,6 +32,6 @@ func unknownCommand(stderr io.Writer, arg string) int {
 	} else {
 		fmt.Fprintf(stderr, "edgeway: unknown command %q\n", arg)
 	}
-	fmt.Fprintln(stderr, "Commands: serve, check, cache, list, new, version, help. `edgeway help` lists them and every flag.")
+	fmt.Fprintln(stderr, "Commands: serve, check, cache, list, new, build, package, keygen, version, help. `edgeway help` lists them and every flag.")
 	return 2
 }

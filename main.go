@@ -6,6 +6,9 @@
 //	edgeway cache [flags]   fetch every function's dependencies into Deno's cache
 //	edgeway list [flags]    list the functions (and, with --from, their live state)
 //	edgeway new NAME        scaffold a function (index.ts with Deno.serve)
+//	edgeway build [flags]   bundle the functions into a verified artifact (manifest.json)
+//	edgeway package [flags] pack an artifact into one file, optionally signed
+//	edgeway keygen [flags]  write an ed25519 key pair for signing packages
 //	edgeway version         print the version
 //	edgeway help            list every flag with its environment variable and default
 package main
@@ -51,6 +54,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return newFunction(args[1:], stdout, stderr)
 	case "list":
 		return list(args[1:], stdout, stderr)
+	case "build":
+		return build(args[1:], stdout, stderr)
+	case "package":
+		return packageArtifact(args[1:], stdout, stderr)
+	case "keygen":
+		return keygen(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "edgeway", version)
 		return 0
@@ -80,6 +89,11 @@ Usage:
                           live state of a running gateway too
   edgeway new NAME        create a function: NAME/index.ts with Deno.serve
                           (edgeway new --help for its flags)
+  edgeway build [flags]   bundle every function into an artifact folder with a
+                          manifest of sha256 sums (--out DIST; build --help)
+  edgeway package [flags] pack an artifact folder into one file, signed with
+                          --sign-key (package --help)
+  edgeway keygen [flags]  write an ed25519 key pair for package and --verify-key
   edgeway version         print the version
   edgeway help            this help
 

@@ -47,6 +47,9 @@ type Layout struct {
 	// Secrets are config.toml's [edge_runtime.secrets], env(NAME) resolved:
 	// every function's environment, above the gateway's.
 	Secrets []SecretVar
+	// Artifact describes the verified artifact the functions come from;
+	// nil for a functions folder.
+	Artifact *ArtifactInfo
 }
 
 // Lookup returns the function called name, or nil.
@@ -73,7 +76,23 @@ type supabaseFunction struct {
 
 // Discover scans dir for functions and shared folders and reads every
 // function.json and the Supabase config.toml next to dir.
+//
+// With o.Prebuilt set, or a version deployed in o.StateDir, the functions
+// come from that verified artifact instead and dir is not read (see
+// DiscoverPrebuilt).
 func Discover(dir string, o Options) (*Layout, error) {
+	if o.StateDir != "" {
+		deployed, err := DeployedArtifact(o.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		if deployed != "" {
+			o.Prebuilt = deployed
+		}
+	}
+	if o.Prebuilt != "" {
+		return DiscoverPrebuilt(o)
+	}
 	root, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("functions folder %s: %w", dir, err)

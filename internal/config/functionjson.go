@@ -153,6 +153,12 @@ func LoadFunctionConfig(path string, base FunctionConfig) (FunctionConfig, error
 	if err != nil {
 		return base, fmt.Errorf("%s: %w", path, err)
 	}
+	return parseFunctionConfig(path, data, base)
+}
+
+// parseFunctionConfig applies a function.json's content to base; path
+// names it in errors.
+func parseFunctionConfig(path string, data []byte, base FunctionConfig) (FunctionConfig, error) {
 	var f functionFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -13,6 +13,7 @@ var helpGroups = []struct{ first, title string }{
 	{"auth", "Auth (JWT, API keys)"},
 	{"public-functions", "Functions: access, environment, permissions"},
 	{"internal-key", "Observability: metrics, health, profiles, logs"},
+	{"prebuilt", "Prebuilt artifacts and deploys"},
 }
 
 // helpGroupTitle is the title of the group starting at flag name, if any.

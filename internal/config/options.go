@@ -169,6 +169,18 @@ type Options struct {
 	LogFlushInterval time.Duration
 	LogBufferSize    int
 	LogMaxBuffered   int64
+
+	// Prebuilt artifacts (see internal/artifact and prebuilt.go).
+	Prebuilt             string // artifact folder or package served instead of --functions
+	VerifyKey            string // ed25519 public key (PEM) the artifact's signature must verify with
+	ArtifactMaxBytes     int64  // largest package file
+	ArtifactMaxFiles     int    // most files in an artifact
+	ArtifactMaxFileBytes int64  // largest file in an artifact
+	ArtifactMaxUnpacked  int64  // most bytes of files in an artifact
+	StateDir             string // where deployed versions are kept
+	DeployKey            string // bearer key of the deploy endpoint; "" = off
+	DeployKeep           int    // deployed versions kept (active included)
+	DeployReadTimeout    time.Duration
 }
 
 // spec describes one flag: its name, default, help text and where it lands.
@@ -463,6 +475,16 @@ var specs = []spec{
 	intSpec("worker-log-line", "8192", "longest worker log event in bytes (a stdout/stderr line, or the lines gathered into one event: a console call's output, a stack trace); a longer line is cut, a longer event goes on in the next", 256, func(o *Options) *int { return &o.WorkerLogLine }),
 	durationSpec("worker-log-coalesce", "50ms", "how long a worker's log event waits for more of its lines after a write (Deno writes an uncaught error's headline, source line and stack in several writes; a pipe read may split a console call's output); 0 = an event ends with its write", func(o *Options) *time.Duration { return &o.WorkerLogCoalesce }),
 	boolSpec("worker-request-context", "true", "lines a function prints through console while handling a request carry its request_id (AsyncLocalStorage in every worker: about 7 ms more CPU per boot and 1 µs per request for handlers that take the request, measured on a shared 2-core VM; none on the zero-parameter fast path)", func(o *Options) *bool { return &o.WorkerRequestContext }),
+	stringSpec("prebuilt", "", "serve an artifact of `edgeway build` (a folder) or `edgeway package` (a file) instead of --functions: every file's sha256 is verified at start and on each reload (SIGHUP), and the first mismatch refuses it", nil, func(o *Options) *string { return &o.Prebuilt }),
+	stringSpec("verify-key", "", "ed25519 public key (PEM, from `edgeway keygen`): a --prebuilt artifact must carry a signature of its manifest that verifies with it", nil, func(o *Options) *string { return &o.VerifyKey }),
+	sizeSpec("artifact-max-bytes", "256MiB", "largest artifact package accepted (--prebuilt file)", func(o *Options) *int64 { return &o.ArtifactMaxBytes }),
+	intSpec("artifact-max-files", "10000", "most files an artifact may list", 1, func(o *Options) *int { return &o.ArtifactMaxFiles }),
+	sizeSpec("artifact-max-file-bytes", "64MiB", "largest file in an artifact (manifest.json included)", func(o *Options) *int64 { return &o.ArtifactMaxFileBytes }),
+	sizeSpec("artifact-max-unpacked", "1GiB", "most bytes of files an artifact may hold in all", func(o *Options) *int64 { return &o.ArtifactMaxUnpacked }),
+	stringSpec("state-dir", "", "folder (created, mode 0700) where deployed versions are kept; the last deployed one is served at start, over --prebuilt and --functions", nil, func(o *Options) *string { return &o.StateDir }),
+	stringSpec("deploy-key", "", "bearer key of the deploy endpoint (POST /deploy, GET /deploy, POST /deploy/rollback on --admin-listen, both required, with --state-dir); compared in constant time; unset = no deploy endpoint", nil, func(o *Options) *string { return &o.DeployKey }),
+	durationSpec("deploy-read-timeout", "5m", "longest a deploy upload may take to arrive: a stalled upload would hold the one-deploy slot; it is then refused (422)", func(o *Options) *time.Duration { return &o.DeployReadTimeout }),
+	intSpec("deploy-keep", "5", "deployed versions kept in --state-dir (the active one included); older ones are deleted, so rollback reaches back this far", 2, func(o *Options) *int { return &o.DeployKeep }),
 }
 
 // EnvName is the environment variable that sets a flag: EDGEWAY_<UPPER_SNAKE>.
@@ -564,6 +586,9 @@ func Parse(args []string, getenv func(string) string) (Options, error) {
 	}
 	if err := checkRateLimitStore(&o); err != nil {
 		return o, err
+	}
+	if o.DeployKey != "" && (o.StateDir == "" || o.AdminListen == "") {
+		return o, fmt.Errorf("flag --deploy-key needs --state-dir (where versions are kept) and --admin-listen (deploys are never served on the public listener)")
 	}
 	if o.MinWorkers > o.MaxWorkers {
 		return o, fmt.Errorf("flag --min-workers (%d) is above --max-workers (%d)", o.MinWorkers, o.MaxWorkers)

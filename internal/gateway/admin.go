@@ -63,6 +63,7 @@ func (g *Gateway) newAdminRouter() *router.Router {
 	if g.opts.Pprof && g.opts.AdminListen != "" {
 		r.GET(pathPprof+"{profile:*}", g.handlePprof)
 	}
+	g.registerDeploy(r)
 	r.NotFound = func(ctx *fasthttp.RequestCtx) { errNotFound.write(ctx) }
 	r.MethodNotAllowed = func(ctx *fasthttp.RequestCtx) {
 		newError(fasthttp.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "method not allowed").write(ctx)

@@ -37,6 +37,7 @@ func (s *Supervisor) Reload(layout *config.Layout) error {
 		s.log.Error().Err(err).Msg("reload refused: the running functions are kept")
 		return err
 	}
+	logArtifact(s.log, layout, "reloading to a verified prebuilt artifact")
 	reply := make(chan error, 1)
 	select {
 	case s.requests <- reloadRequest{plan: p, reply: reply}:

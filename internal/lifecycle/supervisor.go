@@ -174,6 +174,7 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		stopDone:      make(chan struct{}),
 	}
 	s.layout.Store(layout)
+	logArtifact(log, layout, "serving a verified prebuilt artifact")
 	fns := make(map[string]*function, len(layout.Functions))
 	for _, fn := range layout.Functions {
 		fns[fn.Name] = s.newFunction(p.specs[fn.Name])

@@ -76,6 +76,7 @@ func outsideTargets(layout *config.Layout) map[string]outsideTarget {
 			files[dir][filepath.Base(r)] = true
 		}
 	}
+	addArtifactSource(layout, files)
 	for dir, names := range files {
 		ot := outsideTarget{dir: dir, files: names}
 		out[ot.key()] = ot

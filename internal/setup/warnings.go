@@ -27,6 +27,9 @@ func StartupWarnings(opts config.Options, layout *config.Layout) []string {
 	if envWarnings, err := lifecycle.EnvWarnings(opts, layout, os.Environ()); err == nil {
 		warnings = append(warnings, envWarnings...)
 	}
+	if missing, err := lifecycle.ArtifactEnvWarnings(opts, layout, os.Environ()); err == nil {
+		warnings = append(warnings, missing...)
+	}
 	return append(warnings, shadowWarnings(opts, layout)...)
 }
 
