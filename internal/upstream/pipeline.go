@@ -47,6 +47,10 @@ type pconn struct {
 	// readDeadline is the read deadline set on the connection (unix nanos),
 	// written only by the call whose turn it is.
 	readDeadline int64
+	// writeDeadline is the write deadline set on the connection (unix
+	// nanos), under wmu: a worker that stops reading must not keep a writer
+	// blocked in a flush, holding wmu, forever.
+	writeDeadline int64
 	oldest       atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
 	broken       atomic.Bool  // no more writes: failed, or the worker said close
 	failed       atomic.Bool  // closed, and every queued call woken (see fail)
@@ -198,7 +202,7 @@ func (w *Worker) dialPipe(i int, old *pconn) *pconn {
 // proxyPipelined sends the request on pc and reads its response in turn.
 func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start, served int64, deadline time.Time) error {
 	req := &ctx.Request
-	cl := w.enqueueAndWrite(pc, req, ctx.Conn(), start, served)
+	cl := w.enqueueAndWrite(pc, req, ctx.Conn(), start, served, deadline)
 	if cl == nil {
 		pc.depth.Add(-1) // the place claimed by pickPipe
 		return errNotSent
@@ -337,10 +341,15 @@ func (w *Worker) failPipe(pc *pconn, cl *call, err error, deadline time.Time) er
 // one after another, so without the yield every request would pay its own
 // write syscall; when nothing else is runnable the yield returns at once,
 // so a lone request is not delayed.
-func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, client net.Conn, start, served int64) *call {
+func (w *Worker) enqueueAndWrite(pc *pconn, req *fasthttp.Request, client net.Conn, start, served int64, deadline time.Time) *call {
 	pc.wmu.Lock()
 	if pc.broken.Load() {
 		pc.wmu.Unlock()
+		return nil
+	}
+	if err := pc.setWriteDeadlineLocked(deadline); err != nil {
+		pc.wmu.Unlock()
+		pc.fail()
 		return nil
 	}
 	cl := callPool.Get().(*call)
@@ -481,6 +490,25 @@ func (pc *pconn) setReadDeadline(d time.Time) error {
 	}
 	pc.readDeadline = r
 	return pc.nc.SetReadDeadline(time.Unix(0, r))
+}
+
+// writeDeadlineResolution is the precision of a pipelined connection's
+// write deadline: a write is bounded by its call's deadline rounded up to
+// it, so the runtime timer is reset about once per second per connection,
+// not per request.
+const writeDeadlineResolution = time.Second
+
+// setWriteDeadlineLocked sets the connection's write deadline to d rounded
+// up to writeDeadlineResolution, unless a later one is already set (a
+// flush writes other calls' requests too; the latest deadline covers
+// them). wmu is held.
+func (pc *pconn) setWriteDeadlineLocked(d time.Time) error {
+	r := d.Add(writeDeadlineResolution - 1).Truncate(writeDeadlineResolution).UnixNano()
+	if r <= pc.writeDeadline {
+		return nil
+	}
+	pc.writeDeadline = r
+	return pc.nc.SetWriteDeadline(time.Unix(0, r))
 }
 
 // fail marks the connection unusable, closes it and wakes every queued
