@@ -51,9 +51,9 @@ type pconn struct {
 	// nanos), under wmu: a worker that stops reading must not keep a writer
 	// blocked in a flush, holding wmu, forever.
 	writeDeadline int64
-	oldest       atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
-	broken       atomic.Bool  // no more writes: failed, or the worker said close
-	failed       atomic.Bool  // closed, and every queued call woken (see fail)
+	oldest        atomic.Int64 // write time (unix nanos) of the head call; 0 when empty
+	broken        atomic.Bool  // no more writes: failed, or the worker said close
+	failed        atomic.Bool  // closed, and every queued call woken (see fail)
 	// serverClose: a response carried Connection: close, so the worker
 	// processed no request written after it (RFC 9112 §9.6).
 	serverClose atomic.Bool
