@@ -19,21 +19,43 @@ import (
 // processes keep every isolation a fresh worker has. Functions of the
 // default profile run with a private /tmp, which hides folders under /tmp
 // from a pre-booted worker, so these tests put their functions folder
-// outside /tmp (in the package folder).
+// outside /tmp (the package folder, or /var/tmp or the home folder when the
+// checkout itself lies under /tmp, as a clean clone may).
+
+// mkdirOutsideTmp makes a folder, removed at the end of the test, that is
+// not under /tmp: in the package folder, else /var/tmp, else the home
+// folder. None of them: the test fails (it would prove nothing under /tmp).
+func mkdirOutsideTmp(t *testing.T) string {
+	t.Helper()
+	var bases []string
+	if cwd, err := os.Getwd(); err == nil {
+		bases = append(bases, cwd)
+	}
+	bases = append(bases, "/var/tmp")
+	if home, err := os.UserHomeDir(); err == nil {
+		bases = append(bases, home)
+	}
+	for _, base := range bases {
+		real, err := filepath.EvalSymlinks(base)
+		if err != nil || real == "/tmp" || strings.HasPrefix(real, "/tmp/") {
+			continue
+		}
+		root, err := os.MkdirTemp(real, ".edgeway-prewarm-")
+		if err != nil {
+			continue
+		}
+		t.Cleanup(func() { os.RemoveAll(root) })
+		return root
+	}
+	t.Fatalf("no writable folder outside /tmp among %v", bases)
+	return ""
+}
 
 // startGatewayOutsideTmp is startGateway with the functions folder outside
 // /tmp; links are symbolic links to make (path in the folder -> target).
 func startGatewayOutsideTmp(t *testing.T, files map[string]string, links map[string]string, args ...string) *Gateway {
 	t.Helper()
-	cwd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := os.MkdirTemp(cwd, ".prewarm-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	root := mkdirOutsideTmp(t)
 	dir := filepath.Join(root, "functions")
 	writeTree(t, dir, files)
 	for name, target := range links {
