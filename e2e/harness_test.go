@@ -111,18 +111,36 @@ func launch(t *testing.T, dir string, args ...string) *Gateway {
 	full := append([]string{"serve", "--functions", dir, "--port", "0", "--deno", denoPath(t), "--log-format", "json", "--log-level", "debug", "--auth", "none", "--rate-limit", "0"}, args...)
 	cmd := exec.Command(binPath(t), full...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	stderr, err := cmd.StderrPipe()
+	// Not StderrPipe: Wait closes that pipe as soon as the process exits,
+	// and its last lines (the ones a test about exiting waits for) could be
+	// lost. With a pipe of our own, exited is closed once the log is read
+	// to its end (or eventTimeout after the exit, should a leaked child
+	// hold the pipe open).
+	stderr, stderrW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd.Stderr = stderrW
 	cmd.Stdout = io.Discard
 	g := &Gateway{t: t, cmd: cmd, Dir: dir, logs: newLogSink(), exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	stderrW.Close()
+	if err != nil {
+		stderr.Close()
 		t.Fatal(err)
 	}
-	go g.logs.consume(stderr)
+	logRead := make(chan struct{})
+	go func() {
+		defer close(logRead)
+		defer stderr.Close()
+		g.logs.consume(stderr)
+	}()
 	go func() {
 		g.exitErr = cmd.Wait()
+		select {
+		case <-logRead:
+		case <-time.After(eventTimeout):
+		}
 		close(g.exited)
 	}()
 	g.stopOnCleanup()
