@@ -2,7 +2,6 @@ package lifecycle
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -232,20 +231,7 @@ func (pp *pooledProc) assign(s *Supervisor, spec *launchSpec, pool *upstream.Poo
 	}
 	p.ctl.SetWriteDeadline(time.Time{})
 	if err := p.awaitReady(deadline); err != nil {
-		t := time.NewTimer(time.Until(deadline))
-		exitedItself := false
-		select {
-		case <-p.exited:
-			exitedItself = true
-		case <-t.C:
-			p.kill()
-			<-p.exited
-		}
-		t.Stop()
-		reason := err.Error()
-		if exitedItself && !errors.Is(err, errControlTooLong) && !errors.Is(err, errControlUnknown) {
-			reason = fmt.Sprintf("the worker exited during boot (%s)", exitString(p.exitErr))
-		}
+		reason := p.bootFailure(err, deadline)
 		return nil, &errBoot{reason: reason, tail: pp.err.tail()}
 	}
 	// What the Manager and the exit path read: the function's writers.

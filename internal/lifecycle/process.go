@@ -169,25 +169,7 @@ func startProcess(s *Supervisor, spec *launchSpec, pool *upstream.Pool, id uint6
 
 	deadline := p.started.Add(s.opts.BootTimeout)
 	if err := p.handshake(ul, deadline); err != nil {
-		// Deno drops the control connection before it prints a fatal
-		// error: let it exit by itself (until the deadline) so the reason
-		// reaches the log.
-		t := time.NewTimer(time.Until(deadline))
-		exitedItself := false
-		select {
-		case <-p.exited:
-			exitedItself = true
-		case <-t.C:
-			p.kill()
-			<-p.exited
-		}
-		t.Stop()
-		reason := err.Error()
-		if exitedItself && !errors.Is(err, errControlTooLong) && !errors.Is(err, errControlUnknown) {
-			// The control channel only closed because Deno exited: say so
-			// (Deno's own message is in the tail), not "control connection: EOF".
-			reason = fmt.Sprintf("the worker exited during boot (%s)", exitString(p.exitErr))
-		}
+		reason := p.bootFailure(err, deadline)
 		return nil, &errBoot{reason: reason, tail: p.stderr.Tail(), headline: p.stderr.BootError()}
 	}
 	p.worker = upstream.NewWorker(pool, id, p.pid, p.sock, upstream.WorkerOptions{
@@ -323,4 +305,27 @@ func (s *Supervisor) outputWriters(wlog zerolog.Logger, token, name string, fe f
 		stderr.onLine = func(pid int, line string) { h(name, pid, "stderr", line) }
 	}
 	return stdout, stderr
+}
+
+// bootFailure is why a boot that failed with err failed. Deno drops the
+// control connection before it prints a fatal error, so the process is
+// let exit by itself until deadline (then killed) and its own message
+// reaches the log; when it did exit by itself and err is the channel
+// closing, the reason says so ("the worker exited during boot (exit
+// status 1)") rather than "control connection: EOF".
+func (p *process) bootFailure(err error, deadline time.Time) string {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	exitedItself := false
+	select {
+	case <-p.exited:
+		exitedItself = true
+	case <-t.C:
+		p.kill()
+		<-p.exited
+	}
+	if exitedItself && !errors.Is(err, errControlTooLong) && !errors.Is(err, errControlUnknown) {
+		return fmt.Sprintf("the worker exited during boot (%s)", exitString(p.exitErr))
+	}
+	return err.Error()
 }

@@ -175,20 +175,7 @@ func StartSingle(o SingleOptions) (*Single, error) {
 	}
 	deadline := p.started.Add(o.BootTimeout)
 	if err := p.handshake(ul, deadline); err != nil {
-		t := time.NewTimer(time.Until(deadline))
-		exitedItself := false
-		select {
-		case <-p.exited:
-			exitedItself = true
-		case <-t.C:
-			p.kill()
-			<-p.exited
-		}
-		t.Stop()
-		reason := err.Error()
-		if exitedItself && !errors.Is(err, errControlTooLong) && !errors.Is(err, errControlUnknown) {
-			reason = fmt.Sprintf("the worker exited during boot (%s)", exitString(p.exitErr))
-		}
+		reason := p.bootFailure(err, deadline)
 		return nil, &errBoot{reason: reason, tail: p.stderr.Tail()}
 	}
 	s := &Single{p: p, pool: upstream.NewPool(upstream.PoolOptions{MaxWorkers: 1})}
