@@ -162,13 +162,18 @@ type Options struct {
 	AllowOutsideSymlinks bool
 
 	// Observability and admin.
-	InternalKey      string
-	AdminListen      string
-	Pprof            bool
-	AccessLogSample  float64
-	LogFlushInterval time.Duration
-	LogBufferSize    int
-	LogMaxBuffered   int64
+	InternalKey string
+	AdminListen string
+	// The admin listener's own connection limits: a slow or idle client
+	// there must not hold connections forever either.
+	AdminReadHeaderTimeout time.Duration
+	AdminIdleConnTimeout   time.Duration
+	AdminMaxConns          int
+	Pprof                  bool
+	AccessLogSample        float64
+	LogFlushInterval       time.Duration
+	LogBufferSize          int
+	LogMaxBuffered         int64
 
 	// Prebuilt artifacts (see internal/artifact and prebuilt.go).
 	Prebuilt             string // artifact folder or package served instead of --functions
@@ -467,6 +472,9 @@ var specs = []spec{
 	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),
 	stringSpec("internal-key", "", "bearer key for /metrics and detailed /health (without it /metrics answers 403); compared in constant time", nil, func(o *Options) *string { return &o.InternalKey }),
 	stringSpec("admin-listen", "", "optional separate host:port for /health and /metrics (default: the main listener)", nil, func(o *Options) *string { return &o.AdminListen }),
+	durationSpec("admin-read-header-timeout", "10s", "limit for a client of --admin-listen to send its request headers (a deploy upload's body then has --deploy-read-timeout)", func(o *Options) *time.Duration { return &o.AdminReadHeaderTimeout }),
+	durationSpec("admin-idle-conn-timeout", "75s", "idle keep-alive connections to --admin-listen are closed after this", func(o *Options) *time.Duration { return &o.AdminIdleConnTimeout }),
+	intSpec("admin-max-conns", "128", "most concurrent connections to --admin-listen; further ones are refused", 1, func(o *Options) *int { return &o.AdminMaxConns }),
 	boolSpec("pprof", "false", "serve Go's profiles under /debug/pprof/ on --admin-listen (required) to holders of the internal key; never cmdline, which would show the flags and their secrets", func(o *Options) *bool { return &o.Pprof }),
 	floatSpec("access-log-sample", "1", "fraction of requests written to the access log (0 = none, 1 = all)", 0, 1, func(o *Options) *float64 { return &o.AccessLogSample }),
 	durationSpec("log-flush-interval", "100ms", "how often buffered log lines are written out", func(o *Options) *time.Duration { return &o.LogFlushInterval }),
