@@ -185,6 +185,9 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 	}
 	s.functions.Store(newTable(fns))
 	s.prewarm = newPrewarm(s, p.specs)
+	if s.prewarm != nil {
+		s.budget.setSpares(s.prewarm)
+	}
 	go s.loop()
 	go s.rescanLoop()
 	return s, nil
