@@ -491,22 +491,30 @@ func (p *prewarm) slotFreed() {
 // avoid, else of avoid; its slot comes back when it has exited. With none
 // waiting (all taken meanwhile) the budget is told to look elsewhere.
 func (p *prewarm) evict(avoid string) {
-	var pick *classPool
-	for key, cp := range p.classes {
-		if len(cp.idle) == 0 {
-			continue
+	var pp *pooledProc
+	for pp == nil {
+		var pick *classPool
+		for key, cp := range p.classes {
+			if len(cp.idle) == 0 {
+				continue
+			}
+			if pick == nil || (pick.class.key == avoid && key != avoid) {
+				pick = cp
+			}
 		}
-		if pick == nil || (pick.class.key == avoid && key != avoid) {
-			pick = cp
+		if pick == nil {
+			p.budget().evictionDeclined()
+			return
+		}
+		pp = pick.idle[0]
+		pick.idle = pick.idle[1:]
+		p.idle.Add(-1)
+		select {
+		case <-pp.p.exited: // died while waiting: its slot is already back
+			pp = nil
+		default:
 		}
 	}
-	if pick == nil {
-		p.budget().evictionDeclined()
-		return
-	}
-	pp := pick.idle[0]
-	pick.idle = pick.idle[1:]
-	p.idle.Add(-1)
 	budgetEvictions.Inc()
 	p.log.Info().Int("pid", pp.p.pid).Int("max_workers_total", p.budget().Max()).
 		Msg("stopping an idle pre-booted worker: a function needs its slot of the gateway's worker budget")
