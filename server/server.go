@@ -16,6 +16,7 @@ import (
 	"edgeway.dev/edgeway/internal/gateway"
 	"edgeway.dev/edgeway/internal/lifecycle"
 	"edgeway.dev/edgeway/internal/observe"
+	"edgeway.dev/edgeway/internal/secure"
 	"edgeway.dev/edgeway/internal/setup"
 
 	"github.com/rs/zerolog"
@@ -40,7 +41,8 @@ type Server struct {
 	layout   *config.Layout
 	sup      *lifecycle.Supervisor
 	gw       *gateway.Gateway
-	closeSec func() // stops the JWKS refresh, if any
+	closeSec func()          // stops the JWKS refresh, if any
+	apiKeys  *secure.APIKeys // --auth apikey: re-read on Reload
 	hooks    *dispatcher
 	version  string
 
@@ -91,8 +93,12 @@ func (s *Server) build(cfg Config) error {
 	if a, ok := sec.Auth.(*gateway.JWTAuth); ok {
 		s.closeSec = a.Verifier.Close
 	}
+	if k, ok := sec.Auth.(*secure.APIKeys); ok {
+		s.apiKeys = k
+	}
 	if cfg.Authenticator != nil {
 		sec.Auth = authAdapter{a: cfg.Authenticator, log: log}
+		s.apiKeys = nil
 	}
 	denoPath, err := exec.LookPath(opts.Deno)
 	if err != nil {
@@ -233,8 +239,13 @@ func (s *Server) ListenAndServe() error {
 // ones drain), removed ones stop, a folder that no longer loads leaves the
 // running functions untouched (the error is logged). It returns at once;
 // reloads asked for while one runs are coalesced. reason is logged.
+// With --auth apikey, --api-keys-file is read again first (a file that
+// does not load keeps the keys in force; the error is logged).
 func (s *Server) Reload(reason string) {
 	s.log.Info().Msg(reason + ": reload requested")
+	if s.apiKeys != nil {
+		setup.ReloadAPIKeys(&s.opts, s.apiKeys, s.log)
+	}
 	s.sup.RequestReload(s.rescan, reason)
 }
 

@@ -162,13 +162,18 @@ type Options struct {
 	AllowOutsideSymlinks bool
 
 	// Observability and admin.
-	InternalKey      string
-	AdminListen      string
-	Pprof            bool
-	AccessLogSample  float64
-	LogFlushInterval time.Duration
-	LogBufferSize    int
-	LogMaxBuffered   int64
+	InternalKey string
+	AdminListen string
+	// The admin listener's own connection limits: a slow or idle client
+	// there must not hold connections forever either.
+	AdminReadHeaderTimeout time.Duration
+	AdminIdleConnTimeout   time.Duration
+	AdminMaxConns          int
+	Pprof                  bool
+	AccessLogSample        float64
+	LogFlushInterval       time.Duration
+	LogBufferSize          int
+	LogMaxBuffered         int64
 
 	// Prebuilt artifacts (see internal/artifact and prebuilt.go).
 	Prebuilt             string // artifact folder or package served instead of --functions
@@ -406,7 +411,7 @@ var specs = []spec{
 	intSpec("rate-limit", "120", "default rpm: requests per minute per client key per function, burst one minute's worth (0 = off)", 0, func(o *Options) *int { return &o.RateLimit }),
 	storeURLSpec("rate-limit-store", "shared rate limits for several instances: redis://[user:pass@]host:port/db or rediss:// (TLS); unset = each instance limits on its own", func(o *Options) *string { return &o.RateLimitStore }),
 	durationSpec("rate-limit-store-timeout", "100ms", "longest a request waits for the rate limit store (pool, dial, round trip); a slower or failed call starts an outage: the store is bypassed until a background probe reaches it", func(o *Options) *time.Duration { return &o.RateLimitStoreTimeout }),
-	stringSpec("rate-limit-store-fail", "open", "while the rate limit store is unreachable: open (allow, unlimited) or closed (refuse with 503 RATE_LIMIT_UNAVAILABLE)", []string{"open", "closed"}, func(o *Options) *string { return &o.RateLimitStoreFail }),
+	stringSpec("rate-limit-store-fail", "open", "while the rate limit store is unreachable: open (allow, unlimited), closed (refuse with 503 RATE_LIMIT_UNAVAILABLE) or local (each instance applies the limit on its own: N instances give a client N budgets, never unlimited; recommended)", []string{"open", "closed", "local"}, func(o *Options) *string { return &o.RateLimitStoreFail }),
 	stringSpec("rate-limit-store-prefix", "edgeway:rl:", "prefix of the rate limit store's keys (then function:client-key); instances sharing budgets use the same prefix", nil, func(o *Options) *string { return &o.RateLimitStorePrefix }),
 	durationSpec("rate-limit-store-retry", "1s", "how often an unreachable rate limit store is tried again in the background (each try is bounded by this too); also the Retry-After of a 503 when failing closed", func(o *Options) *time.Duration { return &o.RateLimitStoreRetry }),
 	listDefaultSpec("trusted-proxies", "127.0.0.0/8,::1", "CIDRs or IPs whose X-Forwarded-For, X-Forwarded-Host and -Proto are believed: nginx on the same machine by default; given values replace the default (none = trust no peer)", func(o *Options) *[]string { return &o.TrustedProxies }),
@@ -467,6 +472,9 @@ var specs = []spec{
 	listSpec("deno-flag", "extra flag for every worker, e.g. --cached-only (repeatable)", func(o *Options) *[]string { return &o.DenoFlags }),
 	stringSpec("internal-key", "", "bearer key for /metrics and detailed /health (without it /metrics answers 403); compared in constant time", nil, func(o *Options) *string { return &o.InternalKey }),
 	stringSpec("admin-listen", "", "optional separate host:port for /health and /metrics (default: the main listener)", nil, func(o *Options) *string { return &o.AdminListen }),
+	durationSpec("admin-read-header-timeout", "10s", "limit for a client of --admin-listen to send its request headers (a deploy upload's body then has --deploy-read-timeout)", func(o *Options) *time.Duration { return &o.AdminReadHeaderTimeout }),
+	durationSpec("admin-idle-conn-timeout", "75s", "idle keep-alive connections to --admin-listen are closed after this", func(o *Options) *time.Duration { return &o.AdminIdleConnTimeout }),
+	intSpec("admin-max-conns", "128", "most concurrent connections to --admin-listen; further ones are refused", 1, func(o *Options) *int { return &o.AdminMaxConns }),
 	boolSpec("pprof", "false", "serve Go's profiles under /debug/pprof/ on --admin-listen (required) to holders of the internal key; never cmdline, which would show the flags and their secrets", func(o *Options) *bool { return &o.Pprof }),
 	floatSpec("access-log-sample", "1", "fraction of requests written to the access log (0 = none, 1 = all)", 0, 1, func(o *Options) *float64 { return &o.AccessLogSample }),
 	durationSpec("log-flush-interval", "100ms", "how often buffered log lines are written out", func(o *Options) *time.Duration { return &o.LogFlushInterval }),

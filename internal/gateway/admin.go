@@ -71,6 +71,39 @@ func (g *Gateway) newAdminRouter() *router.Router {
 	return r
 }
 
+// newAdminServer is the --admin-listen server. It has the main
+// listener's protections under their own flags: the header must arrive
+// within --admin-read-header-timeout, an idle keep-alive connection is
+// closed after --admin-idle-conn-timeout and at most --admin-max-conns
+// connections are served at once. Request bodies are streamed (only a
+// deploy upload has one); the part fasthttp reads before the handler, and
+// then the rest, get --deploy-read-timeout (adminHeaderReceived and the
+// deploy handler).
+func (g *Gateway) newAdminServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               g.admin.Handler,
+		HeaderReceived:        g.adminHeaderReceived,
+		Logger:                fasthttpLogger{g.log},
+		NoDefaultServerHeader: true,
+		CloseOnShutdown:       true,
+		StreamRequestBody:     true,
+		ReadTimeout:           g.opts.AdminReadHeaderTimeout,
+		IdleTimeout:           g.opts.AdminIdleConnTimeout,
+		Concurrency:           g.opts.AdminMaxConns,
+	}
+}
+
+// adminHeaderReceived gives a deploy upload, which may take up to
+// --deploy-read-timeout to arrive, that much time; any other request's
+// body stays under the header timeout (nothing else reads one).
+func (g *Gateway) adminHeaderReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 || g.opts.DeployKey == "" || g.opts.DeployReadTimeout <= 0 ||
+		string(pathOnly(h.RequestURI())) != pathDeploy {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: g.opts.DeployReadTimeout}
+}
+
 func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentTypeBytes(contentTypeJSON)

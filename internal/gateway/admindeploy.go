@@ -76,9 +76,14 @@ func (g *Gateway) registerDeploy(r *router.Router) {
 		if body == nil {
 			body = bytes.NewReader(ctx.PostBody())
 		}
-		// The admin listener has no read timeout of its own.
-		if c := ctx.Conn(); c != nil && g.opts.DeployReadTimeout > 0 {
-			c.SetReadDeadline(time.Now().Add(g.opts.DeployReadTimeout))
+		// The upload has --deploy-read-timeout from now (0: none), not
+		// the listener's header timeout.
+		if c := ctx.Conn(); c != nil {
+			var deadline time.Time
+			if g.opts.DeployReadTimeout > 0 {
+				deadline = time.Now().Add(g.opts.DeployReadTimeout)
+			}
+			c.SetReadDeadline(deadline)
 		}
 		// Whatever of the body the unpack left unread is not drained (nor
 		// waited for): the connection closes after the answer.

@@ -103,7 +103,7 @@ func New(opts config.Options, sup routable.Table, sec Security, log zerolog.Logg
 		Logger:                       fasthttpLogger{log},
 	}
 	if opts.AdminListen != "" {
-		g.adminSrv = &fasthttp.Server{Handler: g.admin.Handler, Logger: fasthttpLogger{log}, NoDefaultServerHeader: true, CloseOnShutdown: true, StreamRequestBody: true}
+		g.adminSrv = g.newAdminServer()
 	}
 	return g
 }

@@ -24,13 +24,13 @@ func newRateStore(o config.Options, log zerolog.Logger) *ratestore.Store {
 		return nil
 	}
 	s, err := ratestore.New(ratestore.Options{URL: o.RateLimitStore, Timeout: o.RateLimitStoreTimeout,
-		FailClosed: o.RateLimitStoreFail == "closed", Prefix: o.RateLimitStorePrefix,
+		FailClosed: o.RateLimitStoreFail == "closed", FailLocal: o.RateLimitStoreFail == "local", Prefix: o.RateLimitStorePrefix,
 		ProbeInterval: o.RateLimitStoreRetry}, log)
 	if err != nil {
 		log.Error().Err(err).Msg("shared rate limit store not used; each instance limits on its own")
 		return nil
 	}
-	log.Info().Str("store", s.URL()).Bool("fail_closed", s.FailClosed()).Msg("rate limits shared through the store")
+	log.Info().Str("store", s.URL()).Str("fail", s.FailMode()).Msg("rate limits shared through the store")
 	return s
 }
 
@@ -42,12 +42,17 @@ func (g *Gateway) rateLimit(ctx *fasthttp.RequestCtx, fn *routable.Function, cli
 	var retry time.Duration
 	if g.rateStore != nil {
 		res := g.rateStore.Allow(fn.Name, fn.Config.RPM, key)
-		if res.Unchecked && !res.Allowed {
+		switch {
+		case res.Local:
+			// Store down, fail mode local: this instance's own budget.
+			ok, retry = fn.RateLimiter.Allow(key, now)
+		case res.Unchecked && !res.Allowed:
 			errRateLimitUnavailable.writeRetryAfter(ctx, res.RetryAfter)
 			fn.Metrics.Refuse("RATE_LIMIT_UNAVAILABLE")
 			return false
+		default:
+			ok, retry = res.Allowed, res.RetryAfter
 		}
-		ok, retry = res.Allowed, res.RetryAfter
 	} else {
 		ok, retry = fn.RateLimiter.Allow(key, now)
 	}
@@ -72,9 +77,5 @@ func (g *Gateway) rateStoreHealth() *rateStoreHealth {
 	if g.rateStore == nil {
 		return nil
 	}
-	fail := "open"
-	if g.rateStore.FailClosed() {
-		fail = "closed"
-	}
-	return &rateStoreHealth{URL: g.rateStore.URL(), Up: g.rateStore.Up(), Fail: fail}
+	return &rateStoreHealth{URL: g.rateStore.URL(), Up: g.rateStore.Up(), Fail: g.rateStore.FailMode()}
 }

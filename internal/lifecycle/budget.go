@@ -25,6 +25,13 @@ import (
 // Replacements (make-before-break) may exceed the cap briefly: refusing
 // them would leave a wedged or expiring worker in place.
 //
+// Pre-booted workers of the prewarm pool hold slots too (spare): the pool
+// boots one only into a free slot no manager waits for (takeSpare, never
+// by stopping a worker), the slot is given back when the process dies or
+// is handed to a function (whose manager took a slot of its own for it),
+// and a manager waiting for a slot has an idle pre-booted worker stopped
+// before any function's worker.
+//
 // A nil *Budget is unlimited.
 type Budget struct {
 	max int
@@ -35,6 +42,55 @@ type Budget struct {
 	booting  int // slots taken by workers still booting (see booted)
 	members  map[*Manager]struct{}
 	waiters  []*Manager
+	spare    int         // slots held by pre-booted workers
+	spares   spareHolder // the prewarm pool, nil when off
+}
+
+// spareHolder is the prewarm pool as the budget sees it.
+type spareHolder interface {
+	// evictSpare asks the pool to stop one idle pre-booted worker, one
+	// not of class avoid if it can, and reports whether it has one; the
+	// pool calls evictionDeclined when it finds none after all.
+	evictSpare(avoid string) bool
+	// slotFreed tells the pool a slot may be free for a refill.
+	slotFreed()
+}
+
+// setSpares tells the budget about the prewarm pool.
+func (b *Budget) setSpares(h spareHolder) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.spares = h
+	b.mu.Unlock()
+}
+
+// takeSpare claims a slot for a pre-booted worker: only a free one that no
+// manager waits for. The pool never makes room.
+func (b *Budget) takeSpare() bool {
+	if b == nil {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used >= b.max || len(b.waiters) > 0 {
+		return false
+	}
+	b.used++
+	b.spare++
+	return true
+}
+
+// releaseSpare gives back a pre-booted worker's slot.
+func (b *Budget) releaseSpare() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.spare = max(b.spare-1, 0)
+	b.mu.Unlock()
+	b.release()
 }
 
 // NewBudget returns a budget of max workers; 0 derives it from the host's
@@ -152,7 +208,10 @@ func (b *Budget) take(m *Manager) (ok, blocked bool) {
 	var victim *Manager
 	var w *upstream.Worker
 	if b.evicting < len(b.waiters) {
-		if victim, w = b.leastRecentlyUsedIdle(); victim != nil {
+		// An idle pre-booted worker first: it serves nobody yet.
+		if b.spare > 0 && b.spares != nil && b.spares.evictSpare(m.poolClassKey()) {
+			b.evicting++
+		} else if victim, w = b.leastRecentlyUsedIdle(); victim != nil {
 			b.evicting++
 		}
 	}
@@ -206,7 +265,11 @@ func (b *Budget) release() {
 	if b.used < b.max {
 		waiters, b.waiters = b.waiters, nil
 	}
+	spares, free := b.spares, b.used < b.max
 	b.mu.Unlock()
+	if free && len(waiters) == 0 && spares != nil {
+		go spares.slotFreed() // the pool may refill into it
+	}
 	// Every waiter retries: one gets the slot, the others queue again and
 	// each makes room by stopping another idle worker.
 	for _, m := range waiters {
@@ -260,4 +323,12 @@ func (m *Manager) onEvict(w *upstream.Worker) {
 		}
 	}
 	m.s.budget.evictionDeclined()
+}
+
+// poolClassKey is the prewarm class of m's function ("" for none).
+func (m *Manager) poolClassKey() string {
+	if m == nil || m.spec == nil || m.spec.pool.class == nil {
+		return ""
+	}
+	return m.spec.pool.class.key
 }

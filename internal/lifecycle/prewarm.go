@@ -83,8 +83,13 @@ type prewarmClasses struct{ specs map[string]*launchSpec }
 
 type prewarmStop struct{ reply chan struct{} }
 
-// prewarmNudge: the backoff after a failed boot is over.
+// prewarmNudge: the backoff after a failed boot is over, or a budget
+// slot freed.
 type prewarmNudge struct{}
+
+// prewarmEvict: the budget needs the slot of an idle pre-booted worker,
+// preferably not of class avoid.
+type prewarmEvict struct{ avoid string }
 
 // Miss reasons, the edgeway_prewarm_misses_total label.
 const (
@@ -200,6 +205,8 @@ func (p *prewarm) handle(req any) {
 		p.stop()
 		p.stopAck = r.reply
 	case prewarmNudge:
+	case prewarmEvict:
+		p.evict(r.avoid)
 	case prewarmAssigned:
 		p.assigning--
 	}
@@ -223,6 +230,7 @@ func (p *prewarm) take(key string) takeResult {
 		default:
 		}
 		p.assigning++
+		close(pp.handed) // its slot: the function's manager took one for it
 		return takeResult{pp: pp}
 	}
 	return takeResult{reason: missEmpty}
@@ -236,6 +244,7 @@ func (p *prewarm) booted(r prewarmBooted) {
 		cp.booting--
 	}
 	if r.err != nil {
+		p.budget().releaseSpare() // a failed boot leaves no process
 		prewarmBootFailing.Inc()
 		// Back off (1 s doubling up to a minute): a Deno that cannot boot
 		// must not be respawned in a tight loop.
@@ -252,6 +261,7 @@ func (p *prewarm) booted(r prewarmBooted) {
 		return
 	}
 	p.failures = 0
+	p.holdSlot(r.pp)
 	prewarmRefill.Update(r.dur.Seconds())
 	p.refillSum.Add(int64(r.dur))
 	p.refillDone.Add(1)
@@ -341,8 +351,8 @@ func (p *prewarm) fill() {
 			pick = cp
 		}
 	}
-	if pick == nil {
-		return
+	if pick == nil || !p.budget().takeSpare() {
+		return // full pools, or no free slot of --max-workers-total
 	}
 	p.booting++
 	pick.booting++
@@ -427,4 +437,86 @@ func (p *prewarm) status() *PrewarmStatus {
 		st.RefillSeconds = time.Duration(p.refillSum.Load() / n).Seconds()
 	}
 	return st
+}
+
+// budget is the gateway's worker budget (nil: unlimited, or a unit
+// test's pool without a supervisor).
+func (p *prewarm) budget() *Budget {
+	if p.s == nil {
+		return nil
+	}
+	return p.s.budget
+}
+
+// holdSlot gives pp's budget slot back once: when the process dies
+// (killed, or on its own while it waits) or when take hands it to a
+// function.
+func (p *prewarm) holdSlot(pp *pooledProc) {
+	pp.handed = make(chan struct{})
+	b := p.budget()
+	go func() {
+		select {
+		case <-pp.p.exited:
+		case <-pp.handed:
+		}
+		b.releaseSpare()
+	}()
+}
+
+// evictSpare (for the budget) asks run to stop an idle pre-booted worker;
+// false when none waits. It never blocks: the budget's lock is held.
+func (p *prewarm) evictSpare(avoid string) bool {
+	if p.idle.Load() <= 0 {
+		return false
+	}
+	go func() {
+		select {
+		case p.reqs <- prewarmEvict{avoid}:
+		case <-p.done:
+			p.budget().evictionDeclined()
+		}
+	}()
+	return true
+}
+
+// slotFreed (for the budget) nudges run to refill.
+func (p *prewarm) slotFreed() {
+	select {
+	case p.reqs <- prewarmNudge{}:
+	case <-p.done:
+	}
+}
+
+// evict kills the oldest idle pre-booted worker of a class other than
+// avoid, else of avoid; its slot comes back when it has exited. With none
+// waiting (all taken meanwhile) the budget is told to look elsewhere.
+func (p *prewarm) evict(avoid string) {
+	var pp *pooledProc
+	for pp == nil {
+		var pick *classPool
+		for key, cp := range p.classes {
+			if len(cp.idle) == 0 {
+				continue
+			}
+			if pick == nil || (pick.class.key == avoid && key != avoid) {
+				pick = cp
+			}
+		}
+		if pick == nil {
+			p.budget().evictionDeclined()
+			return
+		}
+		pp = pick.idle[0]
+		pick.idle = pick.idle[1:]
+		p.idle.Add(-1)
+		select {
+		case <-pp.p.exited: // died while waiting: its slot is already back
+			pp = nil
+		default:
+		}
+	}
+	budgetEvictions.Inc()
+	p.log.Info().Int("pid", pp.p.pid).Int("max_workers_total", p.budget().Max()).
+		Msg("stopping an idle pre-booted worker: a function needs its slot of the gateway's worker budget")
+	pp.p.kill()
 }

@@ -41,6 +41,9 @@ type pooledProc struct {
 	out, err   *switchWriter
 	boxEnv     []string // TMPDIR, as a fresh worker of the function has it
 	token      string   // its console tag token (consoletag.go), fixed at boot
+	// handed is closed when the pool hands it to a function: its budget
+	// slot is then given back (holdSlot).
+	handed chan struct{}
 }
 
 // switchWriter forwards a worker's output to the lineWriter of whoever

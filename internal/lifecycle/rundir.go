@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"edgeway.dev/edgeway/internal/config"
+
 	"github.com/rs/zerolog"
 )
 
@@ -117,4 +119,28 @@ func RemoveStaleRunDirs(log zerolog.Logger) []string {
 		removed = append(removed, dir)
 	}
 	return removed
+}
+
+// longestWorkerID is the widest worker id a socket name may carry (ids
+// are a uint64 counter).
+const longestWorkerID = "18446744073709551615"
+
+// checkSocketPaths refuses a runtime folder whose worker sockets would not
+// fit in sun_path: binding or connecting would fail for every worker, and
+// every request with it ("cannot connect to worker"). It checks the
+// longest name a worker may get, as the worker binds it and, with a
+// private /tmp, as the gateway reaches it from outside the worker's box.
+func checkSocketPaths(runDir string, sb *sandbox) error {
+	longest := filepath.Join(runDir, "c"+longestWorkerID+".sock")
+	if sb != nil && sb.tmp == config.TmpPrivate && underTmp(longest) {
+		box := &workerBox{private: true, tmpDir: filepath.Join(runDir, "tmp-w"+longestWorkerID)}
+		if h := box.hostPath(longest); len(h) > len(longest) {
+			longest = h
+		}
+	}
+	if len(longest) < maxSocketPath {
+		return nil
+	}
+	return fmt.Errorf("runtime folder %s (in TMPDIR %s) is too long for Unix sockets: a worker socket path may take %d bytes (%s), over the %d bytes sun_path allows (its NUL included); set TMPDIR to a shorter folder, e.g. TMPDIR=/var/tmp",
+		runDir, os.TempDir(), len(longest), longest, maxSocketPath-1)
 }

@@ -152,6 +152,10 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		os.RemoveAll(runDir)
 		return nil, err
 	}
+	if err := checkSocketPaths(runDir, sb); err != nil {
+		os.RemoveAll(runDir)
+		return nil, err
+	}
 	if sb != nil {
 		log.Info().Str("tmp", sb.tmp).Str("npm_cache", sb.npmCache).Strs("sys", sb.sys).Msg("what functions of the default permission profile may touch")
 	}
@@ -181,6 +185,9 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 	}
 	s.functions.Store(newTable(fns))
 	s.prewarm = newPrewarm(s, p.specs)
+	if s.prewarm != nil {
+		s.budget.setSpares(s.prewarm)
+	}
 	go s.loop()
 	go s.rescanLoop()
 	return s, nil

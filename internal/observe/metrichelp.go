@@ -49,7 +49,7 @@ var metricHelp = map[string]string{
 	"edgeway_client_poisoned_requests_total":     "Requests parsed after a body left unread (possibly its tail), refused with 400 and the connection closed.",
 	"edgeway_rate_limit_store_errors_total":      "Calls to the shared rate limit store (--rate-limit-store) that failed or outlasted --rate-limit-store-timeout.",
 	"edgeway_rate_limit_store_outages_total":     "Times the shared rate limit store became unreachable (one log line each).",
-	"edgeway_rate_limit_store_unchecked_total":   "Requests decided without the shared rate limit store while it was unreachable, by result (allowed: fail open, refused: fail closed).",
+	"edgeway_rate_limit_store_unchecked_total":   "Requests decided without the shared rate limit store while it was unreachable, by result (allowed: fail open, refused: fail closed, local: fail local, decided by the local limiter).",
 	"edgeway_rate_limit_store_up":                "1 while the shared rate limit store answers, 0 during an outage or without a store.",
 	"edgeway_client_chunk_framing_refused_total": "Chunked request bodies refused because chunk extensions or trailers between two pieces of data exceeded 4 x --max-header-bytes.",
 }

@@ -9,5 +9,6 @@ var (
 	storeOutages     = metrics.NewCounter(`edgeway_rate_limit_store_outages_total`)
 	uncheckedAllowed = metrics.NewCounter(`edgeway_rate_limit_store_unchecked_total{result="allowed"}`)
 	uncheckedRefused = metrics.NewCounter(`edgeway_rate_limit_store_unchecked_total{result="refused"}`)
+	uncheckedLocal   = metrics.NewCounter(`edgeway_rate_limit_store_unchecked_total{result="local"}`)
 	storeUp          = metrics.NewGauge(`edgeway_rate_limit_store_up`, nil)
 )

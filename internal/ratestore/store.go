@@ -50,6 +50,9 @@ type Options struct {
 	// FailClosed refuses requests while the store is unreachable; by
 	// default they are allowed.
 	FailClosed bool
+	// FailLocal has each instance decide by its own local limiter while
+	// the store is unreachable (Result.Local); it wins over FailClosed.
+	FailLocal bool
 	// Prefix starts every key (several deployments can share a Redis).
 	Prefix string
 	// ProbeInterval is how often an unreachable store is tried again, in
@@ -65,6 +68,9 @@ type Result struct {
 	// Unchecked is set when the store was not asked or did not answer:
 	// Allowed then follows the fail mode.
 	Unchecked bool
+	// Local (with Unchecked, fail mode local): the caller decides with
+	// its own local limiter; Allowed and RetryAfter are unset.
+	Local bool
 }
 
 // Store is a Redis-backed rate limit shared by every instance using the
@@ -75,6 +81,7 @@ type Store struct {
 	rawURL     string
 	timeout    time.Duration
 	failClosed bool
+	failLocal  bool
 	prefix     string
 	probeEvery time.Duration
 	log        zerolog.Logger
@@ -113,7 +120,8 @@ func New(o Options, log zerolog.Logger) (*Store, error) {
 		redacted:   Redacted(o.URL),
 		rawURL:     o.URL,
 		timeout:    o.Timeout,
-		failClosed: o.FailClosed,
+		failClosed: o.FailClosed && !o.FailLocal,
+		failLocal:  o.FailLocal,
 		prefix:     o.Prefix,
 		probeEvery: o.ProbeInterval,
 		log:        log,
@@ -140,6 +148,17 @@ func (s *Store) Up() bool { return !s.down.Load() }
 
 // FailClosed reports the fail mode.
 func (s *Store) FailClosed() bool { return s.failClosed }
+
+// FailMode is the fail mode's name: open, closed or local.
+func (s *Store) FailMode() string {
+	switch {
+	case s.failLocal:
+		return "local"
+	case s.failClosed:
+		return "closed"
+	}
+	return "open"
+}
 
 // Allow spends one request of key's budget for function at rpm requests
 // per minute (burst one minute's worth), in one round trip. It never
@@ -188,6 +207,10 @@ func (s *Store) eval(ctx context.Context, function string, rpm int, key []byte) 
 
 // unchecked decides without the store, by the fail mode.
 func (s *Store) unchecked() Result {
+	if s.failLocal {
+		uncheckedLocal.Inc()
+		return Result{Unchecked: true, Local: true}
+	}
 	if s.failClosed {
 		uncheckedRefused.Inc()
 		return Result{Unchecked: true, RetryAfter: s.probeEvery}
@@ -212,7 +235,10 @@ func (s *Store) failed(err error) {
 	storeUp.Set(0)
 	storeOutages.Inc()
 	mode := "open: requests are allowed unchecked"
-	if s.failClosed {
+	switch {
+	case s.failLocal:
+		mode = "local: each instance limits on its own"
+	case s.failClosed:
 		mode = "closed: requests are refused with 503"
 	}
 	s.log.Error().Str("store", s.redacted).Str("error", Mask(s.rawURL, err.Error())).

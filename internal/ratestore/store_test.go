@@ -236,6 +236,33 @@ func TestStoreFailClosed(t *testing.T) {
 	}
 }
 
+// Fail mode local: while the store is down every call says so (Local),
+// for the caller's own limiter to decide, never allowed unchecked; the
+// outage line names the mode. It wins over closed.
+func TestStoreFailLocal(t *testing.T) {
+	r := startRedis(t)
+	s, logs := newStore(t, r.url(), Options{FailLocal: true, FailClosed: true, ProbeInterval: time.Second})
+	if s.FailMode() != "local" {
+		t.Fatalf("fail mode %q, want local", s.FailMode())
+	}
+	if res := s.Allow("hello", 60, []byte("k")); res.Unchecked || res.Local || !res.Allowed {
+		t.Fatalf("store up: %+v, want checked and allowed", res)
+	}
+	r.stop()
+	before, allowedBefore := uncheckedLocal.Get(), uncheckedAllowed.Get()
+	for range 10 {
+		if res := s.Allow("hello", 60, []byte("k")); !res.Unchecked || !res.Local || res.Allowed {
+			t.Fatalf("store down, fail local: %+v, want unchecked, local, not allowed by the store", res)
+		}
+	}
+	if uncheckedLocal.Get() < before+10 || uncheckedAllowed.Get() != allowedBefore {
+		t.Fatalf("unchecked local %d -> %d, allowed %d -> %d", before, uncheckedLocal.Get(), allowedBefore, uncheckedAllowed.Get())
+	}
+	if logs.count("failing local") != 1 {
+		t.Fatalf("outage line does not name the local mode once:\n%s", logs)
+	}
+}
+
 // A store that accepts and never answers must not hold a request longer
 // than the timeout.
 func TestStoreTimeoutBoundsAHungRedis(t *testing.T) {

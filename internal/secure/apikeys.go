@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -37,7 +38,8 @@ const (
 const APIKeyHeader = "apikey"
 
 // APIKeys verifies API keys against a file of their SHA-256 hashes (--auth
-// apikey). It is read-only once loaded and safe for concurrent use.
+// apikey). It is safe for concurrent use; Replace swaps the whole key set
+// at once (a reload), so a request sees the old set or the new one.
 //
 // The file holds one JSON object per line; empty lines and lines starting
 // with # are skipped:
@@ -49,9 +51,19 @@ const APIKeyHeader = "apikey"
 // an error. The claims forwarded to a function are the claims object with
 // "sub" set to the name unless the object has a "sub" of its own.
 type APIKeys struct {
+	set atomic.Pointer[apiKeySet] // nil: no keys
+}
+
+// apiKeySet is one version of the key file, never changed once stored.
+type apiKeySet struct {
 	hashes  [][sha256.Size]byte
 	results []Result
 }
+
+// Replace makes other's keys the keys k verifies, in one step: requests
+// verified before keep their results, requests after see only the new
+// keys. other is not to be used afterwards.
+func (k *APIKeys) Replace(other *APIKeys) { k.set.Store(other.set.Load()) }
 
 // LoadAPIKeys reads and validates an API key file. Errors name the file,
 // and the line when one is at fault.
@@ -66,7 +78,7 @@ func LoadAPIKeys(path string) (*APIKeys, error) {
 
 // ParseAPIKeys parses an API key file read from r; file labels errors.
 func ParseAPIKeys(r io.Reader, file string) (*APIKeys, error) {
-	k := &APIKeys{}
+	k := &apiKeySet{}
 	names := map[string]int{}
 	hashes := map[[sha256.Size]byte]int{}
 	sc := bufio.NewScanner(r)
@@ -101,7 +113,9 @@ func ParseAPIKeys(r io.Reader, file string) (*APIKeys, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	return k, nil
+	keys := &APIKeys{}
+	keys.set.Store(k)
+	return keys, nil
 }
 
 type apiKeyEntry struct {
@@ -161,7 +175,12 @@ func parseAPIKeyLine(text []byte) (apiKeyEntry, error) {
 }
 
 // Len is the number of keys.
-func (k *APIKeys) Len() int { return len(k.hashes) }
+func (k *APIKeys) Len() int {
+	if set := k.set.Load(); set != nil {
+		return len(set.hashes)
+	}
+	return 0
+}
 
 // Credentials returns the request's API key: the apikey header, or when
 // it is absent the token of Authorization: Bearer. It does not allocate.
@@ -183,16 +202,20 @@ func (k *APIKeys) Verify(key []byte, _ time.Time) (*Result, error) {
 	if len(key) > MaxAPIKeyLength {
 		return nil, ErrUnknownAPIKey
 	}
+	set := k.set.Load()
+	if set == nil {
+		return nil, ErrUnknownAPIKey
+	}
 	sum := sha256.Sum256(key)
 	found := -1
-	for i := range k.hashes {
-		eq := subtle.ConstantTimeCompare(sum[:], k.hashes[i][:])
+	for i := range set.hashes {
+		eq := subtle.ConstantTimeCompare(sum[:], set.hashes[i][:])
 		found = subtle.ConstantTimeSelect(eq, i, found)
 	}
 	if found < 0 {
 		return nil, ErrUnknownAPIKey
 	}
-	return &k.results[found], nil
+	return &set.results[found], nil
 }
 
 // HashAPIKey is the hex SHA-256 of key, as the key file stores it.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -162,10 +163,11 @@ func FuzzParseAPIKeys(f *testing.F) {
 			}
 			return
 		}
-		if len(k.hashes) != len(k.results) {
-			t.Fatalf("%d hashes, %d results", len(k.hashes), len(k.results))
+		set := k.set.Load()
+		if len(set.hashes) != len(set.results) {
+			t.Fatalf("%d hashes, %d results", len(set.hashes), len(set.results))
 		}
-		for _, r := range k.results {
+		for _, r := range set.results {
 			js, err := base64.RawURLEncoding.DecodeString(string(r.ClaimsB64))
 			var m map[string]any
 			if err != nil || json.Unmarshal(js, &m) != nil || m == nil {
@@ -176,4 +178,38 @@ func FuzzParseAPIKeys(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Replace swaps the key set at once: the new keys verify, the old ones no
+// longer do, and a result verified before stays intact.
+func TestAPIKeysReplace(t *testing.T) {
+	k, err := ParseAPIKeys(strings.NewReader(keyLine("old", "k1", "")), "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := k.Verify([]byte("k1"), time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := ParseAPIKeys(strings.NewReader(keyLine("new", "k2", "")+keyLine("other", "k3", "")), "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Replace(next)
+	if k.Len() != 2 {
+		t.Fatalf("Len after Replace = %d, want 2", k.Len())
+	}
+	if _, err := k.Verify([]byte("k1"), time.Time{}); err != ErrUnknownAPIKey {
+		t.Fatalf("old key after Replace: %v, want ErrUnknownAPIKey", err)
+	}
+	if res, err := k.Verify([]byte("k2"), time.Time{}); err != nil || string(res.Sub) != "new" {
+		t.Fatalf("new key after Replace: %v", err)
+	}
+	if string(before.Sub) != "old" {
+		t.Fatalf("a result verified before the Replace changed: sub %q", before.Sub)
+	}
+	var empty APIKeys
+	if _, err := empty.Verify([]byte("k1"), time.Time{}); err != ErrUnknownAPIKey || empty.Len() != 0 {
+		t.Fatalf("zero APIKeys: %v, Len %d", err, empty.Len())
+	}
 }

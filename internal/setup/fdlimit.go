@@ -18,10 +18,10 @@ func CheckFDLimit(opts config.Options, layout *config.Layout, log zerolog.Logger
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot raise the file descriptor limit")
 	}
-	need, workers := fdNeed(opts, layout)
+	need, workers, pooled := fdNeed(opts, layout)
 	if limit > 0 && uint64(need) > limit {
 		log.Warn().Uint64("limit", limit).Int("need", need).Int("max_client_conns", opts.MaxClientConns).
-			Int("max_workers_total", workers).Int("max_websockets", opts.MaxWebSockets).
+			Int("max_workers_total", workers).Int("prewarm_workers", pooled).Int("max_websockets", opts.MaxWebSockets).
 			Msg("the file descriptor limit (ulimit -n) may not fit --max-client-conns plus the workers' sockets: raise it or lower the limits")
 	}
 }
@@ -36,6 +36,11 @@ const fdBaseline = 64
 func fdsPerWorker(opts config.Options) int {
 	return 5 + opts.UpstreamMaxIdleConns + opts.PipelineConns
 }
+
+// fdsPerPooledWorker is a pre-booted worker's descriptors in the gateway
+// while it waits: its stdout and stderr pipes, control socket, process
+// handle and spare (no upstream connection yet).
+const fdsPerPooledWorker = 5
 
 // raiseFDLimit raises the soft RLIMIT_NOFILE to the hard limit (the most
 // an unprivileged process may use) and returns the limit now in force.
@@ -58,10 +63,15 @@ func raiseFDLimit() (uint64, error) {
 // fdNeed estimates the descriptors the gateway uses at its limits: every
 // client connection (--max-client-conns), every worker of every function
 // at maxWorkers with its kept connections, and the worker side of every
-// WebSocket (--max-websockets).
-func fdNeed(opts config.Options, layout *config.Layout) (need, workers int) {
+// WebSocket (--max-websockets), plus the prewarm pool's waiting workers
+// (--prewarm-pool for each of --prewarm-classes).
+func fdNeed(opts config.Options, layout *config.Layout) (need, workers, pooled int) {
 	for _, fn := range layout.Functions {
 		workers += fn.Config.MaxWorkers
 	}
-	return fdBaseline + opts.MaxClientConns + workers*fdsPerWorker(opts) + opts.MaxWebSockets, workers
+	if opts.Inspect == "" { // --inspect turns the pool off
+		pooled = opts.PrewarmPool * opts.PrewarmClasses
+	}
+	need = fdBaseline + opts.MaxClientConns + workers*fdsPerWorker(opts) + pooled*fdsPerPooledWorker + opts.MaxWebSockets
+	return need, workers, pooled
 }

@@ -81,10 +81,20 @@ func BuildSecurity(opts *config.Options, log zerolog.Logger) (gateway.Security, 
 	return sec, nil
 }
 
-// loadAPIKeys loads --api-keys-file for --auth apikey. Production refuses
-// a file without keys (every non-public function would refuse every
-// request); --dev only warns.
+// loadAPIKeys loads --api-keys-file for --auth apikey at startup.
 func loadAPIKeys(opts *config.Options, log zerolog.Logger) (*secure.APIKeys, error) {
+	keys, err := readAPIKeys(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("file", opts.APIKeysFile).Int("keys", keys.Len()).Msg("API keys loaded")
+	return keys, nil
+}
+
+// readAPIKeys reads and checks --api-keys-file. Production refuses a file
+// without keys (every non-public function would refuse every request);
+// --dev only warns.
+func readAPIKeys(opts *config.Options, log zerolog.Logger) (*secure.APIKeys, error) {
 	if opts.APIKeysFile == "" {
 		return nil, fmt.Errorf("flag --auth apikey: needs --api-keys-file")
 	}
@@ -98,8 +108,24 @@ func loadAPIKeys(opts *config.Options, log zerolog.Logger) (*secure.APIKeys, err
 		}
 		log.Warn().Str("file", opts.APIKeysFile).Msg("--auth apikey: the key file has no keys; every function that is not public refuses every request")
 	}
-	log.Info().Str("file", opts.APIKeysFile).Int("keys", keys.Len()).Msg("API keys loaded")
 	return keys, nil
+}
+
+// ReloadAPIKeys reads --api-keys-file again into keys (on SIGHUP), make
+// before break: the new file replaces the keys only once it has been read
+// and checked whole, as at startup. A file that cannot be read or parsed,
+// or that has no keys in production, leaves the keys in force and is
+// logged as an error naming the file and, for a bad line, its number.
+func ReloadAPIKeys(opts *config.Options, keys *secure.APIKeys, log zerolog.Logger) error {
+	next, err := readAPIKeys(opts, log)
+	if err != nil {
+		log.Error().Err(err).Str("file", opts.APIKeysFile).Int("keys", keys.Len()).
+			Msg("API key file not reloaded; the keys loaded before stay in force")
+		return err
+	}
+	keys.Replace(next)
+	log.Info().Str("file", opts.APIKeysFile).Int("keys", keys.Len()).Msg("API keys reloaded")
+	return nil
 }
 
 // trustedProxyList is --trusted-proxies without "none", which stands for
