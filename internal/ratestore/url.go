@@ -25,11 +25,22 @@ func ParseURL(raw string) (*redis.Options, error) {
 	}
 	opt, err := redis.ParseURL(raw)
 	if err != nil {
-		// go-redis's messages name a part (port, db, option), not the
-		// password; strip it anyway should one ever be quoted.
-		return nil, errors.New(Mask(raw, err.Error()))
+		return nil, errors.New(Mask(raw, parseProblem(err)))
 	}
 	return opt, nil
+}
+
+// parseProblem is what go-redis found wrong, without the value it quotes:
+// "invalid database number", never the text that followed. Its messages
+// append the offending part of the URL (the path, an option's value),
+// and what net/url reads as a path may be what the user meant as a
+// password ("redis://host/:secret@x", found by FuzzParseURL).
+func parseProblem(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "redis: ")
+	if i := strings.Index(msg, ": "); i >= 0 {
+		msg = msg[:i]
+	}
+	return msg + " (redis://[user:pass@]host:port/db[?option=value])"
 }
 
 // Redacted is the URL as safe to log or show: its password replaced.
