@@ -43,13 +43,34 @@ func parseProblem(err error) string {
 	return msg + " (redis://[user:pass@]host:port/db[?option=value])"
 }
 
-// Redacted is the URL as safe to log or show: its password replaced.
+// Redacted is the URL as safe to log or show: its password replaced, a
+// path that is not a database number and any query shown as "…" (a
+// malformed URL may carry a password where net/url sees a path).
 func Redacted(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return u.Redacted()
+	out := url.URL{Scheme: u.Scheme, Host: u.Host}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			out.User = url.UserPassword(u.User.Username(), "xxxxx")
+		} else {
+			out.User = url.User(u.User.Username())
+		}
+	}
+	s := out.String()
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+		if strings.Trim(db, "0123456789") == "" {
+			s += "/" + db
+		} else {
+			s += "/…"
+		}
+	}
+	if u.RawQuery != "" {
+		s += "?…"
+	}
+	return s
 }
 
 // Mask replaces the URL's password, wherever it appears in s, with xxxxx.

@@ -59,6 +59,14 @@ func TestRedactedAndMask(t *testing.T) {
 	if got := Redacted("redis://redis:6379/0"); got != "redis://redis:6379/0" {
 		t.Fatalf("Redacted without a password = %q", got)
 	}
+	for raw, want := range map[string]string{
+		"redis://h:1/:secret@x":           "redis://h:1/…",
+		"rediss://u@h:1/2?dial_timeout=1": "rediss://u@h:1/2?…",
+	} {
+		if got := Redacted(raw); got != want {
+			t.Errorf("Redacted(%q) = %q, want %q", raw, got, want)
+		}
+	}
 }
 
 // FuzzParseURL: whatever the URL, an error never quotes its password.
