@@ -636,7 +636,10 @@ def rerender(json_path: str):
         validation=doc["validation"], cold=doc.get("coldstart_raw") or {}, failures=doc.get("failures", []),
         final_rss=doc["final"]["rss_mib"], final_workers=doc["final"]["edgeway_workers"],
         edgeway_flags=doc.get("edgeway_flags", []), edgeway_off_flags=doc.get("edgeway_off_flags", []),
-        ws_size=c.get("ws_size", 1024), ws_handshake_conns=c.get("ws_handshake_conns", 8))
+        ws_size=c.get("ws_size", 1024), ws_handshake_conns=c.get("ws_handshake_conns", 8),
+        # the pooled per-URL latencies are not kept in the JSON: a rerender
+        # falls back to the per-run figures
+        url_samples={})
     meta = {k: doc[k] for k in ("date", "commit", "elapsed_s", "machine")}
     agg = aggregate(b)
     doc["summary"] = agg
