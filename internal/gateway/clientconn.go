@@ -236,8 +236,10 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// copyBuffers serve ReadFrom.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBuffers serve ReadFrom. 64 KiB: a read from the worker takes what its
+// socket holds, so a 64 KiB body is moved in one read and write after the
+// part that came with the head, where 32 KiB took two.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // ReadFrom keeps large writes for a streamed response body: bufio.Writer
 // hands it to the socket's ReadFrom when it has one, and without it wrote
