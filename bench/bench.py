@@ -33,6 +33,10 @@ RL_LOCAL = "edgeway-rl-local"
 RL_REDIS = "edgeway-rl-redis"
 RL_RPM = "100000000"
 FN50 = [f"/f{i:02d}" for i in range(50)]
+# fn50's nginx peer: nginx routing /f00../f49 to 50 Deno processes on 50
+# sockets (edgeway's shape: one process per function). Its records are
+# labelled "nginx", so the scenario reports edgeway/nginx like the others.
+NGINX_FN50 = "nginx-fn50"
 # mixed: 9 fast requests for 1 slow one (200 ms) to the same function
 MIXED = ["/mixed/fast"] * 9 + ["/mixed/slow"]
 
@@ -48,8 +52,8 @@ SCENARIOS = {
                 what="~1 ms of JS CPU per request"),
     "stream": dict(method="GET", paths=["/stream"], body=0, rate=2000, stacks=ALL_STACKS,
                    what="chunked response, 5 × 512 B chunks"),
-    "fn50": dict(method="GET", paths=FN50, body=0, rate=2000, stacks=["direct", "edgeway"],
-                 what="50 functions round-robin (direct: 50 paths, 1 process)"),
+    "fn50": dict(method="GET", paths=FN50, body=0, rate=2000, stacks=["direct", NGINX_FN50, "edgeway"],
+                 what="50 functions round-robin (direct: 50 paths, 1 process; nginx: 50 Deno processes)"),
     "mixed": dict(method="GET", paths=MIXED, body=0, rate=1000, stacks=["edgeway", PIPE_OFF],
                   what="one function, 9 × /fast (immediate) : 1 × /slow (200 ms), vegeta only", vegeta_only=True,
                   by_url=True, min_runs=5),
@@ -130,6 +134,7 @@ class Bench:
         self.spec = SCENARIOS
         self.edgeway_off_flags: list[str] = []
         self.stacks: dict[str, bl.Stack] = {}
+        self.scenario_stacks: dict[str, bl.Stack] = {}
         self.records: list[dict] = []
         # (scenario, stack) -> path -> every latency (ms) of the recorded
         # by-URL runs: a p99 over all runs pooled is steadier than the
@@ -155,6 +160,10 @@ class Bench:
         self.stacks["direct"] = bl.start_direct(self.procs, self.deno)
         log("starting nginx → Deno (unix socket)")
         self.stacks["nginx"] = bl.start_nginx(self.procs, self.deno, self.workdir, self.nginx)
+        if any(NGINX_FN50 in SCENARIOS[s].get("stacks", []) for s in self.scenarios):
+            log(f"starting nginx → {len(FN50)} Deno processes (one Unix socket each)")
+            self.stacks[NGINX_FN50] = bl.start_nginx_functions(self.procs, self.deno, self.workdir,
+                                                               [p[1:] for p in FN50], self.nginx, NGINX_FN50)
         log(f"starting edgeway ({len(names)} functions)")
         self.stacks["edgeway"] = bl.start_edgeway(self.procs, self.edgeway, self.deno, fdir, self.edgeway_flags)
         if any(PIPE_OFF in SCENARIOS[s].get("stacks", []) for s in self.scenarios):
@@ -392,7 +401,7 @@ class Bench:
             "waited_quiet_s": waited,
         }
         if res["non2xx"] or res["socket_errors"]:
-            rec.update(self.diagnose(scen, self.stacks[stack]))
+            rec.update(self.diagnose(scen, self.scenario_stacks.get(stack) or self.stacks[stack]))
         self.records.append(rec)
         log(f"  {tool:6s} {scen:8s} {stack:8s} r{rnd}: {res['req_s']:>9,.0f} req/s  p50 {res['p50_ms']:.2f} "
             f"p99 {res['p99_ms']:.2f} ms  err {res['non2xx']}/{res['socket_errors']}  "
@@ -420,7 +429,7 @@ class Bench:
         name = {"direct": "direct-deno"}.get(stack.name, stack.name)
         logf = self.workdir / f"{name}.log"
         if stack.name == "nginx":
-            logf = self.workdir / "nginx" / "error.log"
+            logf = stack.extra.get("prefix", self.workdir / "nginx") / "error.log"
         try:
             lines = logf.read_text(errors="replace").splitlines()
             out["log_tail"] = [ln[:300] for ln in lines[-5:]]
@@ -437,6 +446,7 @@ class Bench:
             body_file = self.workdir / f"body-{scen}.bin"
             body_file.write_bytes(body)
         stacks = [self.stacks[s] for s in spec["stacks"] if s in self.stacks]
+        self.scenario_stacks = {st.name: st for st in stacks}
         # the scenarios that carry an issue's targets run at least min_runs
         # rounds: their medians must not rest on 3 runs of a ±15 % VM
         rounds = max(self.runs, spec.get("min_runs", 0))

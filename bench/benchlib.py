@@ -411,7 +411,7 @@ class Stack:
         if self.name == "direct":
             return [self.main.pid]
         if self.name == "nginx":
-            return [self.deno.pid]
+            return [d.pid for d in self.extra.get("denos", [self.deno])]
         kids = children(self.main.pid)
         if functions is None:
             return kids
@@ -465,6 +465,39 @@ def start_nginx(procs: Procs, deno: str, workdir: Path, nginx: str = "nginx") ->
                               str(prefix / "error.log")])
     wait_http_ok(port, "/hello", 30, n)
     return Stack("nginx", port, n, deno=d)
+
+
+def start_nginx_functions(procs: Procs, deno: str, workdir: Path, names: list[str], nginx: str = "nginx",
+                          prefix_name: str = "nginx-fn50") -> Stack:
+    """nginx in front of one Deno process per function name, each on its own
+    Unix socket (bench/nginx-fn50.conf.tmpl): /NAME goes to NAME's process.
+    The Stack is named "nginx" (its records are the scenario's nginx peer);
+    extra["denos"] holds every Deno process."""
+    prefix = workdir / prefix_name
+    prefix.mkdir(exist_ok=True)
+    socks = {n: prefix / f"{n}.sock" for n in names}
+    # start every Deno at once: 50 sequential boots would take minutes on 2 cores
+    denos = [procs.start(f"{prefix_name}-deno-{n}", deno_cmd(deno, f"unix:{socks[n]}"), env=deno_env())
+             for n in names]
+    t0 = time.monotonic()
+    for n, d in zip(names, denos):
+        while not socks[n].exists():
+            if d.poll() is not None or time.monotonic() - t0 > 120:
+                raise RuntimeError(f"Deno {n} for nginx did not create its socket")
+            time.sleep(0.01)
+    ups = "".join(f"    upstream {n} {{\n        server unix:{socks[n]};\n        keepalive 64;\n"
+                  f"        keepalive_requests 1000000;\n    }}\n" for n in names)
+    locs = "".join(f"        location = /{n} {{\n            proxy_pass http://{n};\n        }}\n" for n in names)
+    port = free_port()
+    conf = (BENCH_DIR / "nginx-fn50.conf.tmpl").read_text()
+    conf = (conf.replace("@PREFIX@", str(prefix)).replace("@PORT@", str(port))
+            .replace("@USER@", "user root;" if os.geteuid() == 0 else "")
+            .replace("@UPSTREAMS@", ups).replace("@LOCATIONS@", locs))
+    (prefix / "nginx.conf").write_text(conf)
+    n = procs.start(prefix_name, [nginx, "-c", str(prefix / "nginx.conf"), "-p", str(prefix), "-e",
+                                  str(prefix / "error.log")])
+    wait_http_ok(port, f"/{names[0]}", 30, n)
+    return Stack("nginx", port, n, deno=denos[0], extra={"denos": denos, "prefix": prefix})
 
 
 def snapshot_edgeway(src: str, workdir: Path) -> str:

@@ -178,7 +178,10 @@ def markdown(b, agg, cold, meta) -> str:
              + (f" WebSocket: `bench/wsbench` (`-c{b.conns}`, `-c1`, handshake `-c{b.ws_handshake_conns}`), "
                 f"{b.ws_size}-byte binary messages." if "ws" in b.scenarios else "") + "\n")
     L.append("Stacks: **direct** = wrk → `deno run server.ts` on TCP; **nginx** = wrk → nginx (1 worker, "
-             "keepalive upstream) → Deno on a Unix socket; **edgeway** = wrk → `bin/edgeway serve --log-level warn "
+             "keepalive upstream) → Deno on a Unix socket"
+             + ("; in fn50 nginx routes each /fNN to its own Deno process on its own Unix socket (50 processes, "
+                "like edgeway's 50 workers)" if "fn50" in b.scenarios else "")
+             + "; **edgeway** = wrk → `bin/edgeway serve --log-level warn "
              f"{' '.join(b.edgeway_flags)}` (defaults otherwise) → one Deno worker per function"
              + (f"; **edgeway-off** = the same with `--upstream-pipelining off` (hello and mixed only)"
                 if getattr(b, "edgeway_off_flags", None) else "")
@@ -633,7 +636,10 @@ def rerender(json_path: str):
         validation=doc["validation"], cold=doc.get("coldstart_raw") or {}, failures=doc.get("failures", []),
         final_rss=doc["final"]["rss_mib"], final_workers=doc["final"]["edgeway_workers"],
         edgeway_flags=doc.get("edgeway_flags", []), edgeway_off_flags=doc.get("edgeway_off_flags", []),
-        ws_size=c.get("ws_size", 1024), ws_handshake_conns=c.get("ws_handshake_conns", 8))
+        ws_size=c.get("ws_size", 1024), ws_handshake_conns=c.get("ws_handshake_conns", 8),
+        # the pooled per-URL latencies are not kept in the JSON: a rerender
+        # falls back to the per-run figures
+        url_samples={})
     meta = {k: doc[k] for k in ("date", "commit", "elapsed_s", "machine")}
     agg = aggregate(b)
     doc["summary"] = agg

@@ -40,6 +40,12 @@ import (
 //   - chunk framing bound (chunkframing.go): while a chunked body streams,
 //     the bytes read between two pieces of body data (a chunk-size line
 //     with its extensions, line ends, trailers) are counted and bounded.
+//   - the held tail of a streamed response (upstream.TailHolder): once a
+//     chunked body from a worker has ended, fasthttp's flushes of its last
+//     chunk and of the terminal chunk are kept and sent with the server's
+//     final write (the CRLF after them), so a chunked response that arrived
+//     whole leaves in one write instead of three. Nothing is held while the
+//     body may still be waiting for the worker: an event is written at once.
 //   - lingering close (--lingering-timeout, --lingering-time): a connection
 //     closed with a request body unread half-closes, reads and discards
 //     until the client has gone quiet, then closes, so the client reads its
@@ -105,7 +111,25 @@ type clientConn struct {
 	// framing counts the bytes read into the read buffer since the chunked
 	// body last yielded data (see chunkframing.go).
 	framing atomic.Int64
+	// holding and tail belong to the goroutine that serves the connection
+	// (fasthttp writes and reads the response's body stream there): the
+	// writes kept while a streamed response's end is held, from
+	// tailBuffers, sent before the next write.
+	holding bool
+	tail    *[]byte
 }
+
+// tailBuffers hold the end of streamed responses. A tail that does not
+// fit (fasthttp writes at most its 4 KiB buffer and one 4 KiB chunk per
+// flush) is written at once.
+var tailBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// HoldTail implements upstream.TailHolder: the streamed body has ended.
+func (c *clientConn) HoldTail() { c.holding = true }
+
+// ReleaseTail implements upstream.TailHolder: the stream is closed; what
+// was held goes out with the next write (fasthttp's final flush).
+func (c *clientConn) ReleaseTail() { c.holding = false }
 
 // NetConn exposes the socket (as crypto/tls does), for upstream's check
 // that a client waiting for its response has not hung up.
@@ -129,6 +153,43 @@ func (c *clientConn) Read(b []byte) (n int, err error) {
 
 func (c *clientConn) Write(b []byte) (n int, err error) {
 	defer c.recoverIO(&n, &err)
+	if c.holding || c.tail != nil {
+		return c.writeTail(b)
+	}
+	return c.write(b)
+}
+
+// writeTail keeps b while the tail is held and it fits; otherwise it
+// writes what was held with b, in one write when they fit one buffer.
+func (c *clientConn) writeTail(b []byte) (int, error) {
+	if c.tail == nil {
+		c.tail = tailBuffers.Get().(*[]byte)
+	}
+	t := c.tail
+	fits := len(*t)+len(b) <= cap(*t)
+	if fits {
+		*t = append(*t, b...)
+		if c.holding {
+			return len(b), nil
+		}
+	}
+	c.tail, c.holding = nil, false
+	var err error
+	if len(*t) > 0 {
+		_, err = c.write(*t)
+	}
+	*t = (*t)[:0]
+	tailBuffers.Put(t)
+	switch {
+	case err != nil:
+		return 0, err
+	case fits:
+		return len(b), nil
+	}
+	return c.write(b)
+}
+
+func (c *clientConn) write(b []byte) (n int, err error) {
 	if c.set.writeTimeout > 0 {
 		c.armWrite()
 	}
@@ -175,8 +236,10 @@ func (c *clientConn) SetWriteDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
-// copyBuffers serve ReadFrom.
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// copyBuffers serve ReadFrom. 64 KiB: a read from the worker takes what its
+// socket holds, so a 64 KiB body is moved in one read and write after the
+// part that came with the head, where 32 KiB took two.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
 // ReadFrom keeps large writes for a streamed response body: bufio.Writer
 // hands it to the socket's ReadFrom when it has one, and without it wrote

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 
@@ -22,6 +23,7 @@ type bodyReader struct {
 	c        *conn
 	pc       *pconn // set for a pipelined connection (then c is &pc.conn)
 	cl       *call
+	tail     TailHolder // the client connection, when it can hold the end
 	mode     framing
 	left     int64 // bytes left: of the body (fixed) or of the chunk (chunked)
 	done     bool  // the body ended cleanly
@@ -41,18 +43,34 @@ var bodyReaderPool = sync.Pool{New: func() any { return new(bodyReader) }}
 
 var errBadChunk = errors.New("upstream: malformed chunked body from worker")
 
+// TailHolder is implemented by the gateway's client connections. fasthttp
+// frames a streamed body in chunks and flushes each one, the terminal
+// "0\r\n" included, and writes the final CRLF after them: a chunked
+// response that arrived whole from the worker left in three writes (head
+// and data, "0\r\n", "\r\n"). Once the body has ended (nothing more is
+// awaited from the worker, so no event can be delayed), HoldTail makes the
+// connection keep what is written until ReleaseTail, which the stream's
+// Close calls; the server's next write (that final CRLF) sends it all in
+// one.
+type TailHolder interface {
+	HoldTail()
+	ReleaseTail()
+}
+
 // startPipeStream streams the body of a pipelined response; the next call
 // on the connection gets its turn when the body has been read. reusable is
 // false when the response ends the connection.
-func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int, reusable bool) {
-	b := startStream(resp, w, &pc.conn, contentLength, reusable)
+func startPipeStream(resp *fasthttp.Response, w *Worker, pc *pconn, cl *call, contentLength int, reusable bool, client net.Conn) {
+	b := startStream(resp, w, &pc.conn, contentLength, reusable, client)
 	b.pc, b.cl = pc, cl
 }
 
-// startStream hands the rest of the response body to the server as a stream.
-func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int, reusable bool) *bodyReader {
+// startStream hands the rest of the response body to the server as a
+// stream; client is the connection it is written to (may be nil).
+func startStream(resp *fasthttp.Response, w *Worker, c *conn, contentLength int, reusable bool, client net.Conn) *bodyReader {
 	b := bodyReaderPool.Get().(*bodyReader)
 	*b = bodyReader{w: w, c: c, reusable: reusable}
+	b.tail, _ = client.(TailHolder)
 	size := contentLength
 	switch {
 	case contentLength >= 0:
@@ -153,6 +171,9 @@ func (b *bodyReader) readChunks(p []byte) (int, error) {
 					return n, err
 				}
 				b.done = true
+				if b.tail != nil {
+					b.tail.HoldTail()
+				}
 				return n, io.EOF
 			}
 			b.left = size
@@ -189,6 +210,9 @@ func lineBuffered(br *bufio.Reader) bool {
 func (b *bodyReader) Close() error {
 	if b.c == nil {
 		return nil
+	}
+	if b.tail != nil {
+		b.tail.ReleaseTail()
 	}
 	if b.pc != nil {
 		if !b.done || !b.reusable {

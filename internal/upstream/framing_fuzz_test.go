@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"testing"
@@ -48,6 +49,35 @@ func readAllSized(r io.Reader, n int) ([]byte, error) {
 	}
 }
 
+// tailProbe stands for the client connection of a streamed body (a
+// TailHolder) and reads the stream: early is set when a read after the
+// hold returned data, or a read that set it did not end the body.
+type tailProbe struct {
+	net.Conn
+	b     *bodyReader
+	holds int
+	early bool
+}
+
+func (p *tailProbe) HoldTail()    { p.holds++ }
+func (p *tailProbe) ReleaseTail() {}
+
+func (p *tailProbe) Read(buf []byte) (int, error) {
+	before := p.holds
+	n, err := p.b.Read(buf)
+	if before > 0 && (n > 0 || err != io.EOF) || p.holds > before && err != io.EOF {
+		p.early = true
+	}
+	return n, err
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // mineResponse reads raw as the gateway reads a worker's response.
 func mineResponse(raw []byte, head bool, readSize int) framingVerdict {
 	src := bytes.NewReader(raw)
@@ -63,10 +93,17 @@ func mineResponse(raw []byte, head bool, readSize int) framingVerdict {
 	}
 	v := framingVerdict{ok: true, status: resp.StatusCode(), close: workerWantsClose(&resp.Header)}
 	if stream {
-		b := startStream(&resp, nil, &conn{br: br}, resp.Header.ContentLength(), !v.close)
-		body, err := readAllSized(b, readSize)
+		tail := &tailProbe{}
+		b := startStream(&resp, nil, &conn{br: br}, resp.Header.ContentLength(), !v.close, tail)
+		tail.b = b
+		body, err := readAllSized(tail, readSize)
 		if err != nil || !b.done {
 			return framingVerdict{}
+		}
+		// The end is held only once the body has ended, and only for a
+		// chunked body (the framing fasthttp writes after it).
+		if tail.early || tail.holds != btoi(b.mode == framingChunked) {
+			return framingVerdict{ok: true, status: -1}
 		}
 		v.body, v.close = body, !b.reusable
 	} else {

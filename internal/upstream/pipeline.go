@@ -253,7 +253,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start, serv
 			pc.streaming.Store(true)
 			retire = retire || pc.evictQueued(cl)
 		}
-		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength(), !retire)
+		startPipeStream(resp, w, pc, cl, resp.Header.ContentLength(), !retire, ctx.Conn())
 		return nil
 	}
 	if closing {

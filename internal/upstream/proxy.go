@@ -110,7 +110,7 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 	reusable := !workerWantsClose(&resp.Header)
 	resp.Header.ResetConnectionClose()
 	if stream {
-		startStream(resp, w, c, resp.Header.ContentLength(), reusable)
+		startStream(resp, w, c, resp.Header.ContentLength(), reusable, ctx.Conn())
 		x.handedOff = true // the stream owns the connection and the slot
 		c.bodyInFlight()
 		return nil

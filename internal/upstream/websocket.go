@@ -91,7 +91,7 @@ func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 	if resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		// Refused: the function's own answer, on a connection not reused.
 		if stream {
-			startStream(resp, w, &c, resp.Header.ContentLength(), false)
+			startStream(resp, w, &c, resp.Header.ContentLength(), false, nil)
 			x.handedOff = true
 			return nil
 		}
