@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -98,6 +99,10 @@ func (a *httpAdapter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeResponse(w, &ctx.Response)
 }
 
+// streamBuffers carry streamed response bodies to net/http, pooled rather
+// than allocated per response.
+var streamBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // writeResponse copies a fasthttp response to w, streaming a body stream.
 func writeResponse(w http.ResponseWriter, resp *fasthttp.Response) {
 	h := w.Header()
@@ -128,7 +133,9 @@ func writeResponse(w http.ResponseWriter, resp *fasthttp.Response) {
 	w.WriteHeader(resp.StatusCode())
 	rc := http.NewResponseController(w)
 	rc.Flush()
-	buf := make([]byte, 32<<10)
+	bp := streamBuffers.Get().(*[]byte)
+	defer streamBuffers.Put(bp)
+	buf := *bp
 	src := resp.BodyStream()
 	for {
 		n, err := src.Read(buf)

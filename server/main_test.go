@@ -1,19 +1,16 @@
 package server
 
 import (
-	"fmt"
 	"os"
-	"strings"
 	"testing"
+
+	"edgeway.dev/edgeway/internal/testbin"
 )
 
 // TestMain keeps the test binary from recursing when a test starts it as
 // something else (TestHostProgramRunsTheWorkerHelper, a --deno pointing
-// at it): with arguments that are not test flags it fails at once.
+// at it).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-test.") {
-		fmt.Fprintln(os.Stderr, "server test binary started with non-test arguments:", strings.Join(os.Args[1:], " "))
-		os.Exit(3)
-	}
+	testbin.ExitUnlessTest()
 	os.Exit(m.Run())
 }
