@@ -31,6 +31,7 @@ type Options struct {
 	MinWorkers               int
 	PrewarmPool              int
 	PrewarmClasses           int
+	PrewarmRefillWait        time.Duration
 	MaxWorkers               int
 	IdleTimeout              time.Duration
 	WorkerMaxDuration        time.Duration
@@ -350,6 +351,7 @@ var specs = []spec{
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
 
 	intSpec("prewarm-pool", "2", "pre-booted Deno processes kept per permission class for cold starts (0 = off)", 0, func(o *Options) *int { return &o.PrewarmPool }),
+	durationSpec("prewarm-refill-wait", "1s", "after a cold start from the prewarm pool, the refill's boot waits for that worker's first answer, at most this long (0 = boots at once)", func(o *Options) *time.Duration { return &o.PrewarmRefillWait }),
 	intSpec("prewarm-classes", "2", "most permission classes (profile, shared folders, memoryLimitMb, ...) with a prewarm pool; the classes of the most functions win", 1, func(o *Options) *int { return &o.PrewarmClasses }),
 
 	intSpec("min-workers", "0", "default minWorkers: workers kept running per function", 0, func(o *Options) *int { return &o.MinWorkers }),

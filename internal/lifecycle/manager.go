@@ -402,7 +402,7 @@ func (m *Manager) onSpawned(ev evSpawned) {
 		m.metrics.ColdStarts.Inc()
 		m.metrics.ColdStart(ev.source).UpdateDuration(ev.at)
 		if p.worker != nil {
-			p.worker.Cold = upstream.ColdStart{Duration: time.Since(ev.at), Source: ev.source}
+			p.worker.Cold = upstream.ColdStart{Duration: time.Since(ev.at), Source: ev.source, Answered: p.answered}
 		}
 	}
 	// A panic reading the control connection leaves it in an unknown

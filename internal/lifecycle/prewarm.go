@@ -399,6 +399,25 @@ func (p *prewarm) assigned() {
 	}
 }
 
+// assignedWhenAnswered tells the pool a taken process is ready once the
+// request that waited for it is answered, it exits, or wait has passed:
+// the refill's boot (about 20 ms of CPU on several threads) would
+// otherwise compete with the new worker's first request, its own slowest
+// (measured on 2 cores: hono's first answer 5.8 -> 3.8 ms at the median,
+// a small function's worst first answer 32 -> 7 ms).
+func (p *prewarm) assignedWhenAnswered(answered, exited <-chan struct{}, wait time.Duration) {
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-answered:
+		case <-exited:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	p.assigned()
+}
+
 // update gives the pool a reload's classes.
 func (p *prewarm) update(specs map[string]*launchSpec) {
 	if p == nil {

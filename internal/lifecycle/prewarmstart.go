@@ -23,7 +23,12 @@ func (m *Manager) startWorker(id uint64, cold bool) (*process, string, error) {
 	}
 	m.log.Debug().Uint64("worker", id).Int("pid", pp.p.pid).Msg("cold start takes a pre-booted worker")
 	p, err := pp.assign(m.s, m.spec, m.pool, id, m.log)
-	pw.assigned()
+	if err != nil || p == nil {
+		pw.assigned()
+		return p, sourcePool, err
+	}
+	p.answered = make(chan struct{})
+	go pw.assignedWhenAnswered(p.answered, p.exited, m.s.opts.PrewarmRefillWait)
 	return p, sourcePool, err
 }
 

@@ -47,10 +47,13 @@ type process struct {
 	ctlr    *bufio.Reader
 	started time.Time
 
-	exited  chan struct{} // closed once the process has been reaped
-	exitErr error
-	stderr  *lineWriter
-	stdout  *lineWriter
+	exited chan struct{} // closed once the process has been reaped
+	// answered, for a worker taken from the prewarm pool, is closed when
+	// the request that waited for its cold start is answered.
+	answered chan struct{}
+	exitErr  error
+	stderr   *lineWriter
+	stdout   *lineWriter
 
 	// Owned by the Manager goroutine.
 	bgTasks       int

@@ -286,6 +286,9 @@ func (o *atomicOnce) do(f func()) {
 type ColdStart struct {
 	Duration time.Duration
 	Source   string
+	// Answered, when not nil, is closed when the cold start is taken: the
+	// prewarm pool holds its refill's boot until then.
+	Answered chan struct{}
 }
 
 // TakeColdStart returns the worker's cold start the first time it is
@@ -294,6 +297,9 @@ type ColdStart struct {
 func (w *Worker) TakeColdStart() ColdStart {
 	if w.Cold.Source == "" || w.coldTaken.Load() || !w.coldTaken.CompareAndSwap(false, true) {
 		return ColdStart{}
+	}
+	if w.Cold.Answered != nil {
+		close(w.Cold.Answered)
 	}
 	return w.Cold
 }
