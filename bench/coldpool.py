@@ -62,6 +62,37 @@ def _pss_mib(pids: list[int]) -> float | None:
     return round(statistics.median(vals), 1) if vals else None
 
 
+DENSITY_FUNCTIONS = 500
+
+
+def _density(b) -> dict:
+    """Issue 18's density figures: a folder of DENSITY_FUNCTIONS functions
+    (none called), the gateway with its default pool: seconds from its
+    start to /health/ready (discovery, maps, routes loaded) and its own RSS
+    once the pool is full."""
+    base = Path(tempfile.mkdtemp(prefix=".density-", dir=bl.BENCH_DIR))
+    try:
+        for i in range(DENSITY_FUNCTIONS):
+            d = base / "functions" / f"f{i:03d}"
+            d.mkdir(parents=True)
+            (d / "index.ts").write_text(SMALL)
+        t0 = time.monotonic()
+        gw = bl.start_edgeway(b.procs, b.edgeway, b.deno, base / "functions",
+                              b.edgeway_flags + ["--internal-key", KEY], name="edgeway-density", ready_path=None)
+        try:
+            bl.wait_http_ok(gw.port, "/health/ready", 60, gw.main)
+            ready_s = time.monotonic() - t0
+            pw = _health(gw.port).get("prewarm") or {}
+            _wait_pool_full(gw.port, pw.get("size", 0) * pw.get("classes", 0))
+            rss = bl.rss_bytes(gw.main.pid) / 2**20
+        finally:
+            b.procs.stop(gw.main)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return {"density_functions": DENSITY_FUNCTIONS, "density_ready_s": round(ready_s, 3),
+            "density_gateway_rss_mib": round(rss, 1)}
+
+
 def run(b) -> tuple[dict, list[str], dict]:
     """Returns samples (ms) by case, failures and extra figures."""
     reps = int(os.environ.get("BENCH_COLD_POOL_REPS") or (5 if b.quick else 20))
@@ -123,6 +154,9 @@ def run(b) -> tuple[dict, list[str], dict]:
             extra["pss_warm_small_from_pool_mib"] = _pss_mib(sorted(small))
             extra["pss_warm_small_spawned_mib"] = _pss_mib(sorted(spawned))
             extra["idle_pooled"] = len(idle)
+            extra["pss_total_idle_pooled_mib"] = round(sum(bl.pss_bytes(p) for p in idle) / 2**20, 1)
+            extra["pss_total_warm_small_from_pool_mib"] = round(sum(bl.pss_bytes(p) for p in small) / 2**20, 1)
+            extra["warm_small_from_pool"] = len(small)
         finally:
             b.procs.stop(pool.main)
             b.procs.stop(spawn.main)
@@ -130,6 +164,10 @@ def run(b) -> tuple[dict, list[str], dict]:
         fails.append(f"prewarm comparison failed: {str(e)[:400]}")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+    try:
+        extra.update(_density(b))
+    except Exception as e:  # noqa: BLE001 - reported with the cold-start results
+        fails.append(f"density measurement failed: {str(e)[:400]}")
     for k, v in res.items():
         if v:
             log(f"  {k}: median {statistics.median(v):.1f} ms (min {min(v):.1f}, max {max(v):.1f}, n={len(v)})")

@@ -305,7 +305,13 @@ def markdown(b, agg, cold, meta) -> str:
                      f"PSS each: idle pre-booted {pw.get('pss_idle_pooled_mib')} MiB ({pw.get('idle_pooled')} idle), "
                      f"warm small worker from the pool {pw.get('pss_warm_small_from_pool_mib')} MiB, "
                      f"spawned fresh {pw.get('pss_warm_small_spawned_mib')} MiB; hits {pw.get('pool_hits')}, "
-                     f"misses {pw.get('pool_misses')}.\n")
+                     f"misses {pw.get('pool_misses')}. In all: {pw.get('idle_pooled')} idle pre-booted "
+                     f"{pw.get('pss_total_idle_pooled_mib')} MiB, {pw.get('warm_small_from_pool')} warm small workers "
+                     f"{pw.get('pss_total_warm_small_from_pool_mib')} MiB (PSS).\n")
+            if pw.get("density_functions"):
+                L.append(f"Density: {pw['density_functions']} functions in the folder, default pool: the gateway "
+                         f"is ready (`/health/ready` 200) {pw.get('density_ready_s')} s after its start; its own "
+                         f"RSS once the pool is full {pw.get('density_gateway_rss_mib')} MiB.\n")
 
     L.append("## Checks and notes\n")
     bad = [v for v in b.validation if not v["ok"]]
