@@ -46,7 +46,7 @@ func enterPrivateTmp(args []string) error {
 	// Capabilities are per thread: the thread that drops them must be the
 	// one that executes Deno.
 	runtime.LockOSThread()
-	const usage = "usage: <gateway's mount namespace> <private dir> <n> <path>... -- <command>..."
+	const usage = "usage: <gateway's mount namespace> <private dir> <n> <path>... -- <command> [<arg>]"
 	if len(args) < 3 {
 		return errors.New(usage)
 	}
