@@ -327,7 +327,11 @@ func (b *workerBox) wrap(cmd *exec.Cmd, sb *sandbox) {
 		return
 	}
 	if sb.setup == config.TmpSetupThread {
-		sb.spawner.privateTmp.Store(cmd, &privateTmp{dir: b.tmpDir, binds: b.binds})
+		// Started any other way, cmd would run in the host's /tmp with a
+		// grant meant for a private one: it fails instead, until the
+		// spawner takes the setup (and puts the lookup error back).
+		sb.spawner.privateTmp.Store(cmd, &privateTmp{dir: b.tmpDir, binds: b.binds, lookErr: cmd.Err})
+		cmd.Err = errPrivateTmpElsewhere
 		return
 	}
 	args := []string{sb.self, NamespaceHelperCommand, sb.mountNS, b.tmpDir, strconv.Itoa(len(b.binds))}

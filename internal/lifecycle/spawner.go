@@ -87,6 +87,7 @@ func (s *spawner) start(cmd *exec.Cmd) error {
 	var tmp *privateTmp
 	if v, ok := s.privateTmp.LoadAndDelete(cmd); ok {
 		tmp = v.(*privateTmp)
+		cmd.Err = tmp.lookErr
 	}
 	return s.do(spawnRequest{cmd: cmd, tmp: tmp})
 }

@@ -26,9 +26,14 @@ import (
 // privateTmp is one worker's namespace setup: dir bound on /tmp, binds
 // bound back read-only.
 type privateTmp struct {
-	dir   string
-	binds []string
+	dir     string
+	binds   []string
+	lookErr error // cmd.Err before wrap set errPrivateTmpElsewhere
 }
+
+// errPrivateTmpElsewhere is the start error of a command wrapped for a
+// private /tmp but started other than by its spawner.
+var errPrivateTmpElsewhere = errors.New("this worker must start from the spawner that sets up its private /tmp")
 
 // nsHome is where the spawner's thread returns after each private start:
 // the gateway's mount namespace, root and working folder, opened on the

@@ -204,3 +204,38 @@ func TestSpawnerRefusesAfterFailedReturn(t *testing.T) {
 		t.Errorf("the probe worked after a failed return")
 	}
 }
+
+// A command wrapped for a thread-made private /tmp starts only through its
+// spawner: started any other way it would see the host's /tmp.
+func TestWrapFailsClosedOutsideItsSpawner(t *testing.T) {
+	sp := threadSpawner(t)
+	sb := &sandbox{tmp: config.TmpPrivate, setup: config.TmpSetupThread, spawner: sp}
+	box := &workerBox{tmpDir: t.TempDir(), private: true}
+	for _, other := range []func(*exec.Cmd) error{
+		func(c *exec.Cmd) error { return c.Start() },
+		func(c *exec.Cmd) error { return newSpawner(zerolog.Nop()).start(c) },
+	} {
+		cmd := exec.Command("/bin/sh", "-c", "test -e /tmp/own-marker")
+		cmd.Dir = "/"
+		box.wrap(cmd, sb)
+		if err := other(cmd); !errors.Is(err, errPrivateTmpElsewhere) {
+			if err == nil {
+				cmd.Wait()
+			}
+			t.Fatalf("a wrapped command started elsewhere: %v", err)
+		}
+		sp.privateTmp.Delete(cmd)
+	}
+	if err := os.WriteFile(filepath.Join(box.tmpDir, "own-marker"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-c", "test -e /tmp/own-marker")
+	cmd.Dir = "/"
+	box.wrap(cmd, sb)
+	if err := sp.start(cmd); err != nil {
+		t.Fatalf("start through its spawner: %v", err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the worker does not see its own /tmp: %v", err)
+	}
+}
