@@ -18,9 +18,10 @@ import (
 // gateway's namespace again. The namespace lives as long as the worker.
 //
 // The rest of the gateway never sees it: other threads keep theirs, and
-// the runtime never clones a new thread from a locked one (newm hands that
-// to its template thread, started by LockOSThread before anything here
-// ran). A user namespace cannot be entered by a multithreaded process, so
+// the runtime never clones a new thread from a locked one (newm in
+// runtime/proc.go, Go 1.26: an M with lockedExt != 0 asks the template
+// thread, which LockOSThread starts before anything here ran; new threads
+// would otherwise share this one's filesystem context, CLONE_FS). A user namespace cannot be entered by a multithreaded process, so
 // this needs CAP_SYS_ADMIN in the gateway's own: root.
 
 // privateTmp is one worker's namespace setup: dir bound on /tmp, binds
