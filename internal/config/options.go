@@ -149,9 +149,10 @@ type Options struct {
 	DenoFlags           []string
 	// What functions of the default profile may touch, as on Supabase
 	// (see config/sandboxopts.go and lifecycle/sandbox.go).
-	FunctionTmp     string   // TmpAuto, TmpPrivate, TmpShared or TmpOff
-	FunctionNpmRead bool     // read access to Deno's npm cache
-	FunctionSys     []string // --allow-sys names
+	FunctionTmp      string   // TmpAuto, TmpPrivate, TmpShared or TmpOff
+	FunctionTmpSetup string   // TmpSetupAuto, TmpSetupThread or TmpSetupExec
+	FunctionNpmRead  bool     // read access to Deno's npm cache
+	FunctionSys      []string // --allow-sys names
 	// The V8 inspector: the first worker's host:port ("" = off), each
 	// further worker the next free port.
 	Inspect        string
@@ -462,6 +463,7 @@ var specs = []spec{
 	listSpec("permission-profile", "custom Deno permission profile name=--allow-x,--allow-y (repeatable)", func(o *Options) *[]string { return &o.PermissionProfiles }),
 	listSpec("function-permissions", "name=profile: override a function's permissions (repeatable)", func(o *Options) *[]string { return &o.FunctionPermissions }),
 	stringSpec("function-tmp", TmpAuto, "what functions of the default permission profile get as /tmp (read and write, as on Supabase): auto = private per worker (a mount namespace) where the OS allows it, else shared; private = private or refuse to start; shared = the host's /tmp (functions see each other's files); off = none. TMPDIR is always a per-worker folder edgeway creates and removes", []string{TmpAuto, TmpPrivate, TmpShared, TmpOff}, func(o *Options) *string { return &o.FunctionTmp }),
+	stringSpec("function-tmp-setup", TmpSetupAuto, "how a worker gets its private /tmp: thread = the gateway's process-starting thread enters a fresh mount namespace, sets it up and forks Deno there (root only: no re-execution of edgeway, about 11-15 ms of CPU less per start); exec = edgeway re-executes itself as a namespace helper that then executes Deno (any user: a user namespace when not root); auto = thread as root where it works, else exec", []string{TmpSetupAuto, TmpSetupThread, TmpSetupExec}, func(o *Options) *string { return &o.FunctionTmpSetup }),
 	boolSpec("function-npm-read", "true", "functions of the default permission profile may read Deno's npm cache (DENO_DIR/npm): npm packages read their own files at run time", func(o *Options) *bool { return &o.FunctionNpmRead }),
 	{name: "function-sys", def: DefaultFunctionSys, usage: "Deno --allow-sys names given to functions of the default permission profile (npm packages call os.cpus(), os.totalmem() at import; Supabase grants hostname); none = no sys access", set: func(o *Options, v string) error {
 		names, err := parseFunctionSys(v)

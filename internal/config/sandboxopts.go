@@ -17,6 +17,14 @@ const (
 	TmpOff     = "off"     // no /tmp; only the worker's own TMPDIR
 )
 
+// Values of --function-tmp-setup: how a worker with a private /tmp gets
+// its mount namespace.
+const (
+	TmpSetupAuto   = "auto"   // thread when the gateway runs as root and it works, else exec
+	TmpSetupThread = "thread" // the spawner's thread enters a fresh namespace and forks Deno there, or refuse to start
+	TmpSetupExec   = "exec"   // edgeway re-executes itself as a namespace helper that execs Deno
+)
+
 // DefaultInspectAddr is where --inspect without a value starts counting,
 // as `deno --inspect` and `supabase functions serve --inspect` do.
 const DefaultInspectAddr = "127.0.0.1:9229"

@@ -14,7 +14,8 @@ import (
 )
 
 // NamespaceHelperCommand is the hidden edgeway command a worker with a
-// private /tmp starts as: the gateway re-executes itself in a new mount
+// private /tmp starts as when the spawner's thread cannot set up its
+// namespace (not root, or --function-tmp-setup=exec; see spawnns.go): the gateway re-executes itself in a new mount
 // namespace (and, when not root, a user namespace mapping only its own
 // uid and gid), the helper binds the worker's own folder on /tmp, binds
 // back the paths under /tmp the worker needs (the runtime folder with its
@@ -45,7 +46,7 @@ func enterPrivateTmp(args []string) error {
 	// Capabilities are per thread: the thread that drops them must be the
 	// one that executes Deno.
 	runtime.LockOSThread()
-	const usage = "usage: <gateway's mount namespace> <private dir> <n> <path>... -- <command>..."
+	const usage = "usage: <gateway's mount namespace> <private dir> <n> <path>... -- <command> [<arg>]"
 	if len(args) < 3 {
 		return errors.New(usage)
 	}
@@ -66,34 +67,8 @@ func enterPrivateTmp(args []string) error {
 	}
 	binds, argv := args[2:2+n], args[3+n:]
 	cwd, _ := os.Getwd()
-	// Nothing done here may reach the host's mount table.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return fmt.Errorf("make mounts private: %w", err)
-	}
-	// Opened before /tmp is covered: they may lie under it.
-	fds := make([]int, len(binds))
-	for i, b := range binds {
-		fd, err := unix.Open(b, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if errors.Is(err, unix.ENOENT) {
-			fds[i] = -1 // nothing to reach
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("open %s: %w", b, err)
-		}
-		fds[i] = fd
-	}
-	if err := unix.Mount(private, "/tmp", "", unix.MS_BIND, ""); err != nil {
-		return fmt.Errorf("bind %s on /tmp: %w", private, err)
-	}
-	for i, b := range binds {
-		if fds[i] < 0 {
-			continue
-		}
-		if err := bindBack(fds[i], b); err != nil {
-			return err
-		}
-		unix.Close(fds[i])
+	if err := mountPrivateTmp(private, binds); err != nil {
+		return err
 	}
 	if cwd != "" {
 		os.Chdir(cwd) // the same folder, now reached through its bind
@@ -106,6 +81,47 @@ func enterPrivateTmp(args []string) error {
 	}
 	err = syscall.Exec(argv[0], argv, os.Environ())
 	return fmt.Errorf("exec %s: %w", argv[0], err)
+}
+
+// mountPrivateTmp sets up the calling thread's fresh mount namespace: its
+// mounts made private (nothing done here may reach the host's mount
+// table), private bound on /tmp, binds bound back read-only. The
+// namespace helper runs it after clone, the spawner's thread after
+// unshare (see spawnns.go).
+func mountPrivateTmp(private string, binds []string) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	// Opened before /tmp is covered: they may lie under it.
+	fds := make([]int, 0, len(binds))
+	defer func() {
+		for _, fd := range fds {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
+	for _, b := range binds {
+		fd, err := unix.Open(b, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			fd = -1 // nothing to reach
+		} else if err != nil {
+			return fmt.Errorf("open %s: %w", b, err)
+		}
+		fds = append(fds, fd)
+	}
+	if err := unix.Mount(private, "/tmp", "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s on /tmp: %w", private, err)
+	}
+	for i, b := range binds {
+		if fds[i] < 0 {
+			continue
+		}
+		if err := bindBack(fds[i], b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bindBack makes the file or folder open as fd reachable again at path,

@@ -55,8 +55,10 @@ type sandbox struct {
 	tmp      string   // config.TmpPrivate, TmpShared or TmpOff after auto
 	npmCache string   // "" when not granted
 	sys      []string // --allow-sys names
-	self     string   // this executable, for the namespace helper
-	mountNS  string   // the gateway's mount namespace, for the helper
+	setup    string   // private: config.TmpSetupThread or TmpSetupExec
+	spawner  *spawner // thread setup: the spawner whose thread sets up each namespace
+	self     string   // exec setup: this executable, for the namespace helper
+	mountNS  string   // exec setup: the gateway's mount namespace, for the helper
 	deno     string   // Deno's executable, bound back when under /tmp
 }
 
@@ -85,10 +87,11 @@ func denoDirs(deno string) (denoDir, npmCache string) {
 	return denoDir, filepath.Join(denoDir, "npm")
 }
 
-// newSandbox resolves --function-tmp (probing the namespace for auto),
+// newSandbox resolves --function-tmp (probing the namespace for auto) and
+// --function-tmp-setup (sp is the spawner the thread setup would use),
 // --function-npm-read and --function-sys. Options with no --function-tmp
 // at all (unit tests) give nil: workers get nothing extra.
-func newSandbox(opts config.Options, layout *config.Layout, runDir string, log zerolog.Logger) (*sandbox, error) {
+func newSandbox(opts config.Options, layout *config.Layout, runDir string, sp *spawner, log zerolog.Logger) (*sandbox, error) {
 	if opts.FunctionTmp == "" {
 		return nil, nil
 	}
@@ -107,7 +110,7 @@ func newSandbox(opts config.Options, layout *config.Layout, runDir string, log z
 			return nil, fmt.Errorf("flag --function-tmp=%s: %w", opts.FunctionTmp, err)
 		}
 		log.Warn().Err(err).Msg("functions get no /tmp, only their own TMPDIR (--function-tmp=off)")
-		sb.tmp = config.TmpOff
+		sb.tmp, sb.setup = config.TmpOff, ""
 		return sb, nil
 	}
 	if underTmp(denoDir) {
@@ -119,14 +122,10 @@ func newSandbox(opts config.Options, layout *config.Layout, runDir string, log z
 		}
 		return sb, nil
 	}
-	self, err := os.Executable()
-	if err == nil && strings.HasSuffix(self, ".test") {
-		// A Go test binary would run its tests again, not the helper.
-		err = errors.New("not the edgeway executable")
-	}
-	if err == nil {
-		sb.self, sb.mountNS = self, gatewayMountNS()
-		err = sb.probe(runDir)
+	err := sb.choosePrivateSetup(opts.FunctionTmpSetup, runDir, sp, log)
+	var refused errThreadSetup
+	if errors.As(err, &refused) {
+		return nil, err // asked for explicitly: no fallback to another /tmp
 	}
 	switch {
 	case err == nil:
@@ -138,7 +137,7 @@ func newSandbox(opts config.Options, layout *config.Layout, runDir string, log z
 			return refuse(fmt.Errorf("no private /tmp per worker on this system (%v), and the host's /tmp is unsafe to share: %w", err, serr))
 		}
 		log.Warn().Err(err).Msg("no private /tmp per worker on this system (mount namespaces refused): functions share the host's /tmp and see each other's files (--function-tmp=shared; --function-tmp=off to refuse them /tmp)")
-		sb.tmp = config.TmpShared
+		sb.tmp, sb.setup = config.TmpShared, ""
 	}
 	return sb, nil
 }
@@ -152,6 +151,56 @@ func sharedTmpSafe(opts config.Options, layout *config.Layout, runDir string) er
 		}
 	}
 	return nil
+}
+
+// errThreadSetup is --function-tmp-setup=thread refused.
+type errThreadSetup struct{ error }
+
+// choosePrivateSetup picks how workers enter their private /tmp and checks
+// that it works here: the spawner's thread (root; --function-tmp-setup
+// auto or thread), else the re-executed namespace helper.
+func (sb *sandbox) choosePrivateSetup(mode, runDir string, sp *spawner, log zerolog.Logger) error {
+	if mode != config.TmpSetupExec {
+		err := errors.New("the gateway is not root (a multithreaded process cannot enter a user namespace)")
+		if os.Geteuid() == 0 && sp != nil {
+			err = probeThread(runDir, sp)
+		}
+		if err == nil {
+			sb.setup, sb.spawner = config.TmpSetupThread, sp
+			return nil
+		}
+		if mode == config.TmpSetupThread {
+			return errThreadSetup{fmt.Errorf("flag --function-tmp-setup=thread: %w", err)}
+		}
+		if os.Geteuid() == 0 {
+			log.Warn().Err(err).Msg("private /tmp: the spawner's thread cannot set up mount namespaces; each worker re-executes edgeway as a namespace helper instead (--function-tmp-setup=exec)")
+		}
+	}
+	self, err := os.Executable()
+	if err == nil && strings.HasSuffix(self, ".test") {
+		// A Go test binary would run its tests again, not the helper.
+		err = errors.New("not the edgeway executable")
+	}
+	if err != nil {
+		return err
+	}
+	sb.setup, sb.self, sb.mountNS = config.TmpSetupExec, self, gatewayMountNS()
+	return sb.probe(runDir)
+}
+
+// probeThread sets up a private /tmp on sp's thread once, starting
+// nothing, and checks that the thread came back.
+func probeThread(runDir string, sp *spawner) error {
+	dir, err := os.MkdirTemp(runDir, "tmp-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var binds []string
+	if underTmp(runDir) {
+		binds = []string{runDir}
+	}
+	return sp.probeTmp(&privateTmp{dir: dir, binds: binds})
 }
 
 // probe runs the namespace helper once without a command.
@@ -269,10 +318,20 @@ func (b *workerBox) hostPath(p string) string {
 	return filepath.Join(b.tmpDir, strings.TrimPrefix(filepath.Clean(p), tmpRoot))
 }
 
-// wrap makes cmd start through the namespace helper when the worker has a
-// private /tmp: the helper is this executable, the same pid becomes Deno.
+// wrap makes cmd start in the worker's private /tmp when it has one: set
+// up by the spawner's thread (thread setup: cmd is left as it is, the
+// spawner's start takes the setup), or through the namespace helper (exec
+// setup: the helper is this executable, the same pid becomes Deno).
 func (b *workerBox) wrap(cmd *exec.Cmd, sb *sandbox) {
 	if b == nil || !b.private {
+		return
+	}
+	if sb.setup == config.TmpSetupThread {
+		// Started any other way, cmd would run in the host's /tmp with a
+		// grant meant for a private one: it fails instead, until the
+		// spawner takes the setup (and puts the lookup error back).
+		sb.spawner.privateTmp.Store(cmd, &privateTmp{dir: b.tmpDir, binds: b.binds, lookErr: cmd.Err})
+		cmd.Err = errPrivateTmpElsewhere
 		return
 	}
 	args := []string{sb.self, NamespaceHelperCommand, sb.mountNS, b.tmpDir, strconv.Itoa(len(b.binds))}

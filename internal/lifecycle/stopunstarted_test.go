@@ -19,7 +19,7 @@ func TestStopBeforeStartReturns(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "hello")
 	os.MkdirAll(dir, 0o755)
-	opts := config.Defaults()
+	opts := noPrivateTmp(config.Defaults())
 	layout := &config.Layout{Root: root, Functions: []config.Function{{Name: "hello", Dir: dir, Config: config.DefaultFunctionConfig(opts)}}}
 	s, err := NewSupervisor(opts, layout, zerolog.Nop())
 	if err != nil {

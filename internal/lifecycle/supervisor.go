@@ -147,7 +147,8 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		os.RemoveAll(runDir)
 		return nil, err
 	}
-	sb, err := newSandbox(opts, layout, runDir, log)
+	sp := newSpawner(log)
+	sb, err := newSandbox(opts, layout, runDir, sp, log)
 	if err != nil {
 		os.RemoveAll(runDir)
 		return nil, err
@@ -157,14 +158,14 @@ func NewSupervisor(opts config.Options, layout *config.Layout, log zerolog.Logge
 		return nil, err
 	}
 	if sb != nil {
-		log.Info().Str("tmp", sb.tmp).Str("npm_cache", sb.npmCache).Strs("sys", sb.sys).Msg("what functions of the default permission profile may touch")
+		log.Info().Str("tmp", sb.tmp).Str("tmp_setup", sb.setup).Str("npm_cache", sb.npmCache).Strs("sys", sb.sys).Msg("what functions of the default permission profile may touch")
 	}
 	s := &Supervisor{
 		opts:          opts,
 		log:           log,
 		runDir:        runDir,
 		bootstrapPath: bootstrapPath,
-		spawner:       newSpawner(log),
+		spawner:       sp,
 		budget:        NewBudget(opts.MaxWorkersTotal),
 		sandbox:       sb,
 		inspect:       newInspector(opts),

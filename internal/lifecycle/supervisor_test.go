@@ -18,7 +18,7 @@ func emptySupervisor(t *testing.T) (*Supervisor, *config.Layout) {
 	t.Helper()
 	t.Setenv("TMPDIR", t.TempDir())
 	layout := &config.Layout{Root: t.TempDir()}
-	s, err := NewSupervisor(config.Defaults(), layout, zerolog.Nop())
+	s, err := NewSupervisor(noPrivateTmp(config.Defaults()), layout, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
