@@ -67,6 +67,7 @@ type Options struct {
 	UpstreamMaxIdleConns int
 	UpstreamDialTimeout  time.Duration
 	UpstreamBufferSize   int
+	UpstreamBodyBuffer   int
 	UpstreamHangupCheck  time.Duration
 	WorkerExitWait       time.Duration
 	Pipelining           string
@@ -386,6 +387,7 @@ var specs = []spec{
 	intSpec("upstream-max-idle-conns", "64", "idle keep-alive connections kept per worker", 1, func(o *Options) *int { return &o.UpstreamMaxIdleConns }),
 	durationSpec("upstream-dial-timeout", "2s", "limit for connecting to a worker's socket", func(o *Options) *time.Duration { return &o.UpstreamDialTimeout }),
 	intSpec("upstream-buffer-size", "16384", "read/write buffer per worker connection; caps response header size", 4096, func(o *Options) *int { return &o.UpstreamBufferSize }),
+	intSpec("upstream-body-buffer", "65536", "request and response bodies with a Content-Length up to this many bytes are read whole before they are sent on, head and body in one write (larger or chunked bodies stream; 0 = always stream)", 0, func(o *Options) *int { return &o.UpstreamBodyBuffer }),
 	durationSpec("upstream-hangup-check", "1s", "a request waiting this long for its response head checks every this often whether its client hung up, and then closes its worker connection (or, on a pipelined one, tells the worker to abort that request) so the function's req.signal aborts (0 = never)", func(o *Options) *time.Duration { return &o.UpstreamHangupCheck }),
 
 	stringSpec("upstream-pipelining", "auto", "auto|off: pipeline quick requests on a few connections per worker (fewer syscalls, about half Deno's per-request cost); off = one request per connection", []string{"auto", "off"}, func(o *Options) *string { return &o.Pipelining }),
