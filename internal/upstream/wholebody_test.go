@@ -79,8 +79,11 @@ func TestWholeBodiesKeepTheirBytesAndFraming(t *testing.T) {
 				}
 				ctx.Response.CloseBodyStream()
 				ctx.Response.Reset()
+				ctx.Request.Reset() // gives the body's buffer back: the next exchange reuses it
 			}
-			if n := dials.Load(); n != 1 {
+			// (A streamed upload's writer may still be finishing when its
+			// response ends; it is then stopped and its connection closed.)
+			if n := dials.Load(); n != 1 && !tc.stream {
 				t.Fatalf("%d connections dialed, want 1 (kept alive)", n)
 			}
 			if w.InFlight() != 0 {
