@@ -26,6 +26,7 @@ type Options struct {
 	LogLevel      string
 	LogFormat     string
 	GoMaxProcs    int // 0 = auto
+	GoSysmonAwake bool
 
 	// Worker pools (per-function defaults, overridable in function.json).
 	MinWorkers               int
@@ -348,6 +349,7 @@ var specs = []spec{
 	durationSpec("shutdown-delay", "0s", "on SIGTERM/SIGINT, keep accepting and serving this long with /health/ready answering 503, so load balancers that poll it stop sending first; then stop accepting and drain. Counts within --shutdown-grace (0 = close the listener at once)", func(o *Options) *time.Duration { return &o.ShutdownDelay }),
 	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
 	intSpec("gomaxprocs", "0", "OS threads running Go code; 0 = auto: GOMAXPROCS if set, else half the CPUs (at least 1), leaving the rest to Deno workers", 0, func(o *Options) *int { return &o.GoMaxProcs }),
+	boolSpec("go-sysmon-awake", "true", "edgeway serve re-executes itself with GODEBUG=schedtrace=2147483647 (unless GODEBUG sets schedtrace) so Go's sysmon thread never parks: parked, every request after an idle moment wakes it and it polls every 20 µs, about a quarter of the gateway's CPU at a moderate rate", func(o *Options) *bool { return &o.GoSysmonAwake }),
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
 
 	intSpec("prewarm-pool", "2", "pre-booted Deno processes kept per permission class for cold starts (0 = off)", 0, func(o *Options) *int { return &o.PrewarmPool }),
