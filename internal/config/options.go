@@ -26,6 +26,7 @@ type Options struct {
 	LogLevel      string
 	LogFormat     string
 	GoMaxProcs    int // 0 = auto
+	GoSysmonAwake bool
 
 	// Worker pools (per-function defaults, overridable in function.json).
 	MinWorkers               int
@@ -68,6 +69,7 @@ type Options struct {
 	UpstreamMaxIdleConns int
 	UpstreamDialTimeout  time.Duration
 	UpstreamBufferSize   int
+	UpstreamBodyBuffer   int
 	UpstreamHangupCheck  time.Duration
 	WorkerExitWait       time.Duration
 	Pipelining           string
@@ -349,6 +351,7 @@ var specs = []spec{
 	durationSpec("shutdown-delay", "0s", "on SIGTERM/SIGINT, keep accepting and serving this long with /health/ready answering 503, so load balancers that poll it stop sending first; then stop accepting and drain. Counts within --shutdown-grace (0 = close the listener at once)", func(o *Options) *time.Duration { return &o.ShutdownDelay }),
 	stringSpec("log-level", "info", "debug|info|warn|error", []string{"debug", "info", "warn", "error"}, func(o *Options) *string { return &o.LogLevel }),
 	intSpec("gomaxprocs", "0", "OS threads running Go code; 0 = auto: GOMAXPROCS if set, else half the CPUs (at least 1), leaving the rest to Deno workers", 0, func(o *Options) *int { return &o.GoMaxProcs }),
+	boolSpec("go-sysmon-awake", "true", "edgeway serve re-executes itself with GODEBUG=schedtrace=2147483647 (unless GODEBUG sets schedtrace) so Go's sysmon thread never parks: parked, every request after an idle moment wakes it and it polls every 20 µs, about a quarter of the gateway's CPU at a moderate rate", func(o *Options) *bool { return &o.GoSysmonAwake }),
 	stringSpec("log-format", "", "json|console (default: console on a terminal, else json)", []string{"", "json", "console"}, func(o *Options) *string { return &o.LogFormat }),
 
 	intSpec("prewarm-pool", "2", "pre-booted Deno processes kept per permission class for cold starts (0 = off)", 0, func(o *Options) *int { return &o.PrewarmPool }),
@@ -389,6 +392,7 @@ var specs = []spec{
 	intSpec("upstream-max-idle-conns", "64", "idle keep-alive connections kept per worker", 1, func(o *Options) *int { return &o.UpstreamMaxIdleConns }),
 	durationSpec("upstream-dial-timeout", "2s", "limit for connecting to a worker's socket", func(o *Options) *time.Duration { return &o.UpstreamDialTimeout }),
 	intSpec("upstream-buffer-size", "16384", "read/write buffer per worker connection; caps response header size", 4096, func(o *Options) *int { return &o.UpstreamBufferSize }),
+	intSpec("upstream-body-buffer", "65536", "request and response bodies with a Content-Length up to this many bytes are read whole before they are sent on, head and body in one write (larger or chunked bodies stream; 0 = always stream)", 0, func(o *Options) *int { return &o.UpstreamBodyBuffer }),
 	durationSpec("upstream-hangup-check", "1s", "a request waiting this long for its response head checks every this often whether its client hung up, and then closes its worker connection (or, on a pipelined one, tells the worker to abort that request) so the function's req.signal aborts (0 = never)", func(o *Options) *time.Duration { return &o.UpstreamHangupCheck }),
 
 	stringSpec("upstream-pipelining", "auto", "auto|off: pipeline quick requests on a few connections per worker (fewer syscalls, about half Deno's per-request cost); off = one request per connection", []string{"auto", "off"}, func(o *Options) *string { return &o.Pipelining }),

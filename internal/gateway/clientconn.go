@@ -117,7 +117,17 @@ type clientConn struct {
 	// tailBuffers, sent before the next write.
 	holding bool
 	tail    *[]byte
+	// holdFull: the response in memory is larger than fasthttp's write
+	// buffer, so its first write is that full buffer and more follows;
+	// it is kept and sent with the next write in one writev.
+	holdFull bool
+	vec      [2][]byte
+	bufs     net.Buffers
 }
+
+// serverWriteBuffer is the size of fasthttp's write buffer per connection
+// (the server's default WriteBufferSize, which the gateway keeps).
+const serverWriteBuffer = 4096
 
 // tailBuffers hold the end of streamed responses. A tail that does not
 // fit (fasthttp writes at most its 4 KiB buffer and one 4 KiB chunk per
@@ -156,7 +166,31 @@ func (c *clientConn) Write(b []byte) (n int, err error) {
 	if c.holding || c.tail != nil {
 		return c.writeTail(b)
 	}
+	if c.holdFull {
+		c.holdFull = false
+		if len(b) == serverWriteBuffer {
+			// bufio flushed its full buffer in the middle of a Write:
+			// the rest of that Write follows at once.
+			c.holding = true
+			n, err = c.writeTail(b)
+			c.holding = false
+			return n, err
+		}
+	}
 	return c.write(b)
+}
+
+// holdFullBuffer arms holdFull for the response on ctx when its body is
+// in memory and larger than fasthttp's write buffer (so the buffer's
+// flush is certain to be followed by the rest of the body).
+func holdFullBuffer(ctx *fasthttp.RequestCtx) {
+	resp := &ctx.Response
+	if resp.IsBodyStream() || resp.SkipBody || ctx.IsHead() || len(resp.Body()) <= serverWriteBuffer {
+		return
+	}
+	if c := connOf(ctx); c != nil {
+		c.holdFull = true
+	}
 }
 
 // writeTail keeps b while the tail is held and it fits; otherwise it
@@ -175,18 +209,37 @@ func (c *clientConn) writeTail(b []byte) (int, error) {
 	}
 	c.tail, c.holding = nil, false
 	var err error
-	if len(*t) > 0 {
-		_, err = c.write(*t)
+	switch {
+	case fits:
+		if len(*t) > 0 {
+			_, err = c.write(*t)
+		}
+	case len(*t) > 0:
+		err = c.writev(*t, b)
+	default:
+		_, err = c.write(b)
 	}
 	*t = (*t)[:0]
 	tailBuffers.Put(t)
-	switch {
-	case err != nil:
+	if err != nil {
 		return 0, err
-	case fits:
-		return len(b), nil
 	}
-	return c.write(b)
+	return len(b), nil
+}
+
+// writev writes a and then b with one system call.
+func (c *clientConn) writev(a, b []byte) error {
+	if c.set.writeTimeout > 0 {
+		c.armWrite()
+	}
+	c.vec = [2][]byte{a, b}
+	c.bufs = c.vec[:]
+	_, err := c.bufs.WriteTo(c.Conn)
+	c.vec = [2][]byte{}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.writeTimedOut()
+	}
+	return err
 }
 
 func (c *clientConn) write(b []byte) (n int, err error) {

@@ -102,7 +102,7 @@ func (g *Gateway) proxy(ctx *fasthttp.RequestCtx, fn *routable.Function, fnURI [
 	if ws {
 		return g.proxyWebSocket(ctx, fn, deadline), nil
 	}
-	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout}
+	lim := upstream.BodyLimits{Max: fn.Config.MaxBodyBytes, IdleGap: g.opts.BodyReadTimeout, Whole: g.opts.UpstreamBodyBuffer}
 	w, err := fn.Pool.Acquire(deadline)
 	for retries := 0; errors.Is(err, upstream.ErrClosed) && retries < maxRetiredRetries; retries++ {
 		// A reload retired this version (a request that looked it up just

@@ -165,7 +165,11 @@ func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConf
 // clientconn.go). A request without a body pays two branches for this.
 func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 	defer g.recoverPanic(ctx)
-	if c := connOf(ctx); c != nil && c.flags.Load()&connPoisoned != 0 {
+	c := connOf(ctx)
+	if c != nil {
+		c.holdFull = false // armed only by this request's own response
+	}
+	if c != nil && c.flags.Load()&connPoisoned != 0 {
 		// fasthttp parsed a request out of what may be the tail of a body
 		// nobody read: it never reaches a function.
 		poisonedRequests.Inc()
@@ -179,6 +183,7 @@ func (g *Gateway) serve(ctx *fasthttp.RequestCtx) {
 		g.settleBody(ctx)
 		unwatchChunked(ctx)
 	}
+	holdFullBuffer(ctx)
 	armYield(ctx)
 }
 

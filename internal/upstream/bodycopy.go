@@ -16,6 +16,10 @@ import (
 type BodyLimits struct {
 	Max     int64         // most bytes; 0 = unlimited
 	IdleGap time.Duration // longest wait for more body bytes; 0 = none
+	// Whole: request and response bodies with a Content-Length of at most
+	// this many bytes are read whole, then sent in one piece
+	// (wholebody.go); 0 = always streamed.
+	Whole int
 }
 
 // BodyProgress is implemented by the gateway's client connections: told

@@ -87,7 +87,7 @@ func mineResponse(raw []byte, head bool, readSize int) framingVerdict {
 		req.Header.SetMethod(fasthttp.MethodHead)
 	}
 	var resp fasthttp.Response
-	stream, err := readResponse(&req, &resp, br)
+	stream, err := readResponse(&req, &resp, br, 0)
 	if err != nil {
 		return framingVerdict{}
 	}

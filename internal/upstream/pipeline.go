@@ -231,7 +231,7 @@ func (w *Worker) proxyPipelined(ctx *fasthttp.RequestCtx, pc *pconn, start, serv
 	}
 	resp := &ctx.Response
 	injectFault(req, faultRead)
-	stream, err := readResponse(req, resp, pc.br)
+	stream, err := readResponse(req, resp, pc.br, 0)
 	cl.answered.Store(true)
 	if err != nil {
 		return w.failPipe(pc, cl, err, deadline)

@@ -45,6 +45,14 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 			return err
 		}
 		served = time.Now().UnixNano()
+	} else if wholeRequest(&ctx.Request, lim) {
+		// Read a body of known, bounded length before a worker
+		// connection is taken: it leaves in one write (wholebody.go).
+		if err := readWholeBody(&ctx.Request, ctx.Conn(), lim, deadline); err != nil {
+			w.release()
+			return err
+		}
+		served = time.Now().UnixNano()
 	}
 	if small && w.pool.pipelineAllowed(start) && !w.pool.streams(&ctx.Request) {
 		if pc := w.pickPipe(start); pc != nil {
@@ -87,7 +95,11 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		c.startWriter(req, ctx.Conn(), lim, deadline)
 	} else {
 		injectFault(req, faultWrite)
-		err = c.send(req)
+		if len(req.Body()) > w.bufSize {
+			err = c.sendWhole(req)
+		} else {
+			err = c.send(req)
+		}
 	}
 	if clientClose {
 		req.Header.SetConnectionClose()
@@ -103,7 +115,7 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 		w.finish(c, false)
 		return err
 	}
-	stream, err := readResponse(req, resp, c.br)
+	stream, err := readResponse(req, resp, c.br, lim.Whole)
 	if err != nil {
 		return w.fail(c, err, deadline)
 	}
@@ -120,9 +132,10 @@ func (w *Worker) proxy(ctx *fasthttp.RequestCtx, deadline time.Time, lim BodyLim
 }
 
 // readResponse reads the response head and, when it is already buffered
-// (it arrived with the head), the whole body: the hot path then needs no
-// stream. stream reports that the body must be streamed from br.
-func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Reader) (stream bool, err error) {
+// (it arrived with the head) or its Content-Length is at most whole, the
+// whole body: the hot path then needs no stream. stream reports that the
+// body must be streamed from br.
+func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Reader, whole int) (stream bool, err error) {
 	if err := readHead(resp, br); err != nil {
 		return false, err
 	}
@@ -137,6 +150,9 @@ func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Read
 	}
 	n := resp.Header.ContentLength()
 	if n >= 0 && n <= br.Buffered() {
+		return false, resp.ReadBody(br, 0)
+	}
+	if n >= 0 && n <= whole {
 		return false, resp.ReadBody(br, 0)
 	}
 	return true, nil

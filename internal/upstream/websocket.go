@@ -84,7 +84,7 @@ func (w *Worker) upgrade(ctx *fasthttp.RequestCtx, deadline time.Time, sessions 
 	}
 	resp := &ctx.Response
 	injectFault(req, faultRead)
-	stream, err := readResponse(req, resp, c.br)
+	stream, err := readResponse(req, resp, c.br, 0)
 	if err != nil {
 		return w.fail(&c, err, deadline)
 	}

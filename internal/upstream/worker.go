@@ -223,6 +223,7 @@ type conn struct {
 	nc      net.Conn
 	br      *bufio.Reader
 	bw      *bufio.Writer
+	cw      *coalescer // under bw: sendWhole's single writev
 	writing chan error // non-nil while a request body is written concurrently
 	start   int64      // when the current exchange began (unix nanos)
 	served  int64      // when its request was in the worker's hands (see Pool.observe)
@@ -256,7 +257,8 @@ func (w *Worker) dial() (conn, error) {
 	if err != nil {
 		return conn{}, err
 	}
-	return conn{nc: nc, br: bufio.NewReaderSize(nc, w.bufSize), bw: bufio.NewWriterSize(nc, w.bufSize)}, nil
+	cw := &coalescer{nc: nc}
+	return conn{nc: nc, br: bufio.NewReaderSize(nc, w.bufSize), bw: bufio.NewWriterSize(cw, w.bufSize), cw: cw}, nil
 }
 
 // putConn returns a healthy connection to the idle stack, or closes it.
