@@ -168,6 +168,7 @@ func TestSpawnerReturnsHomeAfterFailedSetup(t *testing.T) {
 	sp := threadSpawner(t)
 	host := currentHost(t, hostMarker(t))
 	cmd := exec.Command("true")
+	cmd.Dir = "/" // the test's own folder may lie under /tmp (a checkout there), covered in the namespace
 	sp.privateTmp.Store(cmd, &privateTmp{dir: "/nonexistent-edgeway-private"})
 	if err := sp.start(cmd); err == nil || !strings.Contains(err.Error(), "bind") {
 		cmd.Wait()
@@ -181,6 +182,7 @@ func TestSpawnerRefusesAfterFailedReturn(t *testing.T) {
 	sp := threadSpawner(t)
 	sp.failReturn = errors.New("injected") // read by the thread after the next send
 	cmd := exec.Command("true")
+	cmd.Dir = "/" // the test's own folder may lie under /tmp (a checkout there), covered in the namespace
 	sp.privateTmp.Store(cmd, &privateTmp{dir: t.TempDir()})
 	if err := sp.start(cmd); err != nil {
 		t.Fatalf("the start itself worked: %v", err)
@@ -188,6 +190,7 @@ func TestSpawnerRefusesAfterFailedReturn(t *testing.T) {
 	cmd.Wait()
 	for _, private := range []bool{false, true} {
 		cmd := exec.Command("true")
+		cmd.Dir = "/"
 		if private {
 			sp.privateTmp.Store(cmd, &privateTmp{dir: t.TempDir()})
 		}
