@@ -48,6 +48,12 @@ func (l countingListener) Accept() (net.Conn, error) {
 // startRawWorker answers every request on its Unix socket with answer,
 // which writes raw bytes.
 func startRawWorker(t *testing.T, answer func(nc net.Conn)) string {
+	return startBodyWorker(t, func(nc net.Conn, _ []byte) { answer(nc) })
+}
+
+// startBodyWorker reads every request on its Unix socket, body included,
+// and answers it with answer, which writes raw bytes.
+func startBodyWorker(t *testing.T, answer func(nc net.Conn, body []byte)) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "w.sock")
 	ln, err := net.Listen("unix", sock)
@@ -69,8 +75,11 @@ func startRawWorker(t *testing.T, answer func(nc net.Conn)) string {
 					if err != nil {
 						return
 					}
-					io.Copy(io.Discard, req.Body)
-					answer(nc)
+					body, err := io.ReadAll(req.Body)
+					if err != nil {
+						return
+					}
+					answer(nc, body)
 				}
 			}()
 		}

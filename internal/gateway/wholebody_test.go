@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,38 +15,10 @@ import (
 // startEchoWorker answers every request on its Unix socket with its body,
 // Content-Length framed, head and body in separate writes.
 func startEchoWorker(t *testing.T) string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "w.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { nc.Close() })
-			go func() {
-				br := bufio.NewReader(nc)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
-					nc.Write(body)
-				}
-			}()
-		}
-	}()
-	return sock
+	return startBodyWorker(t, func(nc net.Conn, body []byte) {
+		fmt.Fprintf(nc, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", len(body))
+		nc.Write(body)
+	})
 }
 
 // readFixedResponse reads a response head and its Content-Length body.
