@@ -148,11 +148,7 @@ func readResponse(req *fasthttp.Request, resp *fasthttp.Response, br *bufio.Read
 		resp.SkipBody = req.Header.IsHead()
 		return false, nil
 	}
-	n := resp.Header.ContentLength()
-	if n >= 0 && n <= br.Buffered() {
-		return false, resp.ReadBody(br, 0)
-	}
-	if n >= 0 && n <= whole {
+	if n := resp.Header.ContentLength(); n >= 0 && (n <= br.Buffered() || n <= whole) {
 		return false, resp.ReadBody(br, 0)
 	}
 	return true, nil
